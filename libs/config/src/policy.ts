@@ -1,0 +1,110 @@
+import { readFileSync } from "node:fs"
+import { Config, Effect, Either, Layer, Context, ParseResult, Schema } from "effect"
+import { ArchiveMode, Compression, type ArchivePlan } from "@backup-actions/contracts"
+
+/** Which recovery points a rule applies to. Every given criterion must hold. */
+export const PolicyMatch = Schema.Struct({
+  resourceTypes: Schema.optional(Schema.Array(Schema.String)),
+  vaults: Schema.optional(Schema.Array(Schema.String)),
+  /** A regular expression tested against the protected resource's ARN. */
+  resourceArnPattern: Schema.optional(Schema.String)
+})
+
+export const ArchiveAction = Schema.Struct({
+  mode: ArchiveMode,
+  compression: Schema.optionalWith(Compression, { default: () => "zstd" as const }),
+  /** Delete the recovery point once its archive is verified. Never without verification. */
+  deleteSourceAfterVerify: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+
+export const PolicyRule = Schema.Struct({
+  name: Schema.String,
+  match: PolicyMatch,
+  archive: Schema.optional(ArchiveAction)
+})
+export type PolicyRule = typeof PolicyRule.Type
+
+export const Policy = Schema.Struct({ rules: Schema.Array(PolicyRule) })
+export type Policy = typeof Policy.Type
+
+/** Archive every EBS recovery point through the EBS direct APIs, keep the source. */
+export const DEFAULT_POLICY: Policy = {
+  rules: [
+    {
+      name: "ebs-direct",
+      match: { resourceTypes: ["EBS"] },
+      archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false }
+    }
+  ]
+}
+
+export class InvalidPolicy extends Schema.TaggedError<InvalidPolicy>()("InvalidPolicy", {
+  origin: Schema.String,
+  reason: Schema.String
+}) {}
+
+const decodePolicy = Schema.decodeUnknownEither(Policy, { errors: "all", onExcessProperty: "error" })
+
+/** Parses a policy document, with a reason that names the offending field. */
+export const parsePolicy = (text: string, origin: string): Either.Either<Policy, InvalidPolicy> => {
+  const json = Either.try({
+    try: (): unknown => JSON.parse(text),
+    catch: (error) => new InvalidPolicy({ origin, reason: `not JSON: ${String(error)}` })
+  })
+  return Either.flatMap(json, (value) => {
+    const decoded = decodePolicy(value)
+    if (Either.isLeft(decoded)) {
+      return Either.left(
+        new InvalidPolicy({ origin, reason: ParseResult.TreeFormatter.formatErrorSync(decoded.left) })
+      )
+    }
+    const badPattern = decoded.right.rules.find((rule) => {
+      const pattern = rule.match.resourceArnPattern
+      return pattern !== undefined && Either.isLeft(Either.try(() => new RegExp(pattern)))
+    })
+    return badPattern === undefined
+      ? Either.right(decoded.right)
+      : Either.left(new InvalidPolicy({ origin, reason: `rule "${badPattern.name}": resourceArnPattern is not a valid regular expression` }))
+  })
+}
+
+/** What a recovery point is, as far as the policy cares. */
+export interface RecoveryPointFacts {
+  readonly resourceType: string
+  readonly resourceArn: string
+  readonly vaultName: string
+}
+
+const matches = (rule: PolicyRule, facts: RecoveryPointFacts): boolean =>
+  (rule.match.resourceTypes === undefined || rule.match.resourceTypes.includes(facts.resourceType)) &&
+  (rule.match.vaults === undefined || rule.match.vaults.includes(facts.vaultName)) &&
+  (rule.match.resourceArnPattern === undefined || new RegExp(rule.match.resourceArnPattern).test(facts.resourceArn))
+
+/** The archive plan of the first rule that matches and asks for an archive. */
+export const archivePlanFor = (policy: Policy, facts: RecoveryPointFacts): ArchivePlan | undefined => {
+  const rule = policy.rules.find((candidate) => candidate.archive !== undefined && matches(candidate, facts))
+  return rule?.archive === undefined ? undefined : { rule: rule.name, ...rule.archive }
+}
+
+/** The policy in force, from BACKUP_ACTIONS_POLICY (JSON) or BACKUP_ACTIONS_POLICY_FILE, else the default. */
+export class PolicySource extends Context.Tag("backup-actions/Policy")<PolicySource, Policy>() {
+  static readonly fromEnv = Layer.effect(
+    PolicySource,
+    Effect.gen(function* () {
+      const inline = yield* Config.option(Config.string("BACKUP_ACTIONS_POLICY"))
+      const file = yield* Config.option(Config.string("BACKUP_ACTIONS_POLICY_FILE"))
+      if (inline._tag === "Some") return yield* parsePolicy(inline.value, "BACKUP_ACTIONS_POLICY")
+      if (file._tag === "Some") {
+        const path = file.value
+        const text = yield* Effect.try({
+          try: () => readFileSync(path, "utf8"),
+          catch: (error) => new InvalidPolicy({ origin: path, reason: `cannot read: ${String(error)}` })
+        })
+        return yield* parsePolicy(text, path)
+      }
+      return DEFAULT_POLICY
+    })
+  )
+
+  static readonly layer = (policy: Policy) => Layer.succeed(PolicySource, policy)
+}

@@ -1,0 +1,40 @@
+/**
+ * The names of everything the services share, derived from one prefix so that local
+ * provisioning, the CDK stacks and the services agree without passing names around.
+ */
+export const SERVICES = ["restorer", "streamer", "exporter", "sharer", "reporter"] as const
+export type ServiceName = (typeof SERVICES)[number]
+
+export interface Topology {
+  readonly prefix: string
+  readonly busName: string
+  readonly forwardRuleName: string
+  readonly archiveName: string
+  readonly ledgerTable: string
+  readonly artifactBucket: string
+  readonly queueName: (service: ServiceName) => string
+  readonly deadLetterQueueName: (service: ServiceName) => string
+  readonly ruleName: (service: ServiceName, detailType: string) => string
+}
+
+const slug = (text: string): string =>
+  text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-|-$/g, "")
+
+export const topology = (options: { readonly prefix?: string; readonly account: string; readonly region: string }): Topology => {
+  const prefix = options.prefix ?? "backup-actions"
+  return {
+    prefix,
+    busName: `${prefix}-bus`,
+    forwardRuleName: `${prefix}-forward-aws-backup`,
+    archiveName: `${prefix}-archive`,
+    ledgerTable: `${prefix}-ledger`,
+    artifactBucket: `${prefix}-artifacts-${options.account}-${options.region}`,
+    queueName: (service) => `${prefix}-${service}`,
+    deadLetterQueueName: (service) => `${prefix}-${service}-dlq`,
+    // Rule names are at most 64 characters.
+    ruleName: (service, detailType) => `${prefix}-${service}-${slug(detailType)}`.slice(0, 64)
+  }
+}

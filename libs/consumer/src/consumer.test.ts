@@ -1,0 +1,118 @@
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs"
+import { Effect, Layer } from "effect"
+import { Sqs, awsCall } from "@backup-actions/aws"
+import { RecoveryPointStateChange, RestoreCompleted, subscribe } from "@backup-actions/contracts"
+import { ServiceSettings, topology } from "@backup-actions/config"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, type Emulator, type ProvisionedStack, emulatorClients, provision, startEmulator } from "@backup-actions/local"
+import { DLQ_REASON_ATTRIBUTE, pollOnce } from "./consumer"
+import { Publisher } from "./publisher"
+
+let emulator: Emulator
+let stack: ProvisionedStack
+const names = topology({ prefix: "consumer-test", account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
+
+beforeAll(async () => {
+  emulator = await startEmulator({ name: "consumer-test" })
+  stack = await Effect.runPromise(
+    Effect.scoped(
+      provision(names, EMULATOR_REGION, [{ name: "reporter", patterns: [RestoreCompleted.pattern()] }]).pipe(
+        Effect.provide(emulatorClients(emulator.endpoint))
+      )
+    )
+  )
+})
+afterAll(() => emulator.stop())
+
+const layers = (busName?: string) => {
+  const settings = ServiceSettings.layer({
+    busName: busName ?? stack.busName,
+    artifactBucket: stack.artifactBucket,
+    ledgerTable: stack.ledgerTable,
+    queueUrl: stack.queues.reporter?.url ?? "",
+    deadLetterQueueUrl: stack.queues.reporter?.deadLetterUrl ?? "",
+    workDir: "/tmp"
+  })
+  const clients = emulatorClients(emulator.endpoint)
+  return Layer.mergeAll(clients, settings, Publisher.Live.pipe(Layer.provide(Layer.merge(clients, settings))))
+}
+
+const restoreDetail = {
+  schemaVersion: 1 as const,
+  correlationId: "arn:aws:ec2:us-east-1::snapshot/snap-1",
+  idempotencyKey: "arn:aws:ec2:us-east-1::snapshot/snap-1#archive",
+  status: "restored" as const,
+  resourceType: "EBS",
+  snapshotId: "snap-1",
+  plan: { rule: "r", mode: "volume" as const, compression: "zstd" as const, deleteSourceAfterVerify: false }
+}
+
+const drain = (url: string) =>
+  Effect.flatMap(Sqs, (sqs) =>
+    awsCall("sqs:ReceiveMessage", (abortSignal) =>
+      sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ["All"] }), { abortSignal })
+    )
+  ).pipe(Effect.map((result) => result.Messages ?? []))
+
+describe("the consumer runtime", () => {
+  it.live("sends malformed, unknown and unsupported messages to the DLQ with a reason and still handles the next one", () =>
+    Effect.gen(function* () {
+      // Prepare: three bad bodies and one good event, published through the bus
+      const sqs = yield* Sqs
+      const publisher = yield* Publisher
+      const queueUrl = stack.queues.reporter?.url ?? ""
+      const bad = [
+        "{ this is not json",
+        JSON.stringify({ source: "aws.backup", "detail-type": "Backup Vault State Change", detail: {} }),
+        JSON.stringify({
+          version: "0", id: "x", source: "backup-actions", "detail-type": "Restore Completed", account: "1", time: "t", region: "r", resources: [],
+          detail: { ...restoreDetail, schemaVersion: 7 }
+        })
+      ]
+      for (const body of bad) {
+        yield* awsCall("sqs:SendMessage", (abortSignal) => sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }), { abortSignal }))
+      }
+      yield* publisher.publish(RestoreCompleted, restoreDetail, [restoreDetail.correlationId])
+      const handled: Array<string> = []
+      const subscriptions = [
+        subscribe(RestoreCompleted, (event) => Effect.sync(() => handled.push(event.detail.snapshotId))),
+        subscribe(RecoveryPointStateChange, () => Effect.void)
+      ]
+      // Act
+      let total = 0
+      for (let round = 0; round < 10 && total < 4; round += 1) {
+        total += yield* pollOnce(subscriptions, { service: "reporter", concurrency: 4, waitTimeSeconds: 1 })
+      }
+      // Assess
+      assert.deepStrictEqual(handled, ["snap-1"])
+      const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
+      const reasons = dead.map((message) => message.MessageAttributes?.[DLQ_REASON_ATTRIBUTE]?.StringValue ?? "").sort()
+      assert.strictEqual(reasons.length, 3)
+      assert.match(reasons[0] ?? "", /^malformed event: body is not JSON/)
+      assert.match(reasons[1] ?? "", /^unknown event type: source "aws.backup", detail-type "Backup Vault State Change"/)
+      assert.match(reasons[2] ?? "", /^unsupported schema version 7 of "Restore Completed"/)
+      assert.includeMembers(dead.map((message) => message.Body ?? ""), bad)
+      assert.deepStrictEqual(yield* drain(queueUrl), [])
+    }).pipe(Effect.scoped, Effect.provide(layers()))
+  )
+
+  it.live("leaves a message whose handler failed on the queue to be delivered again", () =>
+    Effect.gen(function* () {
+      const publisher = yield* Publisher
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-retry" })
+      let calls = 0
+      const subscriptions = [
+        subscribe(RestoreCompleted, () =>
+          Effect.suspend(() => {
+            calls += 1
+            return calls === 1 ? Effect.fail("transient") : Effect.void
+          })
+        )
+      ]
+      for (let round = 0; round < 20 && calls < 2; round += 1) {
+        yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
+      }
+      assert.strictEqual(calls, 2)
+    }).pipe(Effect.scoped, Effect.provide(layers()))
+  )
+})

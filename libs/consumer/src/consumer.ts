@@ -1,0 +1,143 @@
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type Message
+} from "@aws-sdk/client-sqs"
+import { Cause, Duration, Effect, Fiber, Schedule } from "effect"
+import { AwsError, Sqs, awsCall } from "@backup-actions/aws"
+import { type Subscription, describeDecodeFailure, route } from "@backup-actions/contracts"
+import { ServiceSettings } from "@backup-actions/config"
+
+export interface ConsumerOptions {
+  /** The service's name, used in logs and on dead-lettered messages. */
+  readonly service: string
+  /** Messages handled at once. */
+  readonly concurrency?: number
+  /** SQS long-poll wait. */
+  readonly waitTimeSeconds?: number
+  /** How long a message stays hidden; it is extended while its handler runs. */
+  readonly visibilityTimeoutSeconds?: number
+}
+
+/** Message attribute names on messages this runtime moves to a DLQ. */
+export const DLQ_REASON_ATTRIBUTE = "backup-actions-reason"
+export const DLQ_SERVICE_ATTRIBUTE = "backup-actions-service"
+
+const deleteMessage = (queueUrl: string, message: Message) =>
+  Effect.flatMap(Sqs, (sqs) =>
+    awsCall("sqs:DeleteMessage", (abortSignal) =>
+      sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }), { abortSignal })
+    )
+  )
+
+const changeVisibility = (queueUrl: string, message: Message, seconds: number) =>
+  Effect.flatMap(Sqs, (sqs) =>
+    awsCall("sqs:ChangeMessageVisibility", (abortSignal) =>
+      sqs.send(
+        new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: seconds }),
+        { abortSignal }
+      )
+    )
+  )
+
+/** Moves a message that can never be handled to the DLQ with its reason, then removes it from the queue. */
+const deadLetter = (service: string, message: Message, reason: string) =>
+  Effect.gen(function* () {
+    const sqs = yield* Sqs
+    const settings = yield* ServiceSettings
+    yield* awsCall("sqs:SendMessage", (abortSignal) =>
+      sqs.send(
+        new SendMessageCommand({
+          QueueUrl: settings.deadLetterQueueUrl,
+          MessageBody: message.Body ?? "",
+          MessageAttributes: {
+            [DLQ_REASON_ATTRIBUTE]: { DataType: "String", StringValue: reason.slice(0, 4_000) },
+            [DLQ_SERVICE_ATTRIBUTE]: { DataType: "String", StringValue: service }
+          }
+        }),
+        { abortSignal }
+      )
+    )
+    yield* deleteMessage(settings.queueUrl, message)
+    yield* Effect.logWarning(`moved message ${message.MessageId ?? "?"} to the DLQ: ${reason}`)
+  })
+
+/** Keeps the message hidden while its handler runs, however long that takes. */
+const heartbeat = (queueUrl: string, message: Message, visibilitySeconds: number) =>
+  changeVisibility(queueUrl, message, visibilitySeconds).pipe(
+    Effect.catchAll((error) => Effect.logWarning(`could not extend visibility: ${error.message}`)),
+    Effect.repeat(Schedule.spaced(Duration.seconds(Math.max(1, Math.floor(visibilitySeconds / 3))))),
+    Effect.delay(Duration.seconds(Math.max(1, Math.floor(visibilitySeconds / 3))))
+  )
+
+/**
+ * Handles one message: decode it (a body that can't be decoded goes to the DLQ with the
+ * reason), run its handler while extending its visibility, delete it on success. A failed
+ * handler leaves the message to come back; after the redrive limit SQS moves it to the DLQ.
+ */
+export const handleMessage = <R, E>(
+  message: Message,
+  subscriptions: ReadonlyArray<Subscription<R, E>>,
+  options: ConsumerOptions
+) =>
+  Effect.gen(function* () {
+    const settings = yield* ServiceSettings
+    const visibility = options.visibilityTimeoutSeconds ?? 120
+    const routed = yield* Effect.either(route(message.Body ?? "", subscriptions))
+    if (routed._tag === "Left") {
+      return yield* deadLetter(options.service, message, describeDecodeFailure(routed.left))
+    }
+    const beat = yield* Effect.fork(heartbeat(settings.queueUrl, message, visibility))
+    const outcome = yield* Effect.exit(routed.right)
+    yield* Fiber.interrupt(beat)
+    if (outcome._tag === "Success") {
+      return yield* deleteMessage(settings.queueUrl, message)
+    }
+    const receives = Number(message.Attributes?.ApproximateReceiveCount ?? "1")
+    yield* Effect.logError(`handler failed (receive ${receives}); the message will come back`, Cause.squash(outcome.cause))
+    // Back off before the next delivery instead of waiting out the whole visibility timeout.
+    yield* changeVisibility(settings.queueUrl, message, Math.min(300, 5 * 2 ** Math.min(receives - 1, 6))).pipe(
+      Effect.catchAll(() => Effect.void)
+    )
+  }).pipe(Effect.annotateLogs({ service: options.service, messageId: message.MessageId ?? "?" }))
+
+/** Receives one batch and handles it. Returns how many messages it got. */
+export const pollOnce = <R, E>(subscriptions: ReadonlyArray<Subscription<R, E>>, options: ConsumerOptions) =>
+  Effect.gen(function* () {
+    const sqs = yield* Sqs
+    const settings = yield* ServiceSettings
+    const wait = options.waitTimeSeconds ?? 10
+    const received = yield* awsCall(
+      "sqs:ReceiveMessage",
+      (abortSignal) =>
+        sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: settings.queueUrl,
+            MaxNumberOfMessages: Math.min(10, options.concurrency ?? 1),
+            WaitTimeSeconds: wait,
+            VisibilityTimeout: options.visibilityTimeoutSeconds ?? 120,
+            MessageSystemAttributeNames: ["ApproximateReceiveCount"]
+          }),
+          { abortSignal }
+        ),
+      { timeout: Duration.seconds(wait + 10) }
+    )
+    const messages = received.Messages ?? []
+    yield* Effect.forEach(messages, (message) => handleMessage(message, subscriptions, options), {
+      concurrency: options.concurrency ?? 1,
+      discard: true
+    })
+    return messages.length
+  })
+
+/** Polls the service's queue until interrupted; an AWS failure of the poll itself is logged and retried. */
+export const runConsumer = <R, E>(subscriptions: ReadonlyArray<Subscription<R, E>>, options: ConsumerOptions) =>
+  pollOnce(subscriptions, options).pipe(
+    Effect.catchTag("AwsError", (error: AwsError) =>
+      Effect.logError(`polling failed: ${error.code}: ${error.message}`).pipe(Effect.zipRight(Effect.sleep(Duration.seconds(2))))
+    ),
+    Effect.forever,
+    Effect.annotateLogs({ service: options.service })
+  )

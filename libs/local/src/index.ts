@@ -1,0 +1,3 @@
+export * from "./workspace"
+export * from "./emulator"
+export * from "./provision"

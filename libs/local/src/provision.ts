@@ -1,0 +1,179 @@
+import { CreateBucketCommand } from "@aws-sdk/client-s3"
+import { CreateTableCommand } from "@aws-sdk/client-dynamodb"
+import {
+  CreateArchiveCommand,
+  CreateEventBusCommand,
+  DescribeEventBusCommand,
+  PutRuleCommand,
+  PutTargetsCommand
+} from "@aws-sdk/client-eventbridge"
+import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs"
+import { Effect } from "effect"
+import { AwsError, DynamoDb, EventBridge, S3, Sqs, awsCall } from "@backup-actions/aws"
+import type { EventPattern } from "@backup-actions/contracts"
+import { AWS_BACKUP_SOURCE } from "@backup-actions/contracts"
+import type { ServiceName, Topology } from "@backup-actions/config"
+
+/** A service as provisioning sees it: its name and the patterns it subscribes to. */
+export interface ServiceTopology {
+  readonly name: ServiceName
+  readonly patterns: ReadonlyArray<EventPattern>
+  /** How long a received message stays hidden before another consumer may take it. */
+  readonly visibilityTimeoutSeconds?: number
+}
+
+export interface ProvisionedQueue {
+  readonly url: string
+  readonly arn: string
+  readonly deadLetterUrl: string
+  readonly deadLetterArn: string
+}
+
+/** Everything provisioning made; written to a JSON file so that the AWS CLI can find it. */
+export interface ProvisionedStack {
+  readonly region: string
+  readonly busName: string
+  readonly busArn: string
+  readonly archiveName: string
+  readonly artifactBucket: string
+  readonly ledgerTable: string
+  readonly queues: Readonly<Partial<Record<ServiceName, ProvisionedQueue>>>
+}
+
+/** After this many failed receives a message moves to the service's DLQ. */
+export const MAX_RECEIVE_COUNT = 5
+
+const alreadyThere = (error: AwsError): boolean =>
+  /AlreadyExists|AlreadyOwnedByYou|ResourceInUse|ResourceAlreadyExists/.test(error.code)
+
+const ignoreExisting = <A>(effect: Effect.Effect<A, AwsError>) =>
+  Effect.asVoid(effect).pipe(Effect.catchIf(alreadyThere, () => Effect.void))
+
+const queueArn = (url: string) =>
+  Effect.gen(function* () {
+    const sqs = yield* Sqs
+    const attributes = yield* awsCall("sqs:GetQueueAttributes", (abortSignal) =>
+      sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }), { abortSignal })
+    )
+    const arn = attributes.Attributes?.QueueArn
+    if (arn === undefined) {
+      return yield* new AwsError({ operation: "sqs:GetQueueAttributes", code: "MissingArn", message: `no ARN for ${url}`, kind: "client" })
+    }
+    return arn
+  })
+
+const createQueue = (name: string, attributes: Record<string, string>) =>
+  Effect.gen(function* () {
+    const sqs = yield* Sqs
+    const created = yield* awsCall("sqs:CreateQueue", (abortSignal) =>
+      sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }), { abortSignal })
+    )
+    const url = created.QueueUrl ?? ""
+    return { url, arn: yield* queueArn(url) }
+  })
+
+/**
+ * Creates the same topology that the CDK stacks deploy: the bus, the rule that forwards
+ * AWS Backup events from the default bus, an archive of every bus event, and per service
+ * its queue with a DLQ and one rule per subscribed pattern; the artifact bucket; the ledger.
+ */
+export const provision = (names: Topology, region: string, services: ReadonlyArray<ServiceTopology>) =>
+  Effect.gen(function* () {
+    const events = yield* EventBridge
+    const s3 = yield* S3
+    const dynamodb = yield* DynamoDb
+
+    yield* ignoreExisting(
+      awsCall("events:CreateEventBus", (abortSignal) => events.send(new CreateEventBusCommand({ Name: names.busName }), { abortSignal }))
+    )
+    const bus = yield* awsCall("events:DescribeEventBus", (abortSignal) =>
+      events.send(new DescribeEventBusCommand({ Name: names.busName }), { abortSignal })
+    )
+    const busArn = bus.Arn ?? ""
+
+    yield* awsCall("events:PutRule", (abortSignal) =>
+      events.send(
+        new PutRuleCommand({
+          Name: names.forwardRuleName,
+          EventBusName: "default",
+          EventPattern: JSON.stringify({ source: [AWS_BACKUP_SOURCE] }),
+          Description: "Forwards AWS Backup events to the backup-actions bus"
+        }),
+        { abortSignal }
+      )
+    )
+    yield* awsCall("events:PutTargets", (abortSignal) =>
+      events.send(
+        new PutTargetsCommand({ Rule: names.forwardRuleName, EventBusName: "default", Targets: [{ Id: "backup-actions-bus", Arn: busArn }] }),
+        { abortSignal }
+      )
+    )
+    yield* ignoreExisting(
+      awsCall("events:CreateArchive", (abortSignal) =>
+        events.send(
+          new CreateArchiveCommand({ ArchiveName: names.archiveName, EventSourceArn: busArn, Description: "Every event on the backup-actions bus" }),
+          { abortSignal }
+        )
+      )
+    )
+
+    const queues = yield* Effect.forEach(services, (service) =>
+      Effect.gen(function* () {
+        const deadLetter = yield* createQueue(names.deadLetterQueueName(service.name), { MessageRetentionPeriod: "1209600" })
+        const queue = yield* createQueue(names.queueName(service.name), {
+          VisibilityTimeout: String(service.visibilityTimeoutSeconds ?? 120),
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: deadLetter.arn, maxReceiveCount: MAX_RECEIVE_COUNT })
+        })
+        yield* Effect.forEach(service.patterns, (pattern) =>
+          Effect.gen(function* () {
+            const ruleName = names.ruleName(service.name, pattern["detail-type"].join(" "))
+            yield* awsCall("events:PutRule", (abortSignal) =>
+              events.send(new PutRuleCommand({ Name: ruleName, EventBusName: names.busName, EventPattern: JSON.stringify(pattern) }), { abortSignal })
+            )
+            yield* awsCall("events:PutTargets", (abortSignal) =>
+              events.send(
+                new PutTargetsCommand({ Rule: ruleName, EventBusName: names.busName, Targets: [{ Id: `${service.name}-queue`, Arn: queue.arn }] }),
+                { abortSignal }
+              )
+            )
+          })
+        )
+        const provisioned: ProvisionedQueue = { url: queue.url, arn: queue.arn, deadLetterUrl: deadLetter.url, deadLetterArn: deadLetter.arn }
+        return [service.name, provisioned] as const
+      })
+    )
+
+    yield* ignoreExisting(
+      awsCall("s3:CreateBucket", (abortSignal) => s3.send(new CreateBucketCommand({ Bucket: names.artifactBucket }), { abortSignal }))
+    )
+    yield* ignoreExisting(
+      awsCall("dynamodb:CreateTable", (abortSignal) =>
+        dynamodb.send(
+          new CreateTableCommand({
+            TableName: names.ledgerTable,
+            BillingMode: "PAY_PER_REQUEST",
+            AttributeDefinitions: [
+              { AttributeName: "pk", AttributeType: "S" },
+              { AttributeName: "sk", AttributeType: "S" }
+            ],
+            KeySchema: [
+              { AttributeName: "pk", KeyType: "HASH" },
+              { AttributeName: "sk", KeyType: "RANGE" }
+            ]
+          }),
+          { abortSignal }
+        )
+      )
+    )
+
+    const stack: ProvisionedStack = {
+      region,
+      busName: names.busName,
+      busArn,
+      archiveName: names.archiveName,
+      artifactBucket: names.artifactBucket,
+      ledgerTable: names.ledgerTable,
+      queues: Object.fromEntries(queues)
+    }
+    return stack
+  })
