@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Workspace packages are TypeScript sources: always transform them, never load them natively.
+    server: { deps: { inline: [/@backup-actions\//, /\/(libs|apps|tools)\//] } },
     reporters: ["default"]
   }
 })

@@ -43,6 +43,7 @@ const restoreDetail = {
   idempotencyKey: "arn:aws:ec2:us-east-1::snapshot/snap-1#archive",
   status: "restored" as const,
   resourceType: "EBS",
+  backupVaultName: "archive-volume",
   snapshotId: "snap-1",
   plan: { rule: "r", mode: "volume" as const, compression: "zstd" as const, deleteSourceAfterVerify: false }
 }

@@ -1,2 +1,3 @@
 export * from "./publisher"
 export * from "./consumer"
+export * from "./service-main"

@@ -13,6 +13,7 @@ const detail = {
   idempotencyKey: "arn:aws:ec2:us-east-1::snapshot/snap-1#archive",
   status: "failed" as const,
   resourceType: "EBS",
+  backupVaultName: "archive-volume",
   snapshotId: "snap-1",
   plan: { rule: "r", mode: "volume" as const, compression: "zstd" as const, deleteSourceAfterVerify: false },
   reason: "no such snapshot"

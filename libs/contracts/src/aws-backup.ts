@@ -59,6 +59,11 @@ export const RecoveryPointStateChange = defineContract({
     creationDate: Schema.optional(Schema.String),
     completionDate: Schema.optional(Schema.String),
     statusMessage: Schema.optional(Schema.String),
+    /**
+     * Not sent by AWS Backup, which puts the recovery point in `resources[]`. The local
+     * emulator drops `resources[]` when it routes an event, so local senders add it here too.
+     */
+    recoveryPointArn: Schema.optional(Schema.String),
     createdBy
   })
 })
@@ -86,9 +91,11 @@ export const CopyJobStateChange = defineContract({
   })
 })
 
-/** The recovery-point ARN of an AWS Backup event: the first entry of `resources[]`. */
-export const recoveryPointArnOf = (event: { readonly resources: ReadonlyArray<string> }): string | undefined =>
-  event.resources[0]
+/** The recovery-point ARN of an AWS Backup event: the first entry of `resources[]` (or the detail's, see above). */
+export const recoveryPointArnOf = (event: {
+  readonly resources: ReadonlyArray<string>
+  readonly detail: { readonly recoveryPointArn?: string | undefined }
+}): string | undefined => event.resources[0] ?? event.detail.recoveryPointArn
 
 /** The EBS snapshot id in an EC2 snapshot ARN (`arn:aws:ec2:<region>::snapshot/snap-...`). */
 export const snapshotIdFromArn = (arn: string): string | undefined => /:snapshot\/(snap-[0-9a-zA-Z]+)$/.exec(arn)?.[1]

@@ -20,6 +20,7 @@ const restoreDetail = {
   idempotencyKey: "arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0#archive",
   status: "restored" as const,
   resourceType: "EBS",
+  backupVaultName: "archive-volume",
   snapshotId: "snap-0123456789abcdef0",
   plan: { rule: "volume", mode: "volume" as const, compression: "zstd" as const, deleteSourceAfterVerify: false },
   volumeId: "vol-0aaa",
@@ -79,6 +80,17 @@ describe("AWS Backup event contracts", () => {
       detail: { status: ["COMPLETED"], resourceType: ["EBS"] }
     })
   })
+
+  it.effect("falls back to the detail's recovery point when resources[] is empty", () =>
+    Effect.gen(function* () {
+      const event = yield* RecoveryPointStateChange.decode({
+        ...recoveryPointCompletedEbs,
+        resources: [],
+        detail: { ...recoveryPointCompletedEbs.detail, recoveryPointArn: "arn:aws:ec2:us-east-1::snapshot/snap-1" }
+      })
+      assert.strictEqual(recoveryPointArnOf(event), "arn:aws:ec2:us-east-1::snapshot/snap-1")
+    })
+  )
 
   it("finds the snapshot id in an EC2 snapshot ARN and nothing in other ARNs", () => {
     assert.strictEqual(snapshotIdFromArn("arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0"), "snap-0123456789abcdef0")

@@ -27,6 +27,7 @@ export const RestoreCompleted = defineContract({
     ...OwnedDetailFields,
     status: Schema.Literal("restored", "failed"),
     resourceType: Schema.String,
+    backupVaultName: Schema.String,
     snapshotId: Schema.String,
     plan: ArchivePlan,
     volumeId: Schema.optional(Schema.String),
@@ -63,6 +64,8 @@ export const ArchiveCompleted = defineContract({
     checksum: Schema.optional(Checksum),
     verified: Schema.Boolean,
     sourceDeleted: Schema.Boolean,
+    /** Set when a worker resumed an earlier worker's upload: the parts it found done. */
+    resumedAfterPart: Schema.optional(Schema.Number),
     /** The volume the restorer made for volume mode, so that it can delete it. */
     restoredVolumeId: Schema.optional(Schema.String),
     reason: Schema.optional(Schema.String)

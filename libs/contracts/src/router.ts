@@ -83,3 +83,14 @@ export const describeDecodeFailure = (failure: DecodeFailure): string => {
       return `unknown event type: source "${failure.source}", detail-type "${failure.detailType}"`
   }
 }
+
+/** A service's subscriptions as one list, whose handlers need the union of what each needs. */
+export const subscriptionSet = <R1, E1, R2 = never, E2 = never, R3 = never, E3 = never, R4 = never, E4 = never, R5 = never, E5 = never, R6 = never, E6 = never>(
+  first: Subscription<R1, E1>,
+  second?: Subscription<R2, E2>,
+  third?: Subscription<R3, E3>,
+  fourth?: Subscription<R4, E4>,
+  fifth?: Subscription<R5, E5>,
+  sixth?: Subscription<R6, E6>
+): ReadonlyArray<Subscription<R1 | R2 | R3 | R4 | R5 | R6, E1 | E2 | E3 | E4 | E5 | E6>> =>
+  [first, second, third, fourth, fifth, sixth].filter((entry) => entry !== undefined)

@@ -1,0 +1,87 @@
+import { Effect, Layer, Option } from "effect"
+import { AllClientsLive, AwsConfig } from "@backup-actions/aws"
+import {
+  ArchiveCompleted,
+  RecoveryPointStateChange,
+  RestoreCompleted,
+  recoveryPointArnOf,
+  snapshotIdFromArn,
+  subscribe,
+  subscriptionSet,
+  type ArchivePlan,
+  type DetailOf,
+  type EventOf
+} from "@backup-actions/contracts"
+import { PolicySource, ServiceSettings, archivePlanFor } from "@backup-actions/config"
+import { Publisher } from "@backup-actions/consumer"
+import { Ledger, failed, runStep, succeeded } from "@backup-actions/ledger"
+import { deleteVolume, restoreVolume, restoreZone } from "./volumes"
+
+type RestoreDetail = DetailOf<typeof RestoreCompleted>
+
+/** A completed EBS recovery point whose policy asks for a volume-mode archive: restore it to a volume. */
+export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
+  Effect.gen(function* () {
+    const policy = yield* PolicySource
+    const publisher = yield* Publisher
+    const recoveryPointArn = recoveryPointArnOf(event) ?? ""
+    const plan: ArchivePlan | undefined = archivePlanFor(policy, {
+      resourceType: event.detail.resourceType,
+      resourceArn: event.detail.resourceArn,
+      vaultName: event.detail.backupVaultName
+    })
+    if (plan === undefined || plan.mode !== "volume") return
+    const snapshotId = snapshotIdFromArn(recoveryPointArn) ?? ""
+    const base = {
+      schemaVersion: 1 as const,
+      correlationId: recoveryPointArn,
+      idempotencyKey: `${recoveryPointArn}#restore:volume`,
+      resourceType: event.detail.resourceType,
+      backupVaultName: event.detail.backupVaultName,
+      snapshotId,
+      plan
+    }
+    const result = yield* runStep({ recoveryPointArn, action: "restore:volume" }, { lease: "10 minutes" }, () =>
+      Effect.gen(function* () {
+        if (snapshotId === "") {
+          const reason = `recovery point "${recoveryPointArn}" is not an EBS snapshot ARN`
+          return failed<RestoreDetail>(reason, { ...base, status: "failed", reason })
+        }
+        const zone = yield* restoreZone
+        const volume = yield* restoreVolume(snapshotId, recoveryPointArn, zone)
+        yield* Effect.logInfo(`restored ${snapshotId} to ${volume.volumeId} in ${zone}`)
+        return succeeded<RestoreDetail>({ ...base, status: "restored", volumeId: volume.volumeId, availabilityZone: zone })
+      }).pipe(
+        Effect.catchTags({
+          AwsError: (error) => {
+            const reason = `${error.operation} failed: ${error.code}: ${error.message}`
+            return Effect.succeed(failed<RestoreDetail>(reason, { ...base, status: "failed", reason }))
+          },
+          VolumeNotReady: (error) => {
+            const reason = `volume ${error.volumeId} ended in state ${error.state}`
+            return Effect.succeed(failed<RestoreDetail>(reason, { ...base, status: "failed", reason }))
+          }
+        })
+      )
+    )
+    if (Option.isSome(result)) yield* publisher.publish(RestoreCompleted, result.value.outcome, [recoveryPointArn])
+  }).pipe(Effect.annotateLogs({ service: "restorer" }))
+
+/** An archive of a restored volume ended, however it ended: delete the volume. */
+export const onArchiveCompleted = (event: EventOf<typeof ArchiveCompleted>) =>
+  Effect.gen(function* () {
+    const volumeId = event.detail.restoredVolumeId
+    if (volumeId === undefined) return
+    yield* deleteVolume(volumeId)
+    yield* Effect.logInfo(`deleted restored volume ${volumeId} (archive ${event.detail.status})`)
+  })
+
+export const subscriptions = subscriptionSet(
+  subscribe(RecoveryPointStateChange, onRecoveryPoint, { status: ["COMPLETED"], resourceType: ["EBS"] }),
+  subscribe(ArchiveCompleted, onArchiveCompleted, { mode: ["volume"] })
+)
+
+export const RestorerLive = Layer.mergeAll(Ledger.Live, Publisher.Live).pipe(
+  Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv, PolicySource.fromEnv)),
+  Layer.provideMerge(AwsConfig.fromEnv)
+)

@@ -1,0 +1,134 @@
+import {
+  CreateVolumeCommand,
+  DeleteVolumeCommand,
+  DescribeAvailabilityZonesCommand,
+  DescribeSnapshotsCommand,
+  DescribeVolumesCommand
+} from "@aws-sdk/client-ec2"
+import { Clock, Config, Duration, Effect, Option, Schedule, Schema } from "effect"
+import { AwsError, Ec2, awsCall } from "@backup-actions/aws"
+
+/** Tags on everything the restorer makes; the sweeper only ever deletes what carries them. */
+export const MANAGED_TAG = "backup-actions:managed"
+export const RECOVERY_POINT_TAG = "backup-actions:recovery-point"
+export const CREATED_AT_TAG = "backup-actions:created-at"
+
+export class VolumeNotReady extends Schema.TaggedError<VolumeNotReady>()("VolumeNotReady", {
+  volumeId: Schema.String,
+  state: Schema.String
+}) {}
+
+/** The zone to restore into: BACKUP_ACTIONS_AVAILABILITY_ZONE (the streamer's), else the region's first. */
+export const restoreZone = Effect.gen(function* () {
+  const configured = yield* Config.option(Config.string("BACKUP_ACTIONS_AVAILABILITY_ZONE"))
+  if (Option.isSome(configured)) return configured.value
+  const ec2 = yield* Ec2
+  const zones = yield* awsCall("ec2:DescribeAvailabilityZones", (abortSignal) =>
+    ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: "state", Values: ["available"] }] }), { abortSignal })
+  )
+  const zone = zones.AvailabilityZones?.map((entry) => entry.ZoneName ?? "").sort()[0]
+  return zone ?? ""
+})
+
+/** Creates a gp3 volume from a snapshot, tagged as ours, and waits until it is available. */
+export const restoreVolume = (snapshotId: string, recoveryPointArn: string, availabilityZone: string) =>
+  Effect.gen(function* () {
+    const ec2 = yield* Ec2
+    const snapshots = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
+      ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }), { abortSignal })
+    )
+    const snapshot = snapshots.Snapshots?.[0]
+    if (snapshot === undefined) {
+      return yield* new AwsError({ operation: "ec2:DescribeSnapshots", code: "InvalidSnapshot.NotFound", message: `snapshot ${snapshotId} does not exist`, kind: "not-found" })
+    }
+    const now = yield* Clock.currentTimeMillis
+    const created = yield* awsCall("ec2:CreateVolume", (abortSignal) =>
+      ec2.send(
+        new CreateVolumeCommand({
+          SnapshotId: snapshotId,
+          AvailabilityZone: availabilityZone,
+          VolumeType: "gp3",
+          Encrypted: snapshot.Encrypted,
+          KmsKeyId: snapshot.KmsKeyId,
+          TagSpecifications: [
+            {
+              ResourceType: "volume",
+              Tags: [
+                { Key: MANAGED_TAG, Value: "true" },
+                { Key: RECOVERY_POINT_TAG, Value: recoveryPointArn.slice(0, 255) },
+                { Key: CREATED_AT_TAG, Value: new Date(now).toISOString() },
+                { Key: "Name", Value: `backup-actions restore of ${snapshotId}` }
+              ]
+            }
+          ]
+        }),
+        { abortSignal }
+      )
+    )
+    const volumeId = created.VolumeId ?? ""
+    yield* waitUntilAvailable(volumeId)
+    return { volumeId, availabilityZone, sizeGiB: created.Size ?? snapshot.VolumeSize ?? 0 }
+  })
+
+/** Polls with a growing, jittered interval: seconds on the emulator, minutes for large volumes on AWS. */
+export const waitUntilAvailable = (volumeId: string) =>
+  Effect.gen(function* () {
+    const ec2 = yield* Ec2
+    const result = yield* awsCall("ec2:DescribeVolumes", (abortSignal) => ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }), { abortSignal }))
+    const state = result.Volumes?.[0]?.State ?? "unknown"
+    if (state !== "available") return yield* new VolumeNotReady({ volumeId, state })
+  }).pipe(
+    Effect.retry({
+      schedule: Schedule.exponential(Duration.seconds(1), 1.5).pipe(Schedule.jittered, Schedule.upTo(Duration.minutes(30))),
+      while: (error) => error._tag === "VolumeNotReady" && error.state === "creating"
+    })
+  )
+
+/** Deletes a volume we made; one already gone is fine. */
+export const deleteVolume = (volumeId: string) =>
+  Effect.flatMap(Ec2, (ec2) =>
+    awsCall("ec2:DeleteVolume", (abortSignal) => ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId }), { abortSignal }))
+  ).pipe(
+    Effect.asVoid,
+    Effect.catchIf(
+      (error) => error.kind === "not-found",
+      () => Effect.logInfo(`volume ${volumeId} was already deleted`)
+    )
+  )
+
+/**
+ * Deletes the volumes that a crash left behind: tagged as ours, not attached, and older
+ * than the limit. Never touches an untagged volume.
+ */
+export const sweepLeftovers = (olderThan: Duration.DurationInput) =>
+  Effect.gen(function* () {
+    const ec2 = yield* Ec2
+    const now = yield* Clock.currentTimeMillis
+    const limit = now - Duration.toMillis(Duration.decode(olderThan))
+    const deleted: Array<string> = []
+    let nextToken: string | undefined
+    do {
+      const page = yield* awsCall("ec2:DescribeVolumes", (abortSignal) =>
+        ec2.send(
+          new DescribeVolumesCommand({
+            Filters: [
+              { Name: `tag:${MANAGED_TAG}`, Values: ["true"] },
+              { Name: "status", Values: ["available"] }
+            ],
+            NextToken: nextToken
+          }),
+          { abortSignal }
+        )
+      )
+      for (const volume of page.Volumes ?? []) {
+        const createdAt = Date.parse(volume.Tags?.find((tag) => tag.Key === CREATED_AT_TAG)?.Value ?? "")
+        if (Number.isFinite(createdAt) && createdAt < limit && volume.VolumeId !== undefined) {
+          yield* deleteVolume(volume.VolumeId)
+          deleted.push(volume.VolumeId)
+        }
+      }
+      nextToken = page.NextToken
+    } while (nextToken !== undefined)
+    if (deleted.length > 0) yield* Effect.logInfo(`swept ${deleted.length} leftover volumes: ${deleted.join(", ")}`)
+    return deleted
+  })

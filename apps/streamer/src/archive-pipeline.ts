@@ -1,0 +1,254 @@
+import { PutObjectCommand } from "@aws-sdk/client-s3"
+import { Effect, Option } from "effect"
+import { S3, awsCall, type AwsError } from "@backup-actions/aws"
+import type { Compression } from "@backup-actions/contracts"
+import type { LeaseLost, StepKey } from "@backup-actions/ledger"
+import { Ledger } from "@backup-actions/ledger"
+import { compressChunk } from "./compress"
+import { makeOrderedPool } from "./ordered-pool"
+import {
+  abortUpload,
+  completeUpload,
+  createUpload,
+  listUploadedParts,
+  uploadPart,
+  type CompletedUpload,
+  type UploadTarget,
+  type UploadedPart
+} from "./multipart"
+
+/** One chunk of input: how many bytes it stands for, and the work that produces them. */
+export interface ChunkJob<E> {
+  readonly inputBytes: number
+  /** The chunk's bytes, or None when they are all zeros (a hole in a sparse image). */
+  readonly produce: Effect.Effect<{ readonly bytes: Option.Option<Buffer>; readonly manifestLines: ReadonlyArray<string> }, E>
+}
+
+/** Pulled one chunk at a time, in order; None at the end. */
+export interface ChunkSource<E> {
+  readonly pull: Effect.Effect<Option.Option<ChunkJob<E>>, E>
+}
+
+export interface ArchiveProgress {
+  readonly inputBytes: number
+  readonly storedBytes: number
+  readonly parts: number
+}
+
+export interface ArchiveRequest<E, R> {
+  readonly step: StepKey
+  readonly target: UploadTarget
+  readonly compression: Compression
+  readonly partSize: number
+  /** Chunks compressing at once. */
+  readonly compressConcurrency?: number
+  /** Parts uploading at once. */
+  readonly uploadConcurrency?: number
+  /** Opens the source at an input offset (0, or where a resumed upload left off). */
+  readonly openSource: (inputOffset: number) => Effect.Effect<ChunkSource<E>, E, R>
+  /** Whether the source can start mid-way; a tar stream cannot. */
+  readonly resumable: boolean
+  readonly onProgress?: (progress: ArchiveProgress) => Effect.Effect<void>
+}
+
+export interface ArchiveResult extends CompletedUpload {
+  readonly inputBytes: number
+  readonly parts: number
+  readonly resumedFromPart: number
+  /** Keys of the per-part manifest fragments, in order. */
+  readonly manifestFragments: ReadonlyArray<string>
+}
+
+export const fragmentKey = (target: UploadTarget, partNumber: number): string =>
+  `${target.key}.manifest.parts/${String(partNumber).padStart(5, "0")}.ndjson`
+
+interface Frame {
+  readonly frame: Buffer
+  readonly inputBytes: number
+  readonly manifestLines: ReadonlyArray<string>
+}
+
+interface PartDone {
+  readonly part: UploadedPart
+  readonly inputEnd: number
+  readonly fragment: Option.Option<string>
+}
+
+/**
+ * Streams a chunk source to one S3 object as concatenated compressed frames:
+ * chunks are produced and compressed concurrently, gathered into parts of `partSize`,
+ * uploaded with their SHA-256, and after each part the ledger records how far the upload
+ * got, so that a worker that dies mid-way resumes the same upload from the last part.
+ * Memory is bounded by the pools' capacities times the chunk and part sizes.
+ */
+export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
+  Effect.gen(function* () {
+    const ledger = yield* Ledger
+    const s3 = yield* S3
+    const { step, target, partSize } = request
+
+    // Resume the recorded upload when the source can start mid-way and the upload still exists.
+    const record = yield* ledger.get(step)
+    const recorded = record?.upload
+    const resumeFrom = yield* Effect.gen(function* () {
+      if (recorded === undefined) return Option.none()
+      const reusable = request.resumable && recorded.key === target.key && recorded.partSize === partSize
+      if (!reusable) {
+        yield* abortUpload({ ...target, key: recorded.key }, recorded.uploadId).pipe(Effect.catchAll(() => Effect.void))
+        return Option.none()
+      }
+      const stored = yield* listUploadedParts(target, recorded.uploadId).pipe(Effect.option)
+      return Option.flatMap(stored, (parts) => {
+        const prefix = parts.slice(0, recorded.partsDone)
+        const contiguous = prefix.length === recorded.partsDone && prefix.every((part, index) => part.partNumber === index + 1 && part.sha256 !== "")
+        return contiguous ? Option.some({ uploadId: recorded.uploadId, parts: prefix, inputOffset: recorded.inputOffset }) : Option.none()
+      })
+    })
+
+    const uploadId = Option.isSome(resumeFrom) ? resumeFrom.value.uploadId : yield* createUpload(target)
+    const doneParts: Array<UploadedPart> = Option.isSome(resumeFrom) ? [...resumeFrom.value.parts] : []
+    const fragments: Array<string> = doneParts.map((part) => fragmentKey(target, part.partNumber))
+    const startOffset = Option.isSome(resumeFrom) ? resumeFrom.value.inputOffset : 0
+    if (Option.isSome(resumeFrom)) {
+      yield* Effect.logInfo(`resuming upload ${uploadId} after part ${doneParts.length} at input offset ${startOffset}`)
+    }
+    yield* ledger.saveUpload(step, {
+      bucket: target.bucket,
+      key: target.key,
+      uploadId,
+      partSize,
+      partsDone: doneParts.length,
+      inputOffset: startOffset
+    })
+
+    const run = Effect.scoped(
+      Effect.gen(function* () {
+        const source = yield* request.openSource(startOffset)
+        const frames = yield* makeOrderedPool<Frame, E>(request.compressConcurrency ?? 4)
+        const uploads = yield* makeOrderedPool<PartDone, AwsError | E>(request.uploadConcurrency ?? 2)
+        const zeroFrames = new Map<number, Buffer>()
+        const zeroFrame = (size: number) =>
+          Effect.suspend(() => {
+            const cached = zeroFrames.get(size)
+            return cached !== undefined
+              ? Effect.succeed(cached)
+              : Effect.tap(compressChunk(Buffer.alloc(size), request.compression), (frame) => Effect.sync(() => zeroFrames.set(size, frame)))
+          })
+
+        // Stage 1: pull chunks in order, produce and compress them concurrently.
+        yield* Effect.forkScoped(
+          Effect.gen(function* () {
+            while (true) {
+              const job = yield* source.pull
+              if (Option.isNone(job)) break
+              const { inputBytes, produce } = job.value
+              yield* frames.submit(
+                Effect.flatMap(produce, ({ bytes, manifestLines }) =>
+                  Effect.map(
+                    Option.match(bytes, { onNone: () => zeroFrame(inputBytes), onSome: (chunk) => compressChunk(chunk, request.compression) }),
+                    (frame) => ({ frame, inputBytes, manifestLines })
+                  )
+                )
+              )
+            }
+            yield* frames.end
+          }).pipe(Effect.catchAllCause((cause) => frames.submit(Effect.failCause(cause))))
+        )
+
+        // Stage 2: gather frames into parts and upload them, each with its manifest fragment.
+        const submitPart = (partNumber: number, buffers: ReadonlyArray<Buffer>, inputEnd: number, lines: ReadonlyArray<string>) =>
+          uploads.submit(
+            Effect.gen(function* () {
+              const part = yield* uploadPart(target, uploadId, partNumber, Buffer.concat(buffers))
+              const fragment = lines.length === 0 ? Option.none<string>() : Option.some(fragmentKey(target, partNumber))
+              if (Option.isSome(fragment)) {
+                yield* awsCall("s3:PutObject", (abortSignal) =>
+                  s3.send(
+                    new PutObjectCommand({ Bucket: target.bucket, Key: fragment.value, Body: `${lines.join("\n")}\n`, ContentType: "application/x-ndjson" }),
+                    { abortSignal }
+                  )
+                )
+              }
+              const done: PartDone = { part, inputEnd, fragment }
+              return done
+            }).pipe(Effect.provideService(S3, s3))
+          )
+
+        yield* Effect.forkScoped(
+          Effect.gen(function* () {
+            let partNumber = doneParts.length + 1
+            let buffers: Array<Buffer> = []
+            let lines: Array<string> = []
+            let size = 0
+            let inputEnd = startOffset
+            while (true) {
+              const next = yield* frames.next
+              if (Option.isNone(next)) break
+              buffers.push(next.value.frame)
+              lines.push(...next.value.manifestLines)
+              size += next.value.frame.length
+              inputEnd += next.value.inputBytes
+              if (size >= partSize) {
+                yield* submitPart(partNumber, buffers, inputEnd, lines)
+                partNumber += 1
+                buffers = []
+                lines = []
+                size = 0
+              }
+            }
+            if (size > 0 || partNumber === 1) yield* submitPart(partNumber, buffers, inputEnd, lines)
+            yield* uploads.end
+          }).pipe(Effect.catchAllCause((cause) => uploads.submit(Effect.failCause(cause))))
+        )
+
+        // Stage 3: record each finished part, in order, in the ledger.
+        let inputBytes = startOffset
+        while (true) {
+          const next = yield* uploads.next
+          if (Option.isNone(next)) break
+          const { part, inputEnd, fragment } = next.value
+          doneParts.push(part)
+          if (Option.isSome(fragment)) fragments.push(fragment.value)
+          inputBytes = inputEnd
+          yield* ledger.saveUpload(step, {
+            bucket: target.bucket,
+            key: target.key,
+            uploadId,
+            partSize,
+            partsDone: part.partNumber,
+            inputOffset: inputEnd
+          })
+          if (request.onProgress !== undefined) {
+            yield* request.onProgress({
+              inputBytes,
+              storedBytes: doneParts.reduce((total, done) => total + done.size, 0),
+              parts: doneParts.length
+            })
+          }
+        }
+        return inputBytes
+      })
+    )
+
+    // A failure (not a crash, not an interruption) abandons the upload: nothing half-written lingers.
+    const inputBytes = yield* run.pipe(
+      Effect.tapError(() =>
+        abortUpload(target, uploadId).pipe(
+          Effect.zipRight(ledger.saveUpload(step, undefined)),
+          Effect.catchAll((cleanup) => Effect.logWarning(`could not abort upload ${uploadId}: ${String(cleanup)}`))
+        )
+      )
+    )
+    const completed = yield* completeUpload(target, uploadId, doneParts)
+    const result: ArchiveResult = {
+      ...completed,
+      inputBytes,
+      parts: doneParts.length,
+      resumedFromPart: Option.isSome(resumeFrom) ? resumeFrom.value.parts.length : 0,
+      manifestFragments: fragments
+    }
+    return result
+  })
+
+/** Type of the failures an archive run can end with, besides the source's own. */
+export type ArchiveError = AwsError | LeaseLost

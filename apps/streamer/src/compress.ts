@@ -1,0 +1,28 @@
+import { promisify } from "node:util"
+import { constants, gzip, zstdCompress } from "node:zlib"
+import { Effect } from "effect"
+import type { Compression } from "@backup-actions/contracts"
+
+const zstdAsync = promisify(zstdCompress)
+const gzipAsync = promisify(gzip)
+
+export const ZSTD_LEVEL = 3
+export const GZIP_LEVEL = 6
+
+/**
+ * Compresses one chunk into a complete, independent frame (a zstd frame or a gzip member).
+ * Frames concatenate into a valid stream that stock `zstd -d` and `gzip -d` read whole,
+ * and since each runs on libuv's thread pool, several chunks compress at once on all cores.
+ */
+export const compressChunk = (chunk: Uint8Array, compression: Compression): Effect.Effect<Buffer> =>
+  Effect.promise(() =>
+    compression === "zstd"
+      ? zstdAsync(chunk, {
+          params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 }
+        })
+      : gzipAsync(chunk, { level: GZIP_LEVEL })
+  )
+
+export const extensionOf = (compression: Compression): string => (compression === "zstd" ? "zst" : "gz")
+export const contentTypeOf = (compression: Compression): string =>
+  compression === "zstd" ? "application/zstd" : "application/gzip"

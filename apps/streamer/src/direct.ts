@@ -1,0 +1,101 @@
+import { Clock, Effect, Option } from "effect"
+import { type AwsError } from "@backup-actions/aws"
+import { ServiceSettings } from "@backup-actions/config"
+import { runStep } from "@backup-actions/ledger"
+import { archiveToS3 } from "./archive-pipeline"
+import { contentTypeOf } from "./compress"
+import { openEbsDirectSource, CHUNK_BYTES, type EbsSourceError } from "./ebs-direct-source"
+import { archiveAction, archiveKeys } from "./keys"
+import { writeManifest } from "./manifest"
+import { archivedOutcome, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
+import { compressedUpperBound, partSizeFor } from "./part-size"
+
+/** How long a worker's claim on a step lasts without renewal; a dead worker's step is taken over after it. */
+export const STEP_LEASE = "2 minutes"
+
+const describe = (error: EbsSourceError | AwsError): string => {
+  switch (error._tag) {
+    case "AwsError":
+      return `${error.operation} failed: ${error.code}: ${error.message}`
+    case "BlockChecksumMismatch":
+      return `block ${error.blockIndex} of ${error.snapshotId} failed its checksum (expected ${error.expected}, read ${error.actual})`
+    case "UnsupportedBlockLayout":
+      return `cannot read ${error.snapshotId}: ${error.reason}`
+  }
+}
+
+/**
+ * Archives a snapshot straight from its blocks through the EBS direct APIs: no volume,
+ * no instance. The result is a compressed raw disk image (holes are zeros) with a manifest
+ * of the blocks' SHA-256s, resumable part by part.
+ */
+export const archiveDirect = (subject: ArchiveSubject) =>
+  Effect.gen(function* () {
+    const settings = yield* ServiceSettings
+    const step = { recoveryPointArn: subject.recoveryPointArn, action: archiveAction("direct") }
+    const result = yield* runStep(step, { lease: STEP_LEASE }, () =>
+      Effect.gen(function* () {
+        const startedAt = yield* Clock.currentTimeMillis
+        const keys = archiveKeys(subject.snapshotId, "direct", "raw", subject.plan.compression)
+        const attempt = Effect.gen(function* () {
+          const { layout, open } = yield* openEbsDirectSource(subject.snapshotId)
+          yield* Effect.logInfo(
+            `archiving ${subject.snapshotId} directly: ${layout.volumeBytes} bytes, ${layout.listedBlocks} blocks with data`
+          )
+          const target = {
+            bucket: settings.artifactBucket,
+            key: keys.archive,
+            contentType: contentTypeOf(subject.plan.compression),
+            metadata: { "snapshot-id": subject.snapshotId, "recovery-point": subject.recoveryPointArn }
+          }
+          let lastLogged = 0
+          const written = yield* archiveToS3({
+            step,
+            target,
+            compression: subject.plan.compression,
+            partSize: partSizeFor(compressedUpperBound(layout.volumeBytes)),
+            resumable: true,
+            openSource: open,
+            onProgress: (progress) =>
+              Effect.suspend(() => {
+                const percent = Math.floor((progress.inputBytes / Math.max(1, layout.volumeBytes)) * 100)
+                if (percent < lastLogged + 10 && percent < 100) return Effect.void
+                lastLogged = percent
+                return Effect.logInfo(`${subject.snapshotId}: ${percent}% read, ${progress.storedBytes} bytes stored in ${progress.parts} parts`)
+              })
+          })
+          yield* writeManifest({
+            bucket: settings.artifactBucket,
+            key: keys.manifest,
+            header: {
+              kind: "backup-actions/raw-image-manifest",
+              version: 1,
+              snapshotId: subject.snapshotId,
+              recoveryPointArn: subject.recoveryPointArn,
+              archive: keys.archive,
+              compression: subject.plan.compression,
+              imageBytes: layout.volumeBytes,
+              blockSize: layout.blockSize,
+              chunkBytes: CHUNK_BYTES,
+              archiveBytes: written.size,
+              checksum: { algorithm: "SHA256", type: "COMPOSITE", value: written.composite }
+            },
+            fragments: written.manifestFragments
+          })
+          return yield* archivedOutcome(
+            subject,
+            { ...written, format: "raw", bucket: settings.artifactBucket, key: keys.archive, manifestKey: keys.manifest },
+            startedAt
+          )
+        })
+        return yield* attempt.pipe(
+          Effect.catchTags({
+            AwsError: (error) => failedOutcome(subject, describe(error), startedAt),
+            BlockChecksumMismatch: (error) => failedOutcome(subject, describe(error), startedAt),
+            UnsupportedBlockLayout: (error) => failedOutcome(subject, describe(error), startedAt)
+          })
+        )
+      })
+    )
+    if (Option.isSome(result)) yield* publishOutcome(result.value)
+  }).pipe(Effect.annotateLogs({ snapshotId: subject.snapshotId, mode: "direct" }))

@@ -1,0 +1,61 @@
+import { PassThrough } from "node:stream"
+import { once } from "node:events"
+import { DeleteObjectsCommand, GetObjectCommand } from "@aws-sdk/client-s3"
+import { Upload } from "@aws-sdk/lib-storage"
+import { Effect } from "effect"
+import { S3, awsCall, toAwsError } from "@backup-actions/aws"
+
+export interface ManifestRequest {
+  readonly bucket: string
+  readonly key: string
+  /** The first line: what the archive is and how to check it. */
+  readonly header: Record<string, unknown>
+  /** Objects holding further NDJSON lines, appended in order and deleted afterwards. */
+  readonly fragments: ReadonlyArray<string>
+  /** Lines appended after the fragments. */
+  readonly lines?: Iterable<string>
+}
+
+const write = (stream: PassThrough, text: string) =>
+  Effect.promise(async () => {
+    if (!stream.write(text)) await once(stream, "drain")
+  })
+
+/**
+ * Writes an NDJSON manifest beside an archive: a header line, then one line per file or
+ * block. It is streamed through lib-storage, so its size does not weigh on memory.
+ */
+export const writeManifest = (request: ManifestRequest) =>
+  Effect.gen(function* () {
+    const s3 = yield* S3
+    const body = new PassThrough()
+    const upload = new Upload({
+      client: s3,
+      params: { Bucket: request.bucket, Key: request.key, Body: body, ContentType: "application/x-ndjson" },
+      queueSize: 2,
+      partSize: 5 * 1024 * 1024
+    })
+    const writer = Effect.gen(function* () {
+      yield* write(body, `${JSON.stringify(request.header)}\n`)
+      for (const fragment of request.fragments) {
+        const text = yield* awsCall("s3:GetObject", async (abortSignal) => {
+          const object = await s3.send(new GetObjectCommand({ Bucket: request.bucket, Key: fragment }), { abortSignal })
+          return object.Body === undefined ? "" : object.Body.transformToString()
+        })
+        yield* write(body, text)
+      }
+      for (const line of request.lines ?? []) yield* write(body, `${line}\n`)
+      body.end()
+    })
+    const uploaded = Effect.tryPromise({ try: () => upload.done(), catch: toAwsError("s3:Upload(manifest)") })
+    yield* Effect.all([writer, uploaded], { concurrency: 2, discard: true })
+    for (let start = 0; start < request.fragments.length; start += 1_000) {
+      const batch = request.fragments.slice(start, start + 1_000)
+      yield* awsCall("s3:DeleteObjects", (abortSignal) =>
+        s3.send(
+          new DeleteObjectsCommand({ Bucket: request.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          { abortSignal }
+        )
+      )
+    }
+  })

@@ -1,0 +1,70 @@
+import { Effect, Layer } from "effect"
+import { AllClientsLive, AwsConfig, RecoveryPoints } from "@backup-actions/aws"
+import {
+  RecoveryPointStateChange,
+  RestoreCompleted,
+  recoveryPointArnOf,
+  snapshotIdFromArn,
+  subscribe,
+  subscriptionSet,
+  type EventOf
+} from "@backup-actions/contracts"
+import { PolicySource, ServiceSettings, archivePlanFor } from "@backup-actions/config"
+import { Publisher } from "@backup-actions/consumer"
+import { Ledger } from "@backup-actions/ledger"
+import { BlockDevicesLive } from "./block-devices"
+import { archiveDirect } from "./direct"
+import { failedOutcome, publishOutcome } from "./outcome"
+import { archiveVolume } from "./volume"
+
+/** A completed EBS recovery point whose policy asks for a direct-mode archive. */
+export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
+  Effect.gen(function* () {
+    const policy = yield* PolicySource
+    const recoveryPointArn = recoveryPointArnOf(event) ?? ""
+    const plan = archivePlanFor(policy, {
+      resourceType: event.detail.resourceType,
+      resourceArn: event.detail.resourceArn,
+      vaultName: event.detail.backupVaultName
+    })
+    if (plan === undefined || plan.mode !== "direct") return
+    const snapshotId = snapshotIdFromArn(recoveryPointArn)
+    const subject = {
+      recoveryPointArn,
+      backupVaultName: event.detail.backupVaultName,
+      snapshotId: snapshotId ?? "",
+      plan,
+      mode: "direct" as const
+    }
+    if (snapshotId === undefined) {
+      const result = yield* failedOutcome(subject, `recovery point "${recoveryPointArn}" is not an EBS snapshot ARN`, Date.now())
+      return yield* publishOutcome(result)
+    }
+    yield* archiveDirect(subject)
+  })
+
+/** The restorer made a volume for a volume-mode archive. */
+export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
+  Effect.gen(function* () {
+    const { detail } = event
+    if (detail.plan.mode !== "volume" || detail.status !== "restored" || detail.volumeId === undefined) return
+    yield* archiveVolume({
+      recoveryPointArn: detail.correlationId,
+      backupVaultName: detail.backupVaultName,
+      snapshotId: detail.snapshotId,
+      plan: detail.plan,
+      mode: "volume",
+      restoredVolumeId: detail.volumeId
+    })
+  })
+
+export const subscriptions = subscriptionSet(
+  subscribe(RecoveryPointStateChange, onRecoveryPoint, { status: ["COMPLETED"], resourceType: ["EBS"] }),
+  subscribe(RestoreCompleted, onRestoreCompleted, { status: ["restored"] })
+)
+
+/** Everything the streamer's handlers need, from the environment. */
+export const StreamerLive = Layer.mergeAll(Ledger.Live, Publisher.Live, RecoveryPoints.Live, BlockDevicesLive).pipe(
+  Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv, PolicySource.fromEnv)),
+  Layer.provideMerge(AwsConfig.fromEnv)
+)

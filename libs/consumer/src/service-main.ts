@@ -1,0 +1,41 @@
+import { Cause, Effect, Exit, Fiber, Layer, Logger, LogLevel } from "effect"
+import type { Subscription } from "@backup-actions/contracts"
+import { runConsumer, type ConsumerOptions } from "./consumer"
+import type { Sqs } from "@backup-actions/aws"
+import type { ServiceSettings } from "@backup-actions/config"
+
+/** JSON logs when BACKUP_ACTIONS_LOG_FORMAT=json (CloudWatch), logfmt otherwise. */
+export const loggerFromEnv = (): Layer.Layer<never> =>
+  Layer.merge(
+    process.env["BACKUP_ACTIONS_LOG_FORMAT"] === "json" ? Logger.json : Logger.logFmt,
+    Logger.minimumLogLevel(process.env["BACKUP_ACTIONS_LOG_LEVEL"] === "debug" ? LogLevel.Debug : LogLevel.Info)
+  )
+
+/**
+ * Runs a service's consumer as a process: polls until SIGTERM or SIGINT, then stops
+ * taking messages and lets the fiber's finalizers run (a message being handled returns
+ * to its queue and its step resumes elsewhere).
+ */
+export const runServiceMain = <R, E, LE>(
+  subscriptions: ReadonlyArray<Subscription<R, E>>,
+  options: ConsumerOptions,
+  layer: Layer.Layer<NoInfer<R> | Sqs | ServiceSettings, LE>,
+  /** Periodic work beside the consumer (a sweeper), run with the same layer. */
+  background: ReadonlyArray<Effect.Effect<void, never, NoInfer<R> | Sqs | ServiceSettings>> = []
+): void => {
+  const consumer = runConsumer(subscriptions, options)
+  const program = Effect.all([consumer, ...background], { concurrency: "unbounded", discard: true }).pipe(
+    Effect.provide(layer),
+    Effect.provide(loggerFromEnv()),
+    Effect.tapErrorCause((cause) => Effect.logFatal(`${options.service} stopped`, Cause.pretty(cause)))
+  )
+  const fiber = Effect.runFork(program)
+  const stop = () => {
+    Effect.runFork(Fiber.interrupt(fiber))
+  }
+  process.once("SIGTERM", stop)
+  process.once("SIGINT", stop)
+  fiber.addObserver((exit) => {
+    process.exitCode = Exit.isSuccess(exit) || Exit.isInterrupted(exit) ? 0 : 1
+  })
+}

@@ -1,0 +1,65 @@
+import { PutEventsCommand } from "@aws-sdk/client-eventbridge"
+import { GetItemCommand } from "@aws-sdk/client-dynamodb"
+import { unmarshall } from "@aws-sdk/util-dynamodb"
+import { Duration, Effect, Schedule, Schema } from "effect"
+import { DynamoDb, EventBridge, awsCall } from "@backup-actions/aws"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION } from "@backup-actions/local"
+
+export const snapshotArn = (snapshotId: string): string => `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshotId}`
+
+/**
+ * Puts an AWS Backup "Recovery Point State Change" (COMPLETED) event for an EBS snapshot on
+ * the default bus, shaped as AWS Backup sends it; the forwarding rule takes it to our bus.
+ */
+export const sendRecoveryPointCompleted = (options: { readonly snapshotId: string; readonly vault: string; readonly volumeId?: string }) =>
+  Effect.gen(function* () {
+    const events = yield* EventBridge
+    const result = yield* awsCall("events:PutEvents", (abortSignal) =>
+      events.send(
+        new PutEventsCommand({
+          Entries: [
+            {
+              EventBusName: "default",
+              Source: "aws.backup",
+              DetailType: "Recovery Point State Change",
+              Resources: [snapshotArn(options.snapshotId)],
+              Detail: JSON.stringify({
+                backupVaultArn: `arn:aws:backup:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:backup-vault:${options.vault}`,
+                backupVaultName: options.vault,
+                creationDate: new Date().toISOString(),
+                iamRoleArn: `arn:aws:iam::${EMULATOR_ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole`,
+                resourceArn: `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:volume/${options.volumeId ?? "vol-0demo000000000000"}`,
+                resourceType: "EBS",
+                status: "COMPLETED",
+                storageClass: "WARM",
+                // The emulator drops resources[] on delivery; AWS Backup does not need this.
+                recoveryPointArn: snapshotArn(options.snapshotId)
+              })
+            }
+          ]
+        }),
+        { abortSignal }
+      )
+    )
+    if ((result.FailedEntryCount ?? 0) > 0) {
+      return yield* Effect.dieMessage(`PutEvents refused the event: ${result.Entries?.[0]?.ErrorMessage ?? "unknown"}`)
+    }
+  })
+
+export class StepTimedOut extends Schema.TaggedError<StepTimedOut>()("StepTimedOut", { action: Schema.String, recoveryPointArn: Schema.String }) {}
+class StillRunning extends Schema.TaggedError<StillRunning>()("StillRunning", {}) {}
+
+/** Waits until the ledger shows the step finished, and returns its record. */
+export const waitForStep = (ledgerTable: string, recoveryPointArn: string, action: string, timeout: Duration.DurationInput = "10 minutes") =>
+  Effect.gen(function* () {
+    const dynamodb = yield* DynamoDb
+    const item = yield* awsCall("dynamodb:GetItem", (abortSignal) =>
+      dynamodb.send(new GetItemCommand({ TableName: ledgerTable, Key: { pk: { S: recoveryPointArn }, sk: { S: action } }, ConsistentRead: true }), { abortSignal })
+    )
+    const record = item.Item === undefined ? undefined : unmarshall(item.Item)
+    if (record === undefined || record["status"] === "running") return yield* new StillRunning()
+    return record
+  }).pipe(
+    Effect.retry({ schedule: Schedule.spaced(Duration.millis(250)), while: (error) => error._tag === "StillRunning" }),
+    Effect.timeoutFail({ duration: timeout, onTimeout: () => new StepTimedOut({ action, recoveryPointArn }) })
+  )

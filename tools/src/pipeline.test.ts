@@ -1,0 +1,165 @@
+import { execFileSync } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, copyFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { DescribeSnapshotsCommand, DescribeVolumesCommand } from "@aws-sdk/client-ec2"
+import { Effect, type Layer, type Scope } from "effect"
+import { Ec2, awsCall } from "@backup-actions/aws"
+import type { Policy } from "@backup-actions/config"
+import { makeExt4Image, sha256OfFile, writeSourceTree } from "./seed"
+import { putImageAsSnapshot } from "./snapshot-writer"
+import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
+import { startLocalStack, type LocalStack } from "./stack"
+import { treeFacts } from "./tree-compare"
+
+const policy: Policy = {
+  rules: [
+    { name: "volume", match: { resourceTypes: ["EBS"], vaults: ["archive-volume"] }, archive: { mode: "volume", compression: "zstd", deleteSourceAfterVerify: false } },
+    { name: "direct-and-delete", match: { resourceTypes: ["EBS"], vaults: ["archive-and-delete"] }, archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: true } },
+    { name: "direct-gzip", match: { resourceTypes: ["EBS"], vaults: ["archive-gzip"] }, archive: { mode: "direct", compression: "gzip", deleteSourceAfterVerify: false } },
+    { name: "direct", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false } }
+  ]
+}
+
+let local: LocalStack
+let scratch: string
+let tree: string
+let image: string
+let snapshot: { snapshotId: string; volumeBytes: number; blocks: number }
+
+const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | Scope.Scope>) =>
+  Effect.runPromise(Effect.scoped(Effect.provide(effect, local.clients)))
+
+/** Downloads an object with the AWS CLI, a client independent of this project's code. */
+const download = (bucket: string, key: string, file: string): void => {
+  execFileSync("aws", ["--endpoint-url", local.emulator.endpoint, "s3", "cp", `s3://${bucket}/${key}`, file, "--only-show-errors"], {
+    env: { ...process.env, ...local.environment("streamer"), AWS_DEFAULT_REGION: "us-east-1" },
+    stdio: "pipe"
+  })
+}
+
+beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), "pipeline-test-"))
+  tree = join(scratch, "tree")
+  image = join(scratch, "fs.img")
+  writeSourceTree(tree)
+  makeExt4Image(tree, image, 64)
+  local = await startLocalStack({ name: "pipeline-test", policy })
+  snapshot = await run(putImageAsSnapshot(image, "pipeline test"))
+})
+
+afterAll(async () => {
+  await local?.stop()
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+describe("the EBS archive pipeline on the emulator", () => {
+  it("archives a snapshot in direct mode to a zstd raw image that is byte-identical to the disk", async () => {
+    // Act
+    await run(sendRecoveryPointCompleted({ snapshotId: snapshot.snapshotId, vault: "archive-direct" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(snapshot.snapshotId), "archive:direct"))
+    // Assess: the ledger outcome
+    assert.strictEqual(record["status"], "succeeded")
+    const outcome = record["outcome"]
+    assert.strictEqual(outcome.verified, true)
+    assert.strictEqual(outcome.sourceDeleted, false)
+    assert.strictEqual(outcome.bytesRead, snapshot.volumeBytes)
+    // Assess: the archive opens with stock zstd and equals the disk, zeros beyond the filesystem
+    const archive = join(scratch, "direct.img.zst")
+    download(outcome.location.bucket, outcome.location.key, archive)
+    const restored = join(scratch, "direct.img")
+    execFileSync("zstd", ["-q", "-d", "-f", archive, "-o", restored])
+    const expected = join(scratch, "expected.img")
+    copyFileSync(image, expected)
+    truncateSync(expected, snapshot.volumeBytes)
+    assert.strictEqual(statSync(restored).size, snapshot.volumeBytes)
+    assert.strictEqual(sha256OfFile(restored), sha256OfFile(expected))
+    // Assess: the manifest lists every block with data, with its SHA-256
+    const manifest = join(scratch, "direct.manifest.ndjson")
+    download(outcome.manifest.bucket, outcome.manifest.key, manifest)
+    const lines = readFileSync(manifest, "utf8").trim().split("\n").map((line) => JSON.parse(line))
+    assert.strictEqual(lines[0].kind, "backup-actions/raw-image-manifest")
+    assert.strictEqual(lines[0].checksum.value, outcome.checksum.value)
+    assert.strictEqual(lines.length - 1, snapshot.blocks)
+    for (const file of [restored, expected]) rmSync(file)
+  })
+
+  it("archives the same snapshot in volume mode to a tar that extracts byte-identical with modes, owners and links", async () => {
+    await run(sendRecoveryPointCompleted({ snapshotId: snapshot.snapshotId, vault: "archive-volume" }))
+    const restore = await run(waitForStep(local.stack.ledgerTable, snapshotArn(snapshot.snapshotId), "restore:volume"))
+    assert.strictEqual(restore["status"], "succeeded")
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(snapshot.snapshotId), "archive:volume"))
+    assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
+    const outcome = record["outcome"]
+    assert.strictEqual(outcome.format, "tar")
+    assert.strictEqual(outcome.verified, true)
+    // Extract with stock GNU tar and zstd
+    const archive = join(scratch, "files.tar.zst")
+    download(outcome.location.bucket, outcome.location.key, archive)
+    const extracted = join(scratch, "extracted")
+    execFileSync("mkdir", ["-p", extracted])
+    execFileSync("tar", ["--zstd", "-xpf", archive, "-C", extracted, "--numeric-owner"])
+    const source = treeFacts(tree)
+    const copy = treeFacts(extracted, ["lost+found"])
+    assert.deepStrictEqual([...copy.keys()], [...source.keys()])
+    for (const [path, facts] of source) assert.deepStrictEqual(copy.get(path), facts, path)
+    // The sparse file came back sparse
+    assert.isBelow(statSync(join(extracted, "data", "sparse.img")).blocks * 512, 1024 * 1024)
+    // The restorer deleted the volume it made
+    const volumeId = restore["outcome"].volumeId
+    const gone = await run(
+      Effect.gen(function* () {
+        const ec2 = yield* Ec2
+        for (let attempt = 0; attempt < 100; attempt += 1) {
+          const found = yield* awsCall("ec2:DescribeVolumes", (abortSignal) =>
+            ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: "volume-id", Values: [volumeId] }] }), { abortSignal })
+          )
+          if ((found.Volumes ?? []).length === 0) return true
+          yield* Effect.sleep("200 millis")
+        }
+        return false
+      })
+    )
+    assert.isTrue(gone)
+  })
+
+  it("writes gzip when the policy asks for it, readable by stock gzip", async () => {
+    const small = join(scratch, "small.img")
+    writeFileSync(small, Buffer.alloc(0))
+    makeExt4Image(join(tree, "small"), small, 8)
+    const seeded = await run(putImageAsSnapshot(small, "gzip test"))
+    await run(sendRecoveryPointCompleted({ snapshotId: seeded.snapshotId, vault: "archive-gzip" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(seeded.snapshotId), "archive:direct"))
+    assert.match(record["outcome"].location.key, /\.img\.gz$/)
+    const archive = join(scratch, "small.img.gz")
+    download(record["outcome"].location.bucket, record["outcome"].location.key, archive)
+    const head = execFileSync("sh", ["-c", `gzip -dc '${archive}' | head -c ${statSync(small).size} | sha256sum`]).toString().split(" ")[0]
+    assert.strictEqual(head, sha256OfFile(small))
+  })
+
+  it("deletes the source only after the archive is verified, when the policy asks", async () => {
+    const seeded = await run(putImageAsSnapshot(image, "delete test"))
+    await run(sendRecoveryPointCompleted({ snapshotId: seeded.snapshotId, vault: "archive-and-delete" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(seeded.snapshotId), "archive:direct"))
+    assert.strictEqual(record["outcome"].verified, true)
+    assert.strictEqual(record["outcome"].sourceDeleted, true)
+    const remaining = await run(
+      Effect.flatMap(Ec2, (ec2) =>
+        awsCall("ec2:DescribeSnapshots", (abortSignal) =>
+          ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: "snapshot-id", Values: [seeded.snapshotId] }] }), { abortSignal })
+        )
+      )
+    )
+    assert.deepStrictEqual(remaining.Snapshots ?? [], [])
+    // The snapshot archived without deletion is still there
+    assert.isTrue(existsSync(image))
+  })
+
+  it("reports a failed archive for a snapshot that does not exist and keeps going", async () => {
+    await run(sendRecoveryPointCompleted({ snapshotId: "snap-0000000000000dead", vault: "archive-direct" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn("snap-0000000000000dead"), "archive:direct"))
+    assert.strictEqual(record["status"], "failed")
+    assert.match(String(record["reason"]), /ebs:ListSnapshotBlocks failed/)
+  })
+})

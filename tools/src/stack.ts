@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from "node:child_process"
+import { createWriteStream, mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { Effect } from "effect"
+import type { EventPattern } from "@backup-actions/contracts"
+import { topology, type Policy, type ServiceName } from "@backup-actions/config"
+import {
+  EMULATOR_ACCOUNT,
+  EMULATOR_REGION,
+  emulatorClients,
+  emulatorEnvironment,
+  localStateDir,
+  provision,
+  startEmulator,
+  workspaceRoot,
+  type Emulator,
+  type ProvisionedStack
+} from "@backup-actions/local"
+import { subscriptions as restorerSubscriptions } from "@backup-actions/restorer"
+import { subscriptions as streamerSubscriptions } from "@backup-actions/streamer"
+
+/** The services that run locally, each with the patterns of its subscriptions. */
+const patternsOf = (subscriptions: ReadonlyArray<{ readonly pattern: EventPattern }>) => subscriptions.map((subscription) => subscription.pattern)
+
+export const LOCAL_SERVICES: ReadonlyArray<{ readonly name: ServiceName; readonly patterns: ReadonlyArray<EventPattern> }> = [
+  { name: "restorer", patterns: patternsOf(restorerSubscriptions) },
+  { name: "streamer", patterns: patternsOf(streamerSubscriptions) }
+]
+
+export interface LocalStack {
+  readonly emulator: Emulator
+  readonly stack: ProvisionedStack
+  readonly workDir: string
+  /** The environment a service process (or a test) uses to reach this stack. */
+  readonly environment: (service: ServiceName) => Record<string, string>
+  readonly clients: ReturnType<typeof emulatorClients>
+  readonly startService: (service: ServiceName) => ChildProcess
+  readonly stopService: (service: ServiceName, signal?: NodeJS.Signals) => Promise<void>
+  readonly stop: () => Promise<void>
+}
+
+const serviceEntry = (service: ServiceName): string => join(workspaceRoot(), "apps", service, "src", "main.ts")
+
+/**
+ * The embedded local runtime: moto on a free loopback port, the topology provisioned as
+ * CDK would deploy it, and each service as its own process polling its queue.
+ */
+export const startLocalStack = async (options: { readonly name: string; readonly policy: Policy; readonly services?: ReadonlyArray<ServiceName> }): Promise<LocalStack> => {
+  const emulator = await startEmulator({ name: options.name })
+  const clients = emulatorClients(emulator.endpoint)
+  const names = topology({ account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
+  const selected = LOCAL_SERVICES.filter((service) => (options.services ?? LOCAL_SERVICES.map((entry) => entry.name)).includes(service.name))
+  const stack = await Effect.runPromise(Effect.scoped(provision(names, EMULATOR_REGION, selected).pipe(Effect.provide(clients))))
+  const state = localStateDir()
+  const workDir = join(state, "work", `${options.name}-${emulator.port}`)
+  mkdirSync(join(state, "logs"), { recursive: true })
+  mkdirSync(workDir, { recursive: true })
+  const environment = (service: ServiceName): Record<string, string> => ({
+    ...emulatorEnvironment(emulator.endpoint),
+    BACKUP_ACTIONS_BUS: stack.busName,
+    BACKUP_ACTIONS_BUCKET: stack.artifactBucket,
+    BACKUP_ACTIONS_LEDGER_TABLE: stack.ledgerTable,
+    BACKUP_ACTIONS_QUEUE_URL: stack.queues[service]?.url ?? "",
+    BACKUP_ACTIONS_DLQ_URL: stack.queues[service]?.deadLetterUrl ?? "",
+    BACKUP_ACTIONS_WORK_DIR: join(workDir, service),
+    BACKUP_ACTIONS_POLICY: JSON.stringify(options.policy)
+  })
+  const processes = new Map<ServiceName, ChildProcess>()
+  const startService = (service: ServiceName): ChildProcess => {
+    const log = createWriteStream(join(state, "logs", `${options.name}-${service}.log`), { flags: "a" })
+    const child = spawn(process.execPath, ["--import", "tsx", serviceEntry(service)], {
+      cwd: workspaceRoot(),
+      env: { ...process.env, ...environment(service) },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    child.stdout?.pipe(log)
+    child.stderr?.pipe(log)
+    processes.set(service, child)
+    return child
+  }
+  const stopService = async (service: ServiceName, signal: NodeJS.Signals = "SIGTERM"): Promise<void> => {
+    const child = processes.get(service)
+    processes.delete(service)
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise<void>((done) => child.once("exit", () => done()))
+    child.kill(signal)
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+    await exited
+    clearTimeout(timer)
+  }
+  for (const service of selected) startService(service.name)
+  const description = { endpoint: emulator.endpoint, account: EMULATOR_ACCOUNT, ...stack }
+  writeFileSync(join(state, "stack.json"), `${JSON.stringify(description, null, 2)}\n`)
+  return {
+    emulator,
+    stack,
+    workDir,
+    environment,
+    clients,
+    startService,
+    stopService,
+    stop: async () => {
+      await Promise.all([...processes.keys()].map((service) => stopService(service)))
+      await emulator.stop()
+    }
+  }
+}
