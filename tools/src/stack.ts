@@ -3,7 +3,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type { EventPattern } from "@backup-actions/contracts"
-import { topology, type Policy, type ServiceName } from "@backup-actions/config"
+import { patternsFor, topology, type Policy, type ServiceName } from "@backup-actions/config"
 import {
   EMULATOR_ACCOUNT,
   EMULATOR_REGION,
@@ -16,16 +16,11 @@ import {
   type Emulator,
   type ProvisionedStack
 } from "@backup-actions/local"
-import { subscriptions as restorerSubscriptions } from "@backup-actions/restorer"
-import { subscriptions as streamerSubscriptions } from "@backup-actions/streamer"
 
-/** The services that run locally, each with the patterns of its subscriptions. */
-const patternsOf = (subscriptions: ReadonlyArray<{ readonly pattern: EventPattern }>) => subscriptions.map((subscription) => subscription.pattern)
-
-export const LOCAL_SERVICES: ReadonlyArray<{ readonly name: ServiceName; readonly patterns: ReadonlyArray<EventPattern> }> = [
-  { name: "restorer", patterns: patternsOf(restorerSubscriptions) },
-  { name: "streamer", patterns: patternsOf(streamerSubscriptions) }
-]
+/** The services that run locally, each with the patterns of its rules. */
+export const LOCAL_SERVICES: ReadonlyArray<{ readonly name: ServiceName; readonly patterns: ReadonlyArray<EventPattern> }> = (
+  ["restorer", "streamer"] as const
+).map((name) => ({ name, patterns: patternsFor(name) }))
 
 export interface LocalStack {
   readonly emulator: Emulator
@@ -45,7 +40,13 @@ const serviceEntry = (service: ServiceName): string => join(workspaceRoot(), "ap
  * The embedded local runtime: moto on a free loopback port, the topology provisioned as
  * CDK would deploy it, and each service as its own process polling its queue.
  */
-export const startLocalStack = async (options: { readonly name: string; readonly policy: Policy; readonly services?: ReadonlyArray<ServiceName> }): Promise<LocalStack> => {
+export const startLocalStack = async (options: {
+  readonly name: string
+  readonly policy: Policy
+  readonly services?: ReadonlyArray<ServiceName>
+  /** Extra environment for every service process (tuning knobs, in tests). */
+  readonly serviceEnvironment?: Record<string, string>
+}): Promise<LocalStack> => {
   const emulator = await startEmulator({ name: options.name })
   const clients = emulatorClients(emulator.endpoint)
   const names = topology({ account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
@@ -63,7 +64,8 @@ export const startLocalStack = async (options: { readonly name: string; readonly
     BACKUP_ACTIONS_QUEUE_URL: stack.queues[service]?.url ?? "",
     BACKUP_ACTIONS_DLQ_URL: stack.queues[service]?.deadLetterUrl ?? "",
     BACKUP_ACTIONS_WORK_DIR: join(workDir, service),
-    BACKUP_ACTIONS_POLICY: JSON.stringify(options.policy)
+    BACKUP_ACTIONS_POLICY: JSON.stringify(options.policy),
+    ...options.serviceEnvironment
   })
   const processes = new Map<ServiceName, ChildProcess>()
   const startService = (service: ServiceName): ChildProcess => {

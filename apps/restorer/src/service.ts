@@ -6,13 +6,13 @@ import {
   RestoreCompleted,
   recoveryPointArnOf,
   snapshotIdFromArn,
-  subscribe,
+  subscribeTo,
   subscriptionSet,
   type ArchivePlan,
   type DetailOf,
   type EventOf
 } from "@backup-actions/contracts"
-import { PolicySource, ServiceSettings, archivePlanFor } from "@backup-actions/config"
+import { PolicySource, ROUTES, ServiceSettings, archivePlanFor } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger, failed, runStep, succeeded } from "@backup-actions/ledger"
 import { deleteVolume, restoreVolume, restoreZone } from "./volumes"
@@ -77,8 +77,8 @@ export const onArchiveCompleted = (event: EventOf<typeof ArchiveCompleted>) =>
   })
 
 export const subscriptions = subscriptionSet(
-  subscribe(RecoveryPointStateChange, onRecoveryPoint, { status: ["COMPLETED"], resourceType: ["EBS"] }),
-  subscribe(ArchiveCompleted, onArchiveCompleted, { mode: ["volume"] })
+  subscribeTo(ROUTES.restorer.recoveryPoints, onRecoveryPoint),
+  subscribeTo(ROUTES.restorer.volumeArchives, onArchiveCompleted)
 )
 
 export const RestorerLive = Layer.mergeAll(Ledger.Live, Publisher.Live).pipe(

@@ -1,6 +1,6 @@
-import { PutObjectCommand } from "@aws-sdk/client-s3"
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, Option } from "effect"
-import { S3, awsCall, type AwsError } from "@backup-actions/aws"
+import { S3, awsCall, toAwsError, type AwsError } from "@backup-actions/aws"
 import type { Compression } from "@backup-actions/contracts"
 import type { LeaseLost, StepKey } from "@backup-actions/ledger"
 import { Ledger } from "@backup-actions/ledger"
@@ -59,8 +59,34 @@ export interface ArchiveResult extends CompletedUpload {
   readonly manifestFragments: ReadonlyArray<string>
 }
 
+/**
+ * Beside each uploaded part: a small object whose first line is the part's journal entry
+ * (number, ETag, SHA-256, size, input offset at its end) and whose other lines are the
+ * part's manifest lines. A resumed upload trusts a part only if S3 holds it with the same
+ * ETag and size; the final manifest is assembled from these, and they are then deleted.
+ */
 export const fragmentKey = (target: UploadTarget, partNumber: number): string =>
-  `${target.key}.manifest.parts/${String(partNumber).padStart(5, "0")}.ndjson`
+  `${target.key}.parts/${String(partNumber).padStart(5, "0")}.ndjson`
+
+const readJournal = (target: UploadTarget, partNumber: number) =>
+  Effect.flatMap(S3, (s3) =>
+    awsCall("s3:GetObject", async (abortSignal) => {
+      const object = await s3.send(new GetObjectCommand({ Bucket: target.bucket, Key: fragmentKey(target, partNumber) }), { abortSignal })
+      return object.Body === undefined ? "" : object.Body.transformToString()
+    })
+  ).pipe(
+    Effect.flatMap((text) =>
+      Effect.try({
+        try: () => {
+          const entry: unknown = JSON.parse(text.split("\n")[0] ?? "")
+          const part = entry as UploadedPart
+          if (typeof part.etag !== "string" || typeof part.sha256 !== "string" || part.partNumber !== partNumber) throw new Error("bad journal")
+          return { partNumber, etag: part.etag, sha256: part.sha256, size: part.size }
+        },
+        catch: () => toAwsError("s3:GetObject")(new Error(`journal of part ${partNumber} is unreadable`))
+      })
+    )
+  )
 
 interface Frame {
   readonly frame: Buffer
@@ -97,12 +123,25 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
         yield* abortUpload({ ...target, key: recorded.key }, recorded.uploadId).pipe(Effect.catchAll(() => Effect.void))
         return Option.none()
       }
+      // The parts S3 holds, checked against the journal written beside each part as it finished.
       const stored = yield* listUploadedParts(target, recorded.uploadId).pipe(Effect.option)
-      return Option.flatMap(stored, (parts) => {
-        const prefix = parts.slice(0, recorded.partsDone)
-        const contiguous = prefix.length === recorded.partsDone && prefix.every((part, index) => part.partNumber === index + 1 && part.sha256 !== "")
-        return contiguous ? Option.some({ uploadId: recorded.uploadId, parts: prefix, inputOffset: recorded.inputOffset }) : Option.none()
+      const journal = yield* Effect.forEach(
+        Array.from({ length: recorded.partsDone }, (_, index) => index + 1),
+        (partNumber) => readJournal(target, partNumber),
+        { concurrency: 8 }
+      ).pipe(Effect.option)
+      const resumable = Option.flatMap(Option.all([stored, journal]), ([parts, journaled]) => {
+        const matches = journaled.every((entry, index) => {
+          const held = parts[index]
+          return held !== undefined && held.partNumber === entry.partNumber && held.etag === entry.etag && held.size === entry.size
+        })
+        return matches ? Option.some({ uploadId: recorded.uploadId, parts: journaled, inputOffset: recorded.inputOffset }) : Option.none()
       })
+      if (Option.isNone(resumable)) {
+        yield* Effect.logWarning(`upload ${recorded.uploadId} cannot be resumed; starting over`)
+        yield* abortUpload(target, recorded.uploadId).pipe(Effect.catchAll(() => Effect.void))
+      }
+      return resumable
     })
 
     const uploadId = Option.isSome(resumeFrom) ? resumeFrom.value.uploadId : yield* createUpload(target)
@@ -160,16 +199,16 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
           uploads.submit(
             Effect.gen(function* () {
               const part = yield* uploadPart(target, uploadId, partNumber, Buffer.concat(buffers))
-              const fragment = lines.length === 0 ? Option.none<string>() : Option.some(fragmentKey(target, partNumber))
-              if (Option.isSome(fragment)) {
-                yield* awsCall("s3:PutObject", (abortSignal) =>
-                  s3.send(
-                    new PutObjectCommand({ Bucket: target.bucket, Key: fragment.value, Body: `${lines.join("\n")}\n`, ContentType: "application/x-ndjson" }),
-                    { abortSignal }
-                  )
+              // The part's journal (its checksum and where it ends in the input) and its manifest lines.
+              const journal = JSON.stringify({ ...part, inputEnd })
+              const body = [journal, ...lines].join("\n") + "\n"
+              yield* awsCall("s3:PutObject", (abortSignal) =>
+                s3.send(
+                  new PutObjectCommand({ Bucket: target.bucket, Key: fragmentKey(target, partNumber), Body: body, ContentType: "application/x-ndjson" }),
+                  { abortSignal }
                 )
-              }
-              const done: PartDone = { part, inputEnd, fragment }
+              )
+              const done: PartDone = { part, inputEnd, fragment: Option.some(fragmentKey(target, partNumber)) }
               return done
             }).pipe(Effect.provideService(S3, s3))
           )

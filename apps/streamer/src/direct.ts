@@ -1,4 +1,4 @@
-import { Clock, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option } from "effect"
 import { type AwsError } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { runStep } from "@backup-actions/ledger"
@@ -9,9 +9,6 @@ import { archiveAction, archiveKeys } from "./keys"
 import { writeManifest } from "./manifest"
 import { archivedOutcome, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
-
-/** How long a worker's claim on a step lasts without renewal; a dead worker's step is taken over after it. */
-export const STEP_LEASE = "2 minutes"
 
 const describe = (error: EbsSourceError | AwsError): string => {
   switch (error._tag) {
@@ -33,7 +30,7 @@ export const archiveDirect = (subject: ArchiveSubject) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
     const step = { recoveryPointArn: subject.recoveryPointArn, action: archiveAction("direct") }
-    const result = yield* runStep(step, { lease: STEP_LEASE }, () =>
+    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, () =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
         const keys = archiveKeys(subject.snapshotId, "direct", "raw", subject.plan.compression)

@@ -1,4 +1,4 @@
-import { runServiceMain } from "@backup-actions/consumer"
+import { runServiceMain, visibilityFromEnv } from "@backup-actions/consumer"
 import { StreamerLive, subscriptions } from "./service"
 
-runServiceMain(subscriptions, { service: "streamer", concurrency: 2, visibilityTimeoutSeconds: 120 }, StreamerLive)
+runServiceMain(subscriptions, { service: "streamer", concurrency: 2, visibilityTimeoutSeconds: visibilityFromEnv(120) }, StreamerLive)

@@ -10,7 +10,7 @@ export interface ManifestRequest {
   readonly key: string
   /** The first line: what the archive is and how to check it. */
   readonly header: Record<string, unknown>
-  /** Objects holding further NDJSON lines, appended in order and deleted afterwards. */
+  /** Part fragments: a journal line, then NDJSON lines; the lines are appended in order and the fragments deleted. */
   readonly fragments: ReadonlyArray<string>
   /** Lines appended after the fragments. */
   readonly lines?: Iterable<string>
@@ -42,7 +42,8 @@ export const writeManifest = (request: ManifestRequest) =>
           const object = await s3.send(new GetObjectCommand({ Bucket: request.bucket, Key: fragment }), { abortSignal })
           return object.Body === undefined ? "" : object.Body.transformToString()
         })
-        yield* write(body, text)
+        const newline = text.indexOf("\n")
+        yield* write(body, newline < 0 ? "" : text.slice(newline + 1))
       }
       for (const line of request.lines ?? []) yield* write(body, `${line}\n`)
       body.end()

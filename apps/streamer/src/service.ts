@@ -5,11 +5,11 @@ import {
   RestoreCompleted,
   recoveryPointArnOf,
   snapshotIdFromArn,
-  subscribe,
+  subscribeTo,
   subscriptionSet,
   type EventOf
 } from "@backup-actions/contracts"
-import { PolicySource, ServiceSettings, archivePlanFor } from "@backup-actions/config"
+import { PolicySource, ROUTES, ServiceSettings, archivePlanFor } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
 import { BlockDevicesLive } from "./block-devices"
@@ -59,8 +59,8 @@ export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
   })
 
 export const subscriptions = subscriptionSet(
-  subscribe(RecoveryPointStateChange, onRecoveryPoint, { status: ["COMPLETED"], resourceType: ["EBS"] }),
-  subscribe(RestoreCompleted, onRestoreCompleted, { status: ["restored"] })
+  subscribeTo(ROUTES.streamer.recoveryPoints, onRecoveryPoint),
+  subscribeTo(ROUTES.streamer.restoredVolumes, onRestoreCompleted)
 )
 
 /** Everything the streamer's handlers need, from the environment. */

@@ -1,14 +1,13 @@
 import { spawn } from "node:child_process"
 import { createReadStream } from "node:fs"
 import { mkdir } from "node:fs/promises"
-import { Clock, Effect, Either, Option } from "effect"
+import { Clock, Duration, Effect, Either, Option } from "effect"
 import { type AwsError } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { runStep, type LeaseLost, type StepKey } from "@backup-actions/ledger"
 import { archiveToS3, type ChunkSource } from "./archive-pipeline"
 import { BlockDevices, type DeviceError } from "./block-devices"
 import { contentTypeOf } from "./compress"
-import { STEP_LEASE } from "./direct"
 import { CHUNK_BYTES } from "./ebs-direct-source"
 import { CommandFailed, run } from "./exec"
 import { archiveAction, archiveKeys } from "./keys"
@@ -149,7 +148,7 @@ export const archiveVolume = (subject: ArchiveSubject & { readonly restoredVolum
     const devices = yield* BlockDevices
     const settings = yield* ServiceSettings
     const step = { recoveryPointArn: subject.recoveryPointArn, action: archiveAction("volume") }
-    const result = yield* runStep(step, { lease: STEP_LEASE }, () =>
+    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, () =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
         const attempt = Effect.scoped(

@@ -1,3 +1,4 @@
 export * from "./policy"
 export * from "./topology"
 export * from "./settings"
+export * from "./routes"

@@ -9,10 +9,12 @@ export interface ServiceSettingsShape {
   readonly deadLetterQueueUrl: string
   /** Where temporary files (materialized images, mount points) go. */
   readonly workDir: string
+  /** How long a claim on a step lasts without renewal; a dead worker's step is taken over after it. */
+  readonly stepLeaseSeconds: number
 }
 
 export class ServiceSettings extends Context.Tag("backup-actions/ServiceSettings")<ServiceSettings, ServiceSettingsShape>() {
-  /** BACKUP_ACTIONS_BUS, _BUCKET, _LEDGER_TABLE, _QUEUE_URL, _DLQ_URL, _WORK_DIR. */
+  /** BACKUP_ACTIONS_BUS, _BUCKET, _LEDGER_TABLE, _QUEUE_URL, _DLQ_URL, _WORK_DIR, _STEP_LEASE_SECONDS. */
   static readonly fromEnv = Layer.effect(
     ServiceSettings,
     Effect.all({
@@ -21,9 +23,11 @@ export class ServiceSettings extends Context.Tag("backup-actions/ServiceSettings
       ledgerTable: Config.string("BACKUP_ACTIONS_LEDGER_TABLE"),
       queueUrl: Config.string("BACKUP_ACTIONS_QUEUE_URL"),
       deadLetterQueueUrl: Config.string("BACKUP_ACTIONS_DLQ_URL"),
-      workDir: Config.string("BACKUP_ACTIONS_WORK_DIR").pipe(Config.withDefault("/tmp/backup-actions"))
+      workDir: Config.string("BACKUP_ACTIONS_WORK_DIR").pipe(Config.withDefault("/tmp/backup-actions")),
+      stepLeaseSeconds: Config.integer("BACKUP_ACTIONS_STEP_LEASE_SECONDS").pipe(Config.withDefault(120))
     })
   )
 
-  static readonly layer = (settings: ServiceSettingsShape) => Layer.succeed(ServiceSettings, settings)
+  static readonly layer = (settings: Omit<ServiceSettingsShape, "stepLeaseSeconds"> & { readonly stepLeaseSeconds?: number }) =>
+    Layer.succeed(ServiceSettings, { stepLeaseSeconds: 120, ...settings })
 }

@@ -11,6 +11,12 @@ export const loggerFromEnv = (): Layer.Layer<never> =>
     Logger.minimumLogLevel(process.env["BACKUP_ACTIONS_LOG_LEVEL"] === "debug" ? LogLevel.Debug : LogLevel.Info)
   )
 
+/** The visibility timeout from BACKUP_ACTIONS_VISIBILITY_SECONDS, else the given default. */
+export const visibilityFromEnv = (fallback: number): number => {
+  const configured = Number(process.env["BACKUP_ACTIONS_VISIBILITY_SECONDS"])
+  return Number.isInteger(configured) && configured > 0 ? configured : fallback
+}
+
 /**
  * Runs a service's consumer as a process: polls until SIGTERM or SIGINT, then stops
  * taking messages and lets the fiber's finalizers run (a message being handled returns

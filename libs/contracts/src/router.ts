@@ -94,3 +94,23 @@ export const subscriptionSet = <R1, E1, R2 = never, E2 = never, R3 = never, E3 =
   sixth?: Subscription<R6, E6>
 ): ReadonlyArray<Subscription<R1 | R2 | R3 | R4 | R5 | R6, E1 | E2 | E3 | E4 | E5 | E6>> =>
   [first, second, third, fourth, fifth, sixth].filter((entry) => entry !== undefined)
+
+/** A contract with an optional narrowing on detail fields: what one rule of one service matches. */
+export interface Route<S extends string, D extends string, T> {
+  readonly contract: Contract<S, D, T>
+  readonly detailFilter?: Readonly<Record<string, ReadonlyArray<unknown>>>
+}
+
+export const eventRoute = <S extends string, D extends string, T>(
+  contract: Contract<S, D, T>,
+  detailFilter?: Readonly<Record<string, ReadonlyArray<unknown>>>
+): Route<S, D, T> => (detailFilter === undefined ? { contract } : { contract, detailFilter })
+
+export const patternOfRoute = <S extends string, D extends string, T>(target: Route<S, D, T>): EventPattern =>
+  target.contract.pattern(target.detailFilter)
+
+/** Subscribes a handler to a route: the rule's pattern and the handler's event type come from one object. */
+export const subscribeTo = <S extends string, D extends string, T, R, E>(
+  target: Route<S, D, T>,
+  handle: (event: BusEvent<S, D, T>) => Effect.Effect<void, E, R>
+): Subscription<R, E> => subscribe(target.contract, handle, target.detailFilter)

@@ -1,0 +1,32 @@
+import {
+  ArchiveCompleted,
+  RecoveryPointStateChange,
+  RestoreCompleted,
+  patternOfRoute,
+  eventRoute,
+  type Route,
+  type EventPattern
+} from "@backup-actions/contracts"
+import type { ServiceName } from "./topology"
+
+/**
+ * What each service subscribes to. The services' handlers, local provisioning and the CDK
+ * rules all read this one table, so a rule can never match other events than its handler reads.
+ */
+export const ROUTES = {
+  restorer: {
+    recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS"] }),
+    volumeArchives: eventRoute(ArchiveCompleted, { mode: ["volume"] })
+  },
+  streamer: {
+    recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS"] }),
+    restoredVolumes: eventRoute(RestoreCompleted, { status: ["restored"] })
+  },
+  exporter: {},
+  sharer: {},
+  reporter: {}
+} as const
+
+/** The event patterns of a service's rules. */
+export const patternsFor = (service: ServiceName): ReadonlyArray<EventPattern> =>
+  Object.values<Route<string, string, unknown>>(ROUTES[service]).map((entry) => patternOfRoute(entry))
