@@ -1,0 +1,52 @@
+/**
+ * `npm start`: the local stack (emulator, provisioning, services) kept up until Ctrl-C, for
+ * driving by hand with the AWS CLI. Prints the endpoint and the names, also written to
+ * .local/stack.json.
+ */
+import { join } from "node:path"
+import { DEFAULT_POLICY } from "@backup-actions/config"
+import { EMULATOR_CREDENTIALS, EMULATOR_REGION, localStateDir } from "@backup-actions/local"
+import { startLocalStack } from "./stack"
+
+const local = await startLocalStack({
+  name: "start",
+  policy: {
+    rules: [
+      { name: "volume-mode", match: { resourceTypes: ["EBS"], vaults: ["archive-volume"] }, archive: { mode: "volume", compression: "zstd", deleteSourceAfterVerify: false } },
+      ...DEFAULT_POLICY.rules
+    ]
+  }
+})
+const { stack, emulator } = local
+const endpoint = emulator.endpoint
+const print = (text: string) => process.stdout.write(`${text}\n`)
+print(`backup-actions local stack is up (Ctrl-C stops it)
+
+  endpoint        ${endpoint}
+  region          ${EMULATOR_REGION}
+  credentials     AWS_ACCESS_KEY_ID=${EMULATOR_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${EMULATOR_CREDENTIALS.secretAccessKey}
+  event bus       ${stack.busName} (archive ${stack.archiveName})
+  bucket          ${stack.artifactBucket}
+  ledger table    ${stack.ledgerTable}
+${Object.entries(stack.queues)
+  .map(([service, queue]) => `  ${`${service} queue`.padEnd(15)} ${queue?.url ?? ""}\n  ${`${service} DLQ`.padEnd(15)} ${queue?.deadLetterUrl ?? ""}`)
+  .join("\n")}
+  described in    ${join(localStateDir(), "stack.json")}
+  service logs    ${join(localStateDir(), "logs")}
+
+Try it (see README, "Drive it with the AWS CLI"):
+  export AWS_ACCESS_KEY_ID=${EMULATOR_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${EMULATOR_CREDENTIALS.secretAccessKey} AWS_DEFAULT_REGION=${EMULATOR_REGION}
+  aws --endpoint-url ${endpoint} ebs start-snapshot --volume-size 1
+  aws --endpoint-url ${endpoint} s3 ls s3://${stack.artifactBucket} --recursive
+`)
+
+const stop = () => {
+  print("stopping...")
+  local.stop().then(
+    () => process.exit(0),
+    () => process.exit(1)
+  )
+}
+process.once("SIGINT", stop)
+process.once("SIGTERM", stop)
+setInterval(() => undefined, 60_000)
