@@ -10,7 +10,7 @@ if (projectRoot === undefined) {
   console.error("usage: node tools/build/bundle.mjs <project root>")
   process.exit(2)
 }
-const entries = ["main.ts", "index.ts"].map((name) => join(projectRoot, "src", name)).filter((path) => existsSync(path))
+const entries = ["main.ts", "index.ts", "archive-file.ts"].map((name) => join(projectRoot, "src", name)).filter((path) => existsSync(path))
 await build({
   entryPoints: entries,
   outdir: join("dist", projectRoot),

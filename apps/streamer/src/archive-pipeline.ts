@@ -1,5 +1,5 @@
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
-import { Effect, Option } from "effect"
+import { Effect, Option, type Scope } from "effect"
 import { S3, awsCall, toAwsError, type AwsError } from "@backup-actions/aws"
 import type { Compression } from "@backup-actions/contracts"
 import type { LeaseLost, StepKey } from "@backup-actions/ledger"
@@ -22,6 +22,8 @@ export interface ChunkJob<E> {
   readonly inputBytes: number
   /** The chunk's bytes, or None when they are all zeros (a hole in a sparse image). */
   readonly produce: Effect.Effect<{ readonly bytes: Option.Option<Buffer>; readonly manifestLines: ReadonlyArray<string> }, E>
+  /** Gives the chunk's buffer back to its source once the chunk is compressed. */
+  readonly release?: Effect.Effect<void>
 }
 
 /** Pulled one chunk at a time, in order; None at the end. */
@@ -45,7 +47,7 @@ export interface ArchiveRequest<E, R> {
   /** Parts uploading at once. */
   readonly uploadConcurrency?: number
   /** Opens the source at an input offset (0, or where a resumed upload left off). */
-  readonly openSource: (inputOffset: number) => Effect.Effect<ChunkSource<E>, E, R>
+  readonly openSource: (inputOffset: number) => Effect.Effect<ChunkSource<E>, E, R | Scope.Scope>
   /** Whether the source can start mid-way; a tar stream cannot. */
   readonly resumable: boolean
   readonly onProgress?: (progress: ArchiveProgress) => Effect.Effect<void>
@@ -180,14 +182,14 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
             while (true) {
               const job = yield* source.pull
               if (Option.isNone(job)) break
-              const { inputBytes, produce } = job.value
+              const { inputBytes, produce, release } = job.value
               yield* frames.submit(
                 Effect.flatMap(produce, ({ bytes, manifestLines }) =>
                   Effect.map(
                     Option.match(bytes, { onNone: () => zeroFrame(inputBytes), onSome: (chunk) => compressChunk(chunk, request.compression) }),
                     (frame) => ({ frame, inputBytes, manifestLines })
                   )
-                )
+                ).pipe(Effect.ensuring(release ?? Effect.void))
               )
             }
             yield* frames.end

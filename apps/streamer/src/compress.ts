@@ -8,6 +8,7 @@ const gzipAsync = promisify(gzip)
 
 export const ZSTD_LEVEL = 3
 export const GZIP_LEVEL = 6
+const OUTPUT_CHUNK = 1024 * 1024
 
 /**
  * Compresses one chunk into a complete, independent frame (a zstd frame or a gzip member).
@@ -18,9 +19,11 @@ export const compressChunk = (chunk: Uint8Array, compression: Compression): Effe
   Effect.promise(() =>
     compression === "zstd"
       ? zstdAsync(chunk, {
+          // One output buffer for the whole frame: the default 16 KiB means hundreds of thread-pool round trips per chunk.
+          chunkSize: OUTPUT_CHUNK,
           params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 }
         })
-      : gzipAsync(chunk, { level: GZIP_LEVEL })
+      : gzipAsync(chunk, { level: GZIP_LEVEL, chunkSize: OUTPUT_CHUNK })
   )
 
 export const extensionOf = (compression: Compression): string => (compression === "zstd" ? "zst" : "gz")

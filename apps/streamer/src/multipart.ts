@@ -11,6 +11,7 @@ import {
 } from "@aws-sdk/client-s3"
 import { Duration, Effect } from "effect"
 import { S3, awsCall } from "@backup-actions/aws"
+import { sha256Base64 } from "./stream-source"
 
 export interface UploadTarget {
   readonly bucket: string
@@ -92,7 +93,7 @@ export const listUploadedParts = (target: UploadTarget, uploadId: string) =>
 export const uploadPart = (target: UploadTarget, uploadId: string, partNumber: number, body: Buffer) =>
   Effect.gen(function* () {
     const s3 = yield* S3
-    const sha256 = createHash("sha256").update(body).digest("base64")
+    const sha256 = yield* sha256Base64(body)
     const result = yield* awsCall(
       "s3:UploadPart",
       (abortSignal) =>

@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto"
 import type { Readable } from "node:stream"
-import { Effect, Option, Schema } from "effect"
+import { open } from "node:fs/promises"
+import { Effect, Option, Queue, Schema } from "effect"
 import type { ChunkJob, ChunkSource } from "./archive-pipeline"
 import { CHUNK_BYTES } from "./ebs-direct-source"
 
@@ -9,13 +9,15 @@ export class SourceReadError extends Schema.TaggedError<SourceReadError>()("Sour
   reason: Schema.String
 }) {}
 
-const isAllZero = (buffer: Buffer): boolean => {
-  // Compare 8 bytes at a time; a disk image is mostly either data or long runs of zeros.
-  const words = Math.floor(buffer.length / 8)
-  for (let index = 0; index < words; index += 1) if (buffer.readBigUInt64LE(index * 8) !== 0n) return false
-  for (let index = words * 8; index < buffer.length; index += 1) if (buffer[index] !== 0) return false
-  return true
-}
+const ZERO_CHUNK = Buffer.alloc(CHUNK_BYTES)
+
+/** A native compare against zeros: disk images are mostly either data or long runs of zeros. */
+const isAllZero = (buffer: Buffer): boolean =>
+  buffer.length === CHUNK_BYTES ? buffer.equals(ZERO_CHUNK) : buffer.equals(ZERO_CHUNK.subarray(0, buffer.length))
+
+/** SHA-256 on the thread pool (WebCrypto), so hashing runs beside compression instead of before it. */
+export const sha256Base64 = (data: Uint8Array): Effect.Effect<string> =>
+  Effect.promise(() => crypto.subtle.digest("SHA-256", data)).pipe(Effect.map((digest) => Buffer.from(digest).toString("base64")))
 
 /**
  * A Node stream cut into 4 MiB chunks, read strictly in order. With `detectHoles`, chunks
@@ -59,14 +61,68 @@ export const streamChunkSource = (
       offset += chunk.length
       const job: ChunkJob<SourceReadError> = {
         inputBytes: chunk.length,
-        produce: Effect.sync(() => {
-          if (!options.detectHoles) return { bytes: Option.some(chunk), manifestLines: [] }
-          if (isAllZero(chunk)) return { bytes: Option.none(), manifestLines: [] }
-          const sha256 = createHash("sha256").update(chunk).digest("base64")
-          return { bytes: Option.some(chunk), manifestLines: [JSON.stringify({ offset: at, length: chunk.length, sha256 })] }
+        produce: Effect.suspend(() => {
+          if (!options.detectHoles) return Effect.succeed({ bytes: Option.some(chunk), manifestLines: [] })
+          if (isAllZero(chunk)) return Effect.succeed({ bytes: Option.none(), manifestLines: [] })
+          return Effect.map(sha256Base64(chunk), (sha256) => ({
+            bytes: Option.some(chunk),
+            manifestLines: [JSON.stringify({ offset: at, length: chunk.length, sha256 })]
+          }))
         })
       }
       return Option.some(job)
     })
   }
 }
+
+/**
+ * A file or block device read in 4 MiB chunks into a fixed ring of reusable buffers: a
+ * buffer goes back to the ring once its chunk is compressed, so reading makes no garbage
+ * and memory stays at `buffers` chunks whatever the input size.
+ */
+export const fileChunkSource = (
+  path: string,
+  size: number,
+  options: { readonly detectHoles: boolean; readonly buffers: number; readonly startOffset?: number }
+) =>
+  Effect.gen(function* () {
+    const handle = yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => open(path, "r"), catch: (error) => new SourceReadError({ source: path, reason: String(error) }) }),
+      (file) => Effect.promise(() => file.close())
+    )
+    const free = yield* Queue.bounded<Buffer>(options.buffers)
+    yield* Queue.offerAll(free, Array.from({ length: options.buffers }, () => Buffer.allocUnsafe(CHUNK_BYTES)))
+    let offset = options.startOffset ?? 0
+    const source: ChunkSource<SourceReadError> = {
+      pull: Effect.gen(function* () {
+        if (offset >= size) return Option.none()
+        const at = offset
+        const length = Math.min(CHUNK_BYTES, size - at)
+        offset += length
+        const buffer = yield* Queue.take(free)
+        const read = yield* Effect.tryPromise({
+          try: () => handle.read(buffer, 0, length, at),
+          catch: (error) => new SourceReadError({ source: path, reason: String(error) })
+        })
+        if (read.bytesRead !== length) {
+          yield* Queue.offer(free, buffer)
+          return yield* new SourceReadError({ source: path, reason: `short read at ${at}: ${read.bytesRead} of ${length} bytes` })
+        }
+        const chunk = buffer.subarray(0, length)
+        const job: ChunkJob<SourceReadError> = {
+          inputBytes: length,
+          release: Queue.offer(free, buffer).pipe(Effect.asVoid),
+          produce: Effect.suspend(() => {
+            if (options.detectHoles && isAllZero(chunk)) return Effect.succeed({ bytes: Option.none(), manifestLines: [] })
+            if (!options.detectHoles) return Effect.succeed({ bytes: Option.some(chunk), manifestLines: [] })
+            return Effect.map(sha256Base64(chunk), (sha256) => ({
+              bytes: Option.some(chunk),
+              manifestLines: [JSON.stringify({ offset: at, length, sha256 })]
+            }))
+          })
+        }
+        return Option.some(job)
+      })
+    }
+    return source
+  })

@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process"
-import { createReadStream } from "node:fs"
 import { mkdir } from "node:fs/promises"
 import { Clock, Duration, Effect, Either, Option } from "effect"
 import { type AwsError } from "@backup-actions/aws"
@@ -15,7 +14,7 @@ import { writeManifest } from "./manifest"
 import { mountReadOnly, type MountedFilesystem, type NotMountable } from "./mount"
 import { archivedOutcome, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
-import { SourceReadError, streamChunkSource } from "./stream-source"
+import { SourceReadError, fileChunkSource, streamChunkSource } from "./stream-source"
 import { describeTree } from "./tree-manifest"
 
 /** GNU tar, keeping modes, numeric owners, times, links, holes and extended attributes. */
@@ -117,7 +116,7 @@ const rawArchive = (subject: ArchiveSubject, step: StepKey, device: string) =>
       compression: subject.plan.compression,
       partSize: partSizeFor(compressedUpperBound(size)),
       resumable: false,
-      openSource: () => Effect.sync(() => streamChunkSource(device, createReadStream(device, { highWaterMark: 1024 * 1024 }), { detectHoles: true }))
+      openSource: () => fileChunkSource(device, size, { detectHoles: true, buffers: 6 })
     })
     yield* writeManifest({
       bucket: settings.artifactBucket,

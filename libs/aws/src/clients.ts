@@ -1,12 +1,5 @@
 import { Agent as HttpAgent } from "node:http"
 import { Agent as HttpsAgent } from "node:https"
-import { BackupClient } from "@aws-sdk/client-backup"
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb"
-import { EBSClient } from "@aws-sdk/client-ebs"
-import { EC2Client } from "@aws-sdk/client-ec2"
-import { EventBridgeClient } from "@aws-sdk/client-eventbridge"
-import { S3Client } from "@aws-sdk/client-s3"
-import { SQSClient } from "@aws-sdk/client-sqs"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Config, Context, Effect, Layer, Option } from "effect"
 
@@ -66,7 +59,7 @@ export const clientOptions = (settings: AwsSettings) => ({
 })
 
 /** A client made when the layer is built and destroyed when its scope closes. */
-const scopedClient = <Id, C extends { destroy(): void }>(
+export const scopedClient = <Id, C extends { destroy(): void }>(
   tag: Context.Tag<Id, C>,
   make: (settings: AwsSettings) => C
 ): Layer.Layer<Id, never, AwsConfig> =>
@@ -75,38 +68,3 @@ const scopedClient = <Id, C extends { destroy(): void }>(
     Effect.acquireRelease(Effect.map(AwsConfig, make), (client) => Effect.sync(() => client.destroy()))
   )
 
-export class S3 extends Context.Tag("backup-actions/S3")<S3, S3Client>() {
-  static readonly Live = scopedClient(
-    S3,
-    (settings) => new S3Client({ ...clientOptions(settings), forcePathStyle: isEmulated(settings) })
-  )
-}
-export class Ebs extends Context.Tag("backup-actions/Ebs")<Ebs, EBSClient>() {
-  static readonly Live = scopedClient(Ebs, (settings) => new EBSClient(clientOptions(settings)))
-}
-export class Ec2 extends Context.Tag("backup-actions/Ec2")<Ec2, EC2Client>() {
-  static readonly Live = scopedClient(Ec2, (settings) => new EC2Client(clientOptions(settings)))
-}
-export class Sqs extends Context.Tag("backup-actions/Sqs")<Sqs, SQSClient>() {
-  static readonly Live = scopedClient(Sqs, (settings) => new SQSClient(clientOptions(settings)))
-}
-export class EventBridge extends Context.Tag("backup-actions/EventBridge")<EventBridge, EventBridgeClient>() {
-  static readonly Live = scopedClient(EventBridge, (settings) => new EventBridgeClient(clientOptions(settings)))
-}
-export class DynamoDb extends Context.Tag("backup-actions/DynamoDb")<DynamoDb, DynamoDBClient>() {
-  static readonly Live = scopedClient(DynamoDb, (settings) => new DynamoDBClient(clientOptions(settings)))
-}
-export class Backup extends Context.Tag("backup-actions/Backup")<Backup, BackupClient>() {
-  static readonly Live = scopedClient(Backup, (settings) => new BackupClient(clientOptions(settings)))
-}
-
-/** Every client this project uses, from one configuration. */
-export const AllClientsLive = Layer.mergeAll(
-  S3.Live,
-  Ebs.Live,
-  Ec2.Live,
-  Sqs.Live,
-  EventBridge.Live,
-  DynamoDb.Live,
-  Backup.Live
-)

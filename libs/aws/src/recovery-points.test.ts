@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { BackupClient, DeleteRecoveryPointCommand } from "@aws-sdk/client-backup"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Layer } from "effect"
-import { Backup } from "./clients"
+import { Backup } from "./clients/backup"
 import { RecoveryPoints } from "./recovery-points"
 
 // The emulator has no AWS Backup recovery points: the exact request is checked against a mocked client.

@@ -1,7 +1,9 @@
 import { DeleteRecoveryPointCommand } from "@aws-sdk/client-backup"
 import { DeleteSnapshotCommand } from "@aws-sdk/client-ec2"
 import { Context, Effect, Layer } from "effect"
-import { Backup, Ec2, AwsConfig, isEmulated } from "./clients"
+import { AwsConfig, isEmulated } from "./clients"
+import { Backup } from "./clients/backup"
+import { Ec2 } from "./clients/ec2"
 import { awsCall } from "./call"
 import type { AwsError } from "./errors"
 

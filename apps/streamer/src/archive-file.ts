@@ -1,0 +1,103 @@
+/**
+ * Archives a file or block device as a raw image through the streamer's data path, outside
+ * the event flow: the benchmark runs it, and an operator can use it to archive a device by
+ * hand. `--sink null` compresses and discards, to show the CPU-bound rate.
+ *
+ *   archive-file --source /dev/xvdf --bucket B --key K [--compression zstd|gzip] [--sink s3|null]
+ */
+import { statSync } from "node:fs"
+import { parseArgs } from "node:util"
+import { Effect, Layer, Option } from "effect"
+import { AwsConfig, DynamoDb, S3 } from "@backup-actions/aws"
+import { ServiceSettings } from "@backup-actions/config"
+import { Ledger } from "@backup-actions/ledger"
+import { archiveToS3 } from "./archive-pipeline"
+import { compressChunk } from "./compress"
+import { makeOrderedPool } from "./ordered-pool"
+import { compressedUpperBound, partSizeFor } from "./part-size"
+import { fileChunkSource } from "./stream-source"
+
+const { values } = parseArgs({
+  options: {
+    source: { type: "string" },
+    bucket: { type: "string", default: "" },
+    key: { type: "string", default: "" },
+    compression: { type: "string", default: "zstd" },
+    sink: { type: "string", default: "s3" }
+  }
+})
+const source = values.source ?? ""
+const compression = values.compression === "gzip" ? "gzip" : "zstd"
+if (source === "" || (values.sink === "s3" && (values.bucket === "" || values.key === ""))) {
+  process.stderr.write("usage: archive-file --source PATH --bucket BUCKET --key KEY [--compression zstd|gzip] [--sink s3|null]\n")
+  process.exit(2)
+}
+const size = statSync(source).size
+const open = () => fileChunkSource(source, size, { detectHoles: true, buffers: 6 })
+
+/** Compresses every chunk (in parallel, in order) and counts the output: no network, no storage. */
+const nullSink = Effect.scoped(
+  Effect.gen(function* () {
+    const chunks = yield* open()
+    const pool = yield* makeOrderedPool<number, never>(4)
+    yield* Effect.forkScoped(
+      Effect.gen(function* () {
+        while (true) {
+          const job = yield* Effect.orDie(chunks.pull)
+          if (Option.isNone(job)) break
+          const { produce, inputBytes, release } = job.value
+          yield* pool.submit(
+            Effect.flatMap(Effect.orDie(produce), ({ bytes }) =>
+              Effect.map(compressChunk(Option.getOrElse(bytes, () => Buffer.alloc(inputBytes)), compression), (frame) => frame.length)
+            ).pipe(Effect.ensuring(release ?? Effect.void))
+          )
+        }
+        yield* pool.end
+      })
+    )
+    let stored = 0
+    while (true) {
+      const next = yield* pool.next
+      if (Option.isNone(next)) break
+      stored += next.value
+    }
+    return { inputBytes: size, size: stored, verified: false, parts: 0 }
+  })
+)
+
+const toS3 = archiveToS3({
+  step: { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` },
+  target: { bucket: values.bucket ?? "", key: values.key ?? "", contentType: "application/zstd" },
+  compression,
+  partSize: partSizeFor(compressedUpperBound(size)),
+  resumable: false,
+  openSource: open
+}).pipe(Effect.map((result) => ({ inputBytes: result.inputBytes, size: result.size, verified: result.verified, parts: result.parts })))
+
+const claimThenArchive = Effect.gen(function* () {
+  const ledger = yield* Ledger
+  const step = { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` }
+  yield* ledger.claim(step, 3_600_000)
+  const result = yield* toS3
+  yield* ledger.succeed(step, { ...result })
+  return result
+})
+
+const layer = Ledger.Live.pipe(
+  Layer.provideMerge(Layer.mergeAll(S3.Live, DynamoDb.Live, ServiceSettings.fromEnv)),
+  Layer.provideMerge(AwsConfig.fromEnv)
+)
+
+const started = process.hrtime.bigint()
+const program = values.sink === "null" ? nullSink : Effect.provide(claimThenArchive, layer)
+Effect.runPromise(program).then(
+  (result) => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    const maxRssBytes = process.resourceUsage().maxRSS * 1024
+    process.stdout.write(`${JSON.stringify({ ...result, seconds, maxRssBytes })}\n`)
+  },
+  (error: unknown) => {
+    process.stderr.write(`archive-file failed: ${String(error)}\n`)
+    process.exitCode = 1
+  }
+)

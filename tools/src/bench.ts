@@ -1,0 +1,126 @@
+/**
+ * `npm run bench`: the streamer's data path against the original job's, on the same emulator,
+ * in the same run. For each input size it measures
+ *   - baseline:  tar -cz (gzip -6) piped into one streaming lib-storage upload
+ *   - streamer:  4 MiB chunks, zstd frames compressed in parallel, multipart with SHA-256 per part
+ *   - null sink: the streamer's read and compression alone (no upload), the CPU-bound rate
+ * and prints throughput, its ratio to the baseline, and each process's peak RSS.
+ * Sizes in GiB come from BENCH_SIZES_GIB (default "1,4").
+ */
+import { execFileSync, spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs"
+import { join } from "node:path"
+import { localStateDir, workspaceRoot } from "@backup-actions/local"
+import { formatBytes, table } from "./report"
+import { startLocalStack } from "./stack"
+
+const MiB = 1024 * 1024
+const sizes = (process.env["BENCH_SIZES_GIB"] ?? "1,4").split(",").map((value) => Number(value.trim())).filter((value) => value > 0)
+
+/** Disk-like data: half text, three tenths random, a fifth zeros, in 8 MiB stretches. */
+const writeInput = (path: string, bytes: number): void => {
+  const words = ["backup", "volume", "snapshot", "archive", "restore", "ledger", "event", "bucket", "region", "policy", "checksum", "stream"]
+  const texts = [0, 1, 2, 3].map((seed) => {
+    let state = seed + 1
+    const parts: Array<string> = []
+    let length = 0
+    while (length < 8 * MiB) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+      const word = `${words[state % words.length] ?? "x"}${state % 11 === 0 ? `-${state % 997}\n` : " "}`
+      parts.push(word)
+      length += word.length
+    }
+    return Buffer.from(parts.join("")).subarray(0, 8 * MiB)
+  })
+  const zeros = Buffer.alloc(8 * MiB)
+  const fd = openSync(path, "w")
+  for (let stretch = 0; stretch * 8 * MiB < bytes; stretch += 1) {
+    const kind = stretch % 10
+    const block = kind < 5 ? (texts[stretch % texts.length] ?? zeros) : kind < 8 ? randomBytes(8 * MiB) : zeros
+    writeSync(fd, block)
+  }
+  closeSync(fd)
+}
+
+interface Measured {
+  readonly size: number
+  readonly seconds: number
+  readonly maxRssBytes: number
+}
+
+const runJson = (command: string, args: ReadonlyArray<string>, env: Record<string, string>): Promise<Measured> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"], cwd: workspaceRoot() })
+    let output = ""
+    child.stdout.on("data", (data: Buffer) => (output += data.toString()))
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`${command} ${args.join(" ")} exited with ${code}`))
+      const last = output.trim().split("\n").pop() ?? "{}"
+      resolve(JSON.parse(last) as Measured)
+    })
+  })
+
+const main = async (): Promise<void> => {
+  // The streamer runs as it ships: bundled, on plain Node.js.
+  execFileSync(process.execPath, ["tools/build/bundle.mjs", "apps/streamer"], { cwd: workspaceRoot(), stdio: "ignore" })
+  const archiveFile = join(workspaceRoot(), "dist", "apps", "streamer", "archive-file.js")
+  const dir = join(localStateDir(), "bench")
+  mkdirSync(dir, { recursive: true })
+  const local = await startLocalStack({ name: "bench", policy: { rules: [] }, services: [] })
+  const env = { ...local.environment("streamer") }
+  const bucket = local.stack.artifactBucket
+  const node = process.execPath
+  const rows: Array<Array<string>> = []
+  const results: Array<Record<string, unknown>> = []
+  try {
+    for (const gib of sizes) {
+      const input = join(dir, `input-${gib}GiB.img`)
+      const bytes = gib * 1024 * MiB
+      process.stdout.write(`generating ${gib} GiB of disk-like input...\n`)
+      writeInput(input, bytes)
+      process.stdout.write(`baseline: tar -cz | one streaming upload...\n`)
+      const baselineStart = process.hrtime.bigint()
+      const baseline = await runJson(
+        "bash",
+        ["-o", "pipefail", "-c", `tar -czf - -C '${dir}' '${`input-${gib}GiB.img`}' | '${node}' --import tsx tools/src/bench-baseline-upload.ts --bucket '${bucket}' --key 'bench/baseline-${gib}.tar.gz'`],
+        env
+      )
+      const baselineSeconds = Number(process.hrtime.bigint() - baselineStart) / 1e9
+      process.stdout.write(`streamer: parallel zstd frames, multipart upload...\n`)
+      const streamer = await runJson(node, [archiveFile, "--source", input, "--bucket", bucket, "--key", `bench/streamer-${gib}.img.zst`], env)
+      process.stdout.write(`streamer with a null sink...\n`)
+      const nullSink = await runJson(node, [archiveFile, "--source", input, "--sink", "null"], env)
+      const rate = (seconds: number) => bytes / MiB / seconds
+      const base = rate(baselineSeconds)
+      for (const [name, measured, seconds] of [
+        ["baseline (tar -cz | upload)", baseline, baselineSeconds],
+        ["streamer (zstd, multipart)", streamer, streamer.seconds],
+        ["streamer, null sink", nullSink, nullSink.seconds]
+      ] as const) {
+        rows.push([
+          `${gib} GiB`,
+          name,
+          seconds.toFixed(1),
+          rate(seconds).toFixed(1),
+          `${(rate(seconds) / base).toFixed(1)}x`,
+          formatBytes(measured.size),
+          formatBytes(measured.maxRssBytes)
+        ])
+        results.push({ inputGiB: gib, variant: name, seconds, mibPerSecond: rate(seconds), ratioToBaseline: rate(seconds) / base, storedBytes: measured.size, peakRssBytes: measured.maxRssBytes })
+      }
+      rmSync(input, { force: true })
+    }
+  } finally {
+    await local.stop()
+  }
+  const cpu = execFileSync("sh", ["-c", "nproc; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).toString().trim().split("\n")
+  process.stdout.write(`\n${table(["input", "variant", "seconds", "MiB/s", "vs baseline", "stored", "peak RSS"], rows)}\n`)
+  process.stdout.write(`\n${cpu[0]} cores,${cpu[1] ?? ""}; peak RSS is the uploading process's (the baseline's tar and gzip are separate processes).\n`)
+  writeFileSync(join(dir, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 1
+})
