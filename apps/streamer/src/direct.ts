@@ -6,7 +6,7 @@ import { archiveToS3 } from "./archive-pipeline"
 import { contentTypeOf } from "./compress"
 import { openEbsDirectSource, CHUNK_BYTES, type EbsSourceError } from "./ebs-direct-source"
 import { archiveAction, archiveKeys } from "./keys"
-import { writeManifest } from "./manifest"
+import { rawImageManifestHeader, writeManifest } from "./manifest"
 import { archivedOutcome, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 
@@ -64,19 +64,17 @@ export const archiveDirect = (subject: ArchiveSubject) =>
           yield* writeManifest({
             bucket: settings.artifactBucket,
             key: keys.manifest,
-            header: {
-              kind: "backup-actions/raw-image-manifest",
-              version: 1,
+            header: rawImageManifestHeader({
               snapshotId: subject.snapshotId,
               recoveryPointArn: subject.recoveryPointArn,
-              archive: keys.archive,
+              archiveKey: keys.archive,
               compression: subject.plan.compression,
               imageBytes: layout.volumeBytes,
               blockSize: layout.blockSize,
               chunkBytes: CHUNK_BYTES,
               archiveBytes: written.size,
-              checksum: { algorithm: "SHA256", type: "COMPOSITE", value: written.composite }
-            },
+              composite: written.composite
+            }),
             fragments: written.manifestFragments
           })
           return yield* archivedOutcome(

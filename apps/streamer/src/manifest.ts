@@ -60,3 +60,28 @@ export const writeManifest = (request: ManifestRequest) =>
       )
     }
   })
+
+/** The header line of a raw disk image's manifest. */
+export const rawImageManifestHeader = (options: {
+  readonly snapshotId: string
+  readonly recoveryPointArn: string
+  readonly archiveKey: string
+  readonly compression: string
+  readonly imageBytes: number
+  readonly chunkBytes: number
+  readonly blockSize?: number
+  readonly archiveBytes: number
+  readonly composite: string
+}): Record<string, unknown> => ({
+  kind: "backup-actions/raw-image-manifest",
+  version: 1,
+  snapshotId: options.snapshotId,
+  recoveryPointArn: options.recoveryPointArn,
+  archive: options.archiveKey,
+  compression: options.compression,
+  imageBytes: options.imageBytes,
+  ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
+  chunkBytes: options.chunkBytes,
+  archiveBytes: options.archiveBytes,
+  checksum: { algorithm: "SHA256", type: "COMPOSITE", value: options.composite }
+})

@@ -10,7 +10,7 @@ import { contentTypeOf } from "./compress"
 import { CHUNK_BYTES } from "./ebs-direct-source"
 import { CommandFailed, run } from "./exec"
 import { archiveAction, archiveKeys } from "./keys"
-import { writeManifest } from "./manifest"
+import { rawImageManifestHeader, writeManifest } from "./manifest"
 import { mountReadOnly, type MountedFilesystem, type NotMountable } from "./mount"
 import { archivedOutcome, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
@@ -121,18 +121,16 @@ const rawArchive = (subject: ArchiveSubject, step: StepKey, device: string) =>
     yield* writeManifest({
       bucket: settings.artifactBucket,
       key: keys.manifest,
-      header: {
-        kind: "backup-actions/raw-image-manifest",
-        version: 1,
+      header: rawImageManifestHeader({
         snapshotId: subject.snapshotId,
         recoveryPointArn: subject.recoveryPointArn,
-        archive: keys.archive,
+        archiveKey: keys.archive,
         compression: subject.plan.compression,
         imageBytes: size,
         chunkBytes: CHUNK_BYTES,
         archiveBytes: written.size,
-        checksum: { algorithm: "SHA256", type: "COMPOSITE", value: written.composite }
-      },
+        composite: written.composite
+      }),
       fragments: written.manifestFragments
     })
     return { ...written, format: "raw" as const, bucket: settings.artifactBucket, key: keys.archive, manifestKey: keys.manifest }
