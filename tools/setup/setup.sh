@@ -10,8 +10,10 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 
 # 1. npm packages
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  say "installing npm packages"
+  # npm install, not npm ci: with omit-lockfile-registry-resolved set, npm leaves other
+  # platforms' optional packages out of the lockfile and npm ci then refuses it.
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 # 2. Debian packages for the data path and the tests
