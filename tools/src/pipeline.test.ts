@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, copyFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -7,7 +8,7 @@ import { DescribeSnapshotsCommand, DescribeVolumesCommand } from "@aws-sdk/clien
 import { Effect, type Layer, type Scope } from "effect"
 import { Ec2, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
-import { makeExt4Image, sha256OfFile, writeSourceTree } from "./seed"
+import { makeExt4Image, makePartitionedDisk, sha256OfFile, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
@@ -124,6 +125,39 @@ describe("the EBS archive pipeline on the emulator", () => {
     assert.isTrue(gone)
   })
 
+  it("finds and mounts the filesystem on a partitioned disk, as on a root volume", async () => {
+    const disk = join(scratch, "partitioned.img")
+    makePartitionedDisk(image, disk)
+    const seeded = await run(putImageAsSnapshot(disk, "partitioned disk"))
+    await run(sendRecoveryPointCompleted({ snapshotId: seeded.snapshotId, vault: "archive-volume" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(seeded.snapshotId), "archive:volume"))
+    assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
+    assert.strictEqual(record["outcome"].format, "tar")
+    const archive = join(scratch, "partitioned.tar.zst")
+    download(record["outcome"].location.bucket, record["outcome"].location.key, archive)
+    const listing = execFileSync("tar", ["--zstd", "-tf", archive]).toString()
+    assert.include(listing, "./café/naïve 文件/résumé — ünïcödé.txt")
+    assert.include(listing, "./links/hardlink-to-file-0001.txt")
+    rmSync(disk)
+  })
+
+  it("falls back to a raw image of the disk when no filesystem can be mounted", async () => {
+    const raw = join(scratch, "no-filesystem.img")
+    writeFileSync(raw, Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(5 * 1024 * 1024)]))
+    const seeded = await run(putImageAsSnapshot(raw, "no filesystem"))
+    await run(sendRecoveryPointCompleted({ snapshotId: seeded.snapshotId, vault: "archive-volume" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(seeded.snapshotId), "archive:volume"))
+    assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
+    assert.strictEqual(record["outcome"].format, "raw")
+    const archive = join(scratch, "fallback.img.zst")
+    download(record["outcome"].location.bucket, record["outcome"].location.key, archive)
+    const restored = join(scratch, "fallback.img")
+    execFileSync("zstd", ["-q", "-d", "-f", archive, "-o", restored])
+    truncateSync(raw, seeded.volumeBytes)
+    assert.strictEqual(sha256OfFile(restored), sha256OfFile(raw))
+    rmSync(restored)
+  })
+
   it("writes gzip when the policy asks for it, readable by stock gzip", async () => {
     const small = join(scratch, "small.img")
     writeFileSync(small, Buffer.alloc(0))
@@ -160,6 +194,6 @@ describe("the EBS archive pipeline on the emulator", () => {
     await run(sendRecoveryPointCompleted({ snapshotId: "snap-0000000000000dead", vault: "archive-direct" }))
     const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn("snap-0000000000000dead"), "archive:direct"))
     assert.strictEqual(record["status"], "failed")
-    assert.match(String(record["reason"]), /ebs:ListSnapshotBlocks failed/)
+    assert.match(String(record["reason"]), /snap-0000000000000dead: the snapshot does not exist/)
   })
 })

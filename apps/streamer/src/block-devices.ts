@@ -74,7 +74,7 @@ export const loopBlockDevices = Layer.effect(
               }),
               Effect.promise(() => file.close())
             )
-          }).pipe(Effect.provideService(Ebs, ebs))
+          }).pipe(Effect.provideService(Ebs, ebs), Effect.provideService(Ec2, ec2))
           yield* Effect.acquireRelease(materialize, () => Effect.promise(() => rm(image, { force: true })))
           const device = yield* Effect.acquireRelease(
             Effect.map(run("losetup", ["--find", "--show", "--read-only", "--partscan", image]), (output) => output.trim()),

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto"
 import { GetSnapshotBlockCommand, ListSnapshotBlocksCommand, type Block } from "@aws-sdk/client-ebs"
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
-import { AwsError, Ebs, awsCall } from "@backup-actions/aws"
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
+import { AwsError, Ebs, Ec2, awsCall } from "@backup-actions/aws"
 import type { ChunkJob, ChunkSource } from "./archive-pipeline"
 
 /** The size of the blocks AWS stores EBS snapshots in. */
@@ -75,6 +76,19 @@ export const readBlock = (snapshotId: string, block: Block) =>
  */
 export const openEbsDirectSource = (snapshotId: string, options: { readonly blockConcurrency?: number } = {}) =>
   Effect.gen(function* () {
+    // A snapshot that is gone (deleted, or never there) ends here with a clear reason,
+    // rather than in the EBS direct APIs' answers, which differ between AWS and the emulator.
+    const ec2 = yield* Ec2
+    const described = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
+      ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: "snapshot-id", Values: [snapshotId] }] }), { abortSignal })
+    )
+    const state = described.Snapshots?.[0]?.State
+    if (state === undefined) {
+      return yield* new UnsupportedBlockLayout({ snapshotId, reason: "the snapshot does not exist" })
+    }
+    if (state !== "completed") {
+      return yield* new UnsupportedBlockLayout({ snapshotId, reason: `the snapshot is ${state}, not completed` })
+    }
     const first = yield* listPage(snapshotId, 0, undefined)
     const volumeBytes = (first.VolumeSize ?? 0) * 1024 ** 3
     // The emulator reports a BlockSize of 512 while storing 512 KiB blocks; the data decides.

@@ -37,6 +37,33 @@ const sizeOf = (device: string) =>
     Effect.orElseSucceed(() => 0)
   )
 
+interface PartitionTable {
+  readonly partitiontable?: { readonly sectorsize?: number; readonly partitions?: ReadonlyArray<{ readonly start: number; readonly size: number }> }
+}
+
+/** A loop device per partition of the disk's partition table (GPT or MBR), released with the scope. */
+const partitionLoops = (device: string) =>
+  Effect.gen(function* () {
+    const table = yield* run("sfdisk", ["--json", device]).pipe(
+      Effect.map((output): PartitionTable => JSON.parse(output) as PartitionTable),
+      Effect.orElseSucceed((): PartitionTable => ({}))
+    )
+    const sector = table.partitiontable?.sectorsize ?? 512
+    return yield* Effect.forEach(table.partitiontable?.partitions ?? [], (partition) =>
+      Effect.acquireRelease(
+        run("losetup", [
+          "--find",
+          "--show",
+          "--read-only",
+          `--offset=${partition.start * sector}`,
+          `--sizelimit=${partition.size * sector}`,
+          device
+        ]).pipe(Effect.map((output) => output.trim())),
+        (loop) => run("losetup", ["--detach", loop]).pipe(Effect.ignoreLogged)
+      ).pipe(Effect.option)
+    ).pipe(Effect.map((loops) => loops.flatMap((loop) => (loop._tag === "Some" ? [loop.value] : []))))
+  })
+
 /**
  * Mounts the filesystem of a disk read-only for the scope's lifetime: the whole disk when
  * it holds a filesystem, else its largest partition that does (as on a root volume).
@@ -47,7 +74,10 @@ export const mountReadOnly = (device: string, workDir: string) =>
       Effect.map((output) => output.split("\n").map((line) => line.trim()).filter((line) => line.length > 0)),
       Effect.mapError((error) => new NotMountable({ device, reason: error.stderr }))
     )
-    const candidates = yield* Effect.forEach(names, (name) =>
+    // Without kernel partition devices (no partition scanning in a container, say), each
+    // partition in the table gets its own read-only loop device at its offset.
+    const partitions = names.length > 1 ? [] : yield* partitionLoops(device)
+    const candidates = yield* Effect.forEach([...names, ...partitions], (name) =>
       Effect.all({ name: Effect.succeed(name), fsType: filesystemOf(name), size: sizeOf(name) })
     )
     const mountable = candidates
