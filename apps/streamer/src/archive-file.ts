@@ -12,7 +12,7 @@ import { AwsConfig, DynamoDb, S3 } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { Ledger } from "@backup-actions/ledger"
 import { archiveToS3 } from "./archive-pipeline"
-import { compressChunk } from "./compress"
+import { COMPRESS_CONCURRENCY, SOURCE_BUFFERS, compressChunk } from "./compress"
 import { makeOrderedPool } from "./ordered-pool"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 import { fileChunkSource } from "./stream-source"
@@ -33,13 +33,13 @@ if (source === "" || (values.sink === "s3" && (values.bucket === "" || values.ke
   process.exit(2)
 }
 const size = statSync(source).size
-const open = () => fileChunkSource(source, size, { detectHoles: true, buffers: 6 })
+const open = () => fileChunkSource(source, size, { detectHoles: true, buffers: SOURCE_BUFFERS })
 
 /** Compresses every chunk (in parallel, in order) and counts the output: no network, no storage. */
 const nullSink = Effect.scoped(
   Effect.gen(function* () {
     const chunks = yield* open()
-    const pool = yield* makeOrderedPool<number, never>(4)
+    const pool = yield* makeOrderedPool<number, never>(COMPRESS_CONCURRENCY)
     yield* Effect.forkScoped(
       Effect.gen(function* () {
         while (true) {

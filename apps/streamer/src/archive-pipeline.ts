@@ -1,10 +1,11 @@
+import { createHash } from "node:crypto"
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, Option, type Scope } from "effect"
 import { S3, awsCall, toAwsError, type AwsError } from "@backup-actions/aws"
 import type { Compression } from "@backup-actions/contracts"
 import type { LeaseLost, StepKey } from "@backup-actions/ledger"
 import { Ledger } from "@backup-actions/ledger"
-import { compressChunk } from "./compress"
+import { COMPRESS_CONCURRENCY, compressChunk } from "./compress"
 import { makeOrderedPool } from "./ordered-pool"
 import {
   abortUpload,
@@ -165,7 +166,7 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
     const run = Effect.scoped(
       Effect.gen(function* () {
         const source = yield* request.openSource(startOffset)
-        const frames = yield* makeOrderedPool<Frame, E>(request.compressConcurrency ?? 4)
+        const frames = yield* makeOrderedPool<Frame, E>(request.compressConcurrency ?? COMPRESS_CONCURRENCY)
         const uploads = yield* makeOrderedPool<PartDone, AwsError | E>(request.uploadConcurrency ?? 2)
         const zeroFrames = new Map<number, Buffer>()
         const zeroFrame = (size: number) =>
@@ -197,10 +198,10 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
         )
 
         // Stage 2: gather frames into parts and upload them, each with its manifest fragment.
-        const submitPart = (partNumber: number, buffers: ReadonlyArray<Buffer>, inputEnd: number, lines: ReadonlyArray<string>) =>
+        const submitPart = (partNumber: number, buffers: ReadonlyArray<Buffer>, sha256: string, inputEnd: number, lines: ReadonlyArray<string>) =>
           uploads.submit(
             Effect.gen(function* () {
-              const part = yield* uploadPart(target, uploadId, partNumber, Buffer.concat(buffers))
+              const part = yield* uploadPart(target, uploadId, partNumber, buffers, sha256)
               // The part's journal (its checksum and where it ends in the input) and its manifest lines.
               const journal = JSON.stringify({ ...part, inputEnd })
               const body = [journal, ...lines].join("\n") + "\n"
@@ -221,23 +222,26 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
             let buffers: Array<Buffer> = []
             let lines: Array<string> = []
             let size = 0
+            let hash = createHash("sha256")
             let inputEnd = startOffset
             while (true) {
               const next = yield* frames.next
               if (Option.isNone(next)) break
               buffers.push(next.value.frame)
+              hash.update(next.value.frame)
               lines.push(...next.value.manifestLines)
               size += next.value.frame.length
               inputEnd += next.value.inputBytes
               if (size >= partSize) {
-                yield* submitPart(partNumber, buffers, inputEnd, lines)
+                yield* submitPart(partNumber, buffers, hash.digest("base64"), inputEnd, lines)
                 partNumber += 1
                 buffers = []
                 lines = []
                 size = 0
+                hash = createHash("sha256")
               }
             }
-            if (size > 0 || partNumber === 1) yield* submitPart(partNumber, buffers, inputEnd, lines)
+            if (size > 0 || partNumber === 1) yield* submitPart(partNumber, buffers, hash.digest("base64"), inputEnd, lines)
             yield* uploads.end
           }).pipe(Effect.catchAllCause((cause) => uploads.submit(Effect.failCause(cause))))
         )

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os"
 import { promisify } from "node:util"
 import { constants, gzip, zstdCompress } from "node:zlib"
 import { Effect } from "effect"
@@ -29,3 +30,12 @@ export const compressChunk = (chunk: Uint8Array, compression: Compression): Effe
 export const extensionOf = (compression: Compression): string => (compression === "zstd" ? "zst" : "gz")
 export const contentTypeOf = (compression: Compression): string =>
   compression === "zstd" ? "application/zstd" : "application/gzip"
+
+/**
+ * Chunks compressing at once: one per core. More would only hold more chunks in memory
+ * while they wait for a core.
+ */
+export const COMPRESS_CONCURRENCY = Math.max(2, availableParallelism())
+
+/** Buffers a reading source needs: one per chunk compressing, one being read, one spare. */
+export const SOURCE_BUFFERS = COMPRESS_CONCURRENCY + 2

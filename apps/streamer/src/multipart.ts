@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto"
+import { Readable } from "node:stream"
 import {
   AbortMultipartUploadCommand,
   ChecksumAlgorithm,
@@ -11,7 +12,6 @@ import {
 } from "@aws-sdk/client-s3"
 import { Duration, Effect } from "effect"
 import { S3, awsCall } from "@backup-actions/aws"
-import { sha256Base64 } from "./stream-source"
 
 export interface UploadTarget {
   readonly bucket: string
@@ -89,11 +89,14 @@ export const listUploadedParts = (target: UploadTarget, uploadId: string) =>
     return parts.sort((a, b) => a.partNumber - b.partNumber)
   })
 
-/** Uploads one part with its SHA-256, so that S3 rejects it if a byte changed on the way. */
-export const uploadPart = (target: UploadTarget, uploadId: string, partNumber: number, body: Buffer) =>
+/**
+ * Uploads one part, streamed from its frames (no copy into one buffer), with the SHA-256
+ * computed as the frames were gathered, so that S3 rejects the part if a byte changed.
+ */
+export const uploadPart = (target: UploadTarget, uploadId: string, partNumber: number, frames: ReadonlyArray<Buffer>, sha256: string) =>
   Effect.gen(function* () {
     const s3 = yield* S3
-    const sha256 = yield* sha256Base64(body)
+    const size = frames.reduce((total, frame) => total + frame.length, 0)
     const result = yield* awsCall(
       "s3:UploadPart",
       (abortSignal) =>
@@ -103,8 +106,9 @@ export const uploadPart = (target: UploadTarget, uploadId: string, partNumber: n
             Key: target.key,
             UploadId: uploadId,
             PartNumber: partNumber,
-            Body: body,
-            ContentLength: body.length,
+            // A fresh stream per attempt, so that a retry sends the part again from its start.
+            Body: Readable.from(frames, { objectMode: false }),
+            ContentLength: size,
             ChecksumAlgorithm: ChecksumAlgorithm.SHA256,
             ChecksumSHA256: sha256
           }),
@@ -112,7 +116,7 @@ export const uploadPart = (target: UploadTarget, uploadId: string, partNumber: n
         ),
       { timeout: Duration.minutes(5) }
     )
-    const part: UploadedPart = { partNumber, etag: result.ETag ?? "", sha256, size: body.length }
+    const part: UploadedPart = { partNumber, etag: result.ETag ?? "", sha256, size }
     return part
   })
 

@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream"
+import { createHash } from "node:crypto"
 import { open } from "node:fs/promises"
 import { Effect, Option, Queue, Schema } from "effect"
 import type { ChunkJob, ChunkSource } from "./archive-pipeline"
@@ -15,9 +16,9 @@ const ZERO_CHUNK = Buffer.alloc(CHUNK_BYTES)
 const isAllZero = (buffer: Buffer): boolean =>
   buffer.length === CHUNK_BYTES ? buffer.equals(ZERO_CHUNK) : buffer.equals(ZERO_CHUNK.subarray(0, buffer.length))
 
-/** SHA-256 on the thread pool (WebCrypto), so hashing runs beside compression instead of before it. */
+/** SHA-256 in place: about 1 GB/s on one core, and no copy of the chunk (WebCrypto would make one). */
 export const sha256Base64 = (data: Uint8Array): Effect.Effect<string> =>
-  Effect.promise(() => crypto.subtle.digest("SHA-256", data)).pipe(Effect.map((digest) => Buffer.from(digest).toString("base64")))
+  Effect.sync(() => createHash("sha256").update(data).digest("base64"))
 
 /**
  * A Node stream cut into 4 MiB chunks, read strictly in order. With `detectHoles`, chunks

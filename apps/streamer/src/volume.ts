@@ -6,7 +6,7 @@ import { ServiceSettings } from "@backup-actions/config"
 import { runStep, type LeaseLost, type StepKey } from "@backup-actions/ledger"
 import { archiveToS3, type ChunkSource } from "./archive-pipeline"
 import { BlockDevices, type DeviceError } from "./block-devices"
-import { contentTypeOf } from "./compress"
+import { SOURCE_BUFFERS, contentTypeOf } from "./compress"
 import { CHUNK_BYTES } from "./ebs-direct-source"
 import { CommandFailed, run } from "./exec"
 import { archiveAction, archiveKeys } from "./keys"
@@ -116,7 +116,7 @@ const rawArchive = (subject: ArchiveSubject, step: StepKey, device: string) =>
       compression: subject.plan.compression,
       partSize: partSizeFor(compressedUpperBound(size)),
       resumable: false,
-      openSource: () => fileChunkSource(device, size, { detectHoles: true, buffers: 6 })
+      openSource: () => fileChunkSource(device, size, { detectHoles: true, buffers: SOURCE_BUFFERS })
     })
     yield* writeManifest({
       bucket: settings.artifactBucket,
