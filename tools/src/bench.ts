@@ -13,7 +13,7 @@ import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from
 import { join } from "node:path"
 import { localStateDir, workspaceRoot } from "@backup-actions/local"
 import { formatBytes, table } from "./report"
-import { startLocalStack } from "./stack"
+import { SERVICE_NODE_FLAGS, startLocalStack } from "./stack"
 
 const MiB = 1024 * 1024
 const sizes = (process.env["BENCH_SIZES_GIB"] ?? "1,4").split(",").map((value) => Number(value.trim())).filter((value) => value > 0)
@@ -88,9 +88,9 @@ const main = async (): Promise<void> => {
       )
       const baselineSeconds = Number(process.hrtime.bigint() - baselineStart) / 1e9
       process.stdout.write(`streamer: parallel zstd frames, multipart upload...\n`)
-      const streamer = await runJson(node, [archiveFile, "--source", input, "--bucket", bucket, "--key", `bench/streamer-${gib}.img.zst`], env)
+      const streamer = await runJson(node, [...SERVICE_NODE_FLAGS, archiveFile, "--source", input, "--bucket", bucket, "--key", `bench/streamer-${gib}.img.zst`], env)
       process.stdout.write(`streamer with a null sink...\n`)
-      const nullSink = await runJson(node, [archiveFile, "--source", input, "--sink", "null"], env)
+      const nullSink = await runJson(node, [...SERVICE_NODE_FLAGS, archiveFile, "--source", input, "--sink", "null"], env)
       const rate = (seconds: number) => bytes / MiB / seconds
       const base = rate(baselineSeconds)
       for (const [name, measured, seconds] of [

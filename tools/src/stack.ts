@@ -34,6 +34,13 @@ export interface LocalStack {
   readonly stop: () => Promise<void>
 }
 
+/**
+ * How the services' Node.js runs. The V8 heap they need is small; without a limit V8 lets
+ * old space grow lazily and the process's memory with it. The deployed services get the
+ * same flags (NODE_OPTIONS).
+ */
+export const SERVICE_NODE_FLAGS = ["--max-old-space-size=128"] as const
+
 const serviceEntry = (service: ServiceName): string => join(workspaceRoot(), "apps", service, "src", "main.ts")
 
 /**
@@ -70,7 +77,7 @@ export const startLocalStack = async (options: {
   const processes = new Map<ServiceName, ChildProcess>()
   const startService = (service: ServiceName): ChildProcess => {
     const log = createWriteStream(join(state, "logs", `${options.name}-${service}.log`), { flags: "a" })
-    const child = spawn(process.execPath, ["--import", "tsx", serviceEntry(service)], {
+    const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, "--import", "tsx", serviceEntry(service)], {
       cwd: workspaceRoot(),
       env: { ...process.env, ...environment(service) },
       stdio: ["ignore", "pipe", "pipe"]
