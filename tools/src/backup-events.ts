@@ -57,7 +57,9 @@ export const waitForStep = (ledgerTable: string, recoveryPointArn: string, actio
       dynamodb.send(new GetItemCommand({ TableName: ledgerTable, Key: { pk: { S: recoveryPointArn }, sk: { S: action } }, ConsistentRead: true }), { abortSignal })
     )
     const record = item.Item === undefined ? undefined : unmarshall(item.Item)
-    if (record === undefined || record["status"] === "running") return yield* new StillRunning()
+    // Only a finished step ends the wait. (The emulator applies an update in place, so a read
+    // can even see an item that has its key and nothing else yet.)
+    if (record === undefined || (record["status"] !== "succeeded" && record["status"] !== "failed")) return yield* new StillRunning()
     return record
   }).pipe(
     Effect.retry({ schedule: Schedule.spaced(Duration.millis(250)), while: (error) => error._tag === "StillRunning" }),
