@@ -6,7 +6,8 @@ import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { DescribeSnapshotsCommand, DescribeVolumesCommand } from "@aws-sdk/client-ec2"
 import { Effect, type Layer, type Scope } from "effect"
-import { Ec2, awsCall } from "@backup-actions/aws"
+import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs"
+import { Ec2, Sqs, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
 import { makeExt4Image, makePartitionedDisk, sha256OfFile, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
@@ -188,6 +189,54 @@ describe("the EBS archive pipeline on the emulator", () => {
     assert.deepStrictEqual(remaining.Snapshots ?? [], [])
     // The snapshot archived without deletion is still there
     assert.isTrue(existsSync(image))
+  })
+
+  it("sends bad messages to the streamer's DLQ with their reasons and keeps archiving", async () => {
+    // Prepare: three bodies no handler can take, straight onto the streamer's queue
+    const queue = local.stack.queues.streamer
+    assert.isDefined(queue)
+    const bad = [
+      "not json at all",
+      JSON.stringify({ version: "0", id: "1", source: "aws.backup", "detail-type": "Backup Plan State Change", time: "t", region: "us-east-1", resources: [], detail: {} }),
+      JSON.stringify({
+        version: "0", id: "2", source: "backup-actions", "detail-type": "Restore Completed", time: "t", region: "us-east-1", resources: [],
+        detail: { schemaVersion: 99, correlationId: "x", idempotencyKey: "y" }
+      })
+    ]
+    await run(
+      Effect.flatMap(Sqs, (sqs) =>
+        Effect.forEach(bad, (body) =>
+          awsCall("sqs:SendMessage", (abortSignal) => sqs.send(new SendMessageCommand({ QueueUrl: queue?.url, MessageBody: body }), { abortSignal }))
+        )
+      )
+    )
+    // Act: a good event after them
+    const small = join(scratch, "after-bad.img")
+    makeExt4Image(join(tree, "links"), small, 8)
+    const seeded = await run(putImageAsSnapshot(small, "after bad input"))
+    await run(sendRecoveryPointCompleted({ snapshotId: seeded.snapshotId, vault: "archive-direct" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(seeded.snapshotId), "archive:direct"))
+    // Assess
+    assert.strictEqual(record["status"], "succeeded")
+    const dead = await run(
+      Effect.flatMap(Sqs, (sqs) =>
+        awsCall("sqs:ReceiveMessage", (abortSignal) =>
+          sqs.send(new ReceiveMessageCommand({ QueueUrl: queue?.deadLetterUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2, MessageAttributeNames: ["All"] }), { abortSignal })
+        )
+      )
+    )
+    const reasons = (dead.Messages ?? []).map((message) => message.MessageAttributes?.["backup-actions-reason"]?.StringValue ?? "").sort()
+    assert.strictEqual(reasons.length, 3)
+    assert.match(reasons[0] ?? "", /^malformed event/)
+    assert.match(reasons[1] ?? "", /^unknown event type: source "aws.backup", detail-type "Backup Plan State Change"/)
+    assert.match(reasons[2] ?? "", /^unsupported schema version 99 of "Restore Completed"/)
+  })
+
+  it("reports a failed restore, with the reason, for a volume-mode snapshot that does not exist", async () => {
+    await run(sendRecoveryPointCompleted({ snapshotId: "snap-00000000000000bad", vault: "archive-volume" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn("snap-00000000000000bad"), "restore:volume"))
+    assert.strictEqual(record["status"], "failed")
+    assert.match(String(record["reason"]), /snapshot snap-00000000000000bad does not exist/)
   })
 
   it("reports a failed archive for a snapshot that does not exist and keeps going", async () => {

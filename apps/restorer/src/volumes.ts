@@ -35,7 +35,7 @@ export const restoreVolume = (snapshotId: string, recoveryPointArn: string, avai
   Effect.gen(function* () {
     const ec2 = yield* Ec2
     const snapshots = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
-      ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }), { abortSignal })
+      ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: "snapshot-id", Values: [snapshotId] }] }), { abortSignal })
     )
     const snapshot = snapshots.Snapshots?.[0]
     if (snapshot === undefined) {
