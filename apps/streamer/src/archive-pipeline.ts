@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto"
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
-import { Effect, Option, type Scope } from "effect"
+import { Effect, Either, Option, Schema, type Scope } from "effect"
 import { S3, awsCall, toAwsError, type AwsError } from "@backup-actions/aws"
 import type { Compression } from "@backup-actions/contracts"
 import type { LeaseLost, StepKey } from "@backup-actions/ledger"
@@ -71,6 +71,12 @@ export interface ArchiveResult extends CompletedUpload {
 export const fragmentKey = (target: UploadTarget, partNumber: number): string =>
   `${target.key}.parts/${String(partNumber).padStart(5, "0")}.ndjson`
 
+const JournalEntry = Schema.parseJson(
+  Schema.Struct({ partNumber: Schema.Number, etag: Schema.String, sha256: Schema.String, size: Schema.Number, inputEnd: Schema.Number })
+)
+const decodeJournal = Schema.decodeUnknownEither(JournalEntry)
+
+/** The journal entry written beside a part: its first line. */
 const readJournal = (target: UploadTarget, partNumber: number) =>
   Effect.flatMap(S3, (s3) =>
     awsCall("s3:GetObject", async (abortSignal) => {
@@ -79,14 +85,12 @@ const readJournal = (target: UploadTarget, partNumber: number) =>
     })
   ).pipe(
     Effect.flatMap((text) =>
-      Effect.try({
-        try: () => {
-          const entry: unknown = JSON.parse(text.split("\n")[0] ?? "")
-          const part = entry as UploadedPart
-          if (typeof part.etag !== "string" || typeof part.sha256 !== "string" || part.partNumber !== partNumber) throw new Error("bad journal")
-          return { partNumber, etag: part.etag, sha256: part.sha256, size: part.size }
-        },
-        catch: () => toAwsError("s3:GetObject")(new Error(`journal of part ${partNumber} is unreadable`))
+      Either.match(decodeJournal(text.split("\n")[0] ?? ""), {
+        onLeft: () => Effect.fail(toAwsError("s3:GetObject")(new Error(`the journal of part ${partNumber} is unreadable`))),
+        onRight: (entry): Effect.Effect<UploadedPart, AwsError> =>
+          entry.partNumber === partNumber
+            ? Effect.succeed({ partNumber, etag: entry.etag, sha256: entry.sha256, size: entry.size })
+            : Effect.fail(toAwsError("s3:GetObject")(new Error(`the journal of part ${partNumber} names part ${entry.partNumber}`)))
       })
     )
   )

@@ -1,6 +1,6 @@
 import { GetItemCommand, UpdateItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb"
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb"
-import { Clock, Context, Effect, Layer, Schema } from "effect"
+import { Clock, Context, Effect, Either, Layer, ParseResult, Schema } from "effect"
 import { AwsError, DynamoDb, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 
@@ -60,21 +60,44 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
 
 const keyOf = (step: StepKey): Record<string, AttributeValue> => marshall({ pk: step.recoveryPointArn, sk: step.action })
 
-const toRecord = (item: Record<string, AttributeValue>): StepRecord => {
-  const raw = unmarshall(item)
-  return {
-    recoveryPointArn: String(raw["pk"]),
-    action: String(raw["sk"]),
-    status: raw["status"] as StepStatus,
-    attempts: Number(raw["attempts"] ?? 0),
-    leaseUntil: Number(raw["leaseUntil"] ?? 0),
-    startedAt: Number(raw["startedAt"] ?? 0),
-    ...(raw["finishedAt"] === undefined ? {} : { finishedAt: Number(raw["finishedAt"]) }),
-    ...(raw["upload"] === undefined ? {} : { upload: raw["upload"] as UploadProgress }),
-    ...(raw["outcome"] === undefined ? {} : { outcome: raw["outcome"] as Record<string, unknown> }),
-    ...(raw["reason"] === undefined ? {} : { reason: String(raw["reason"]) })
-  }
-}
+const UploadProgressSchema = Schema.Struct({
+  bucket: Schema.String,
+  key: Schema.String,
+  uploadId: Schema.String,
+  partSize: Schema.Number,
+  partsDone: Schema.Number,
+  inputOffset: Schema.Number
+})
+
+/** A ledger item as stored; decoding it (rather than trusting it) keeps a damaged item from passing as a step. */
+const LedgerItem = Schema.Struct({
+  pk: Schema.String,
+  sk: Schema.String,
+  status: Schema.Literal("running", "succeeded", "failed"),
+  attempts: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  leaseUntil: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  startedAt: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  finishedAt: Schema.optionalWith(Schema.Number, { exact: true }),
+  upload: Schema.optionalWith(UploadProgressSchema, { exact: true }),
+  outcome: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { exact: true }),
+  reason: Schema.optionalWith(Schema.String, { exact: true })
+})
+
+const decodeItem = Schema.decodeUnknownEither(LedgerItem)
+
+const toRecord = (item: Record<string, AttributeValue>): Effect.Effect<StepRecord, AwsError> =>
+  Either.match(decodeItem(unmarshall(item)), {
+    onLeft: (error) =>
+      Effect.fail(
+        new AwsError({
+          operation: "ledger:decode",
+          code: "LedgerItemInvalid",
+          message: ParseResult.TreeFormatter.formatErrorSync(error),
+          kind: "client"
+        })
+      ),
+    onRight: ({ pk, sk, ...rest }) => Effect.succeed<StepRecord>({ recoveryPointArn: pk, action: sk, ...rest })
+  })
 
 const isConditionFailure = (error: AwsError): boolean => error.code === "ConditionalCheckFailedException"
 
@@ -104,7 +127,7 @@ export class Ledger extends Context.Tag("backup-actions/Ledger")<Ledger, LedgerS
       const get = (step: StepKey) =>
         awsCall("dynamodb:GetItem", (abortSignal) =>
           dynamodb.send(new GetItemCommand({ TableName: ledgerTable, Key: keyOf(step), ConsistentRead: true }), { abortSignal })
-        ).pipe(Effect.map((result) => (result.Item === undefined ? undefined : toRecord(result.Item))))
+        ).pipe(Effect.flatMap((result) => (result.Item === undefined ? Effect.succeed(undefined) : toRecord(result.Item))))
 
       /** An update that only holds while this worker's step is running. */
       const updateRunning = (step: StepKey, expression: string, values: Record<string, unknown>, names: Record<string, string> = {}) =>
@@ -152,7 +175,7 @@ export class Ledger extends Context.Tag("backup-actions/Ledger")<Ledger, LedgerS
             )
           )
           const claimed = yield* attempt.pipe(
-            Effect.map((result) => (result.Attributes === undefined ? undefined : toRecord(result.Attributes))),
+            Effect.flatMap((result) => (result.Attributes === undefined ? Effect.succeed(undefined) : toRecord(result.Attributes))),
             Effect.catchIf(isConditionFailure, () => Effect.succeed(undefined))
           )
           if (claimed !== undefined) return claimed
