@@ -56,9 +56,18 @@ const waitUntilReady = async (endpoint: string, child: ChildProcess, logFile: st
 }
 
 const running = new Set<ChildProcess>()
-process.once("exit", () => {
+const killAll = () => {
   for (const child of running) child.kill("SIGKILL")
-})
+}
+process.once("exit", killAll)
+// A signal that nobody else handles ends the process without "exit": stop the emulators
+// first, then let the signal do what it would have done.
+for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+  process.once(signal, () => {
+    killAll()
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+  })
+}
 
 /** Starts moto_server on a free loopback port and waits until it answers. */
 export const startEmulator = async (options: { readonly name?: string } = {}): Promise<Emulator> => {
