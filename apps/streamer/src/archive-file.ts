@@ -10,7 +10,7 @@ import { parseArgs } from "node:util"
 import { Effect, Layer, Option } from "effect"
 import { AwsConfig, DynamoDb, S3 } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
-import { Ledger } from "@backup-actions/ledger"
+import { Ledger, type UploadProgress } from "@backup-actions/ledger"
 import { archiveToS3 } from "./archive-pipeline"
 import { COMPRESS_CONCURRENCY, SOURCE_BUFFERS, compressChunk } from "./compress"
 import { makeOrderedPool } from "./ordered-pool"
@@ -65,20 +65,21 @@ const nullSink = Effect.scoped(
   })
 )
 
-const toS3 = archiveToS3({
+const toS3 = (previousUpload: UploadProgress | undefined) => archiveToS3({
   step: { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` },
   target: { bucket: values.bucket ?? "", key: values.key ?? "", contentType: "application/zstd" },
   compression,
   partSize: partSizeFor(compressedUpperBound(size)),
   resumable: false,
+  previousUpload,
   openSource: open
 }).pipe(Effect.map((result) => ({ inputBytes: result.inputBytes, size: result.size, verified: result.verified, parts: result.parts })))
 
 const claimThenArchive = Effect.gen(function* () {
   const ledger = yield* Ledger
   const step = { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` }
-  yield* ledger.claim(step, 3_600_000)
-  const result = yield* toS3
+  const claimed = yield* ledger.claim(step, 3_600_000)
+  const result = yield* toS3(claimed.upload)
   yield* ledger.succeed(step, { ...result })
   return result
 })

@@ -3,7 +3,7 @@ import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, Either, Option, Schema, type Scope } from "effect"
 import { S3, awsCall, toAwsError, type AwsError } from "@backup-actions/aws"
 import type { Compression } from "@backup-actions/contracts"
-import type { LeaseLost, StepKey } from "@backup-actions/ledger"
+import type { LeaseLost, StepKey, UploadProgress } from "@backup-actions/ledger"
 import { Ledger } from "@backup-actions/ledger"
 import { COMPRESS_CONCURRENCY, compressChunk } from "./compress"
 import { makeOrderedPool } from "./ordered-pool"
@@ -51,6 +51,8 @@ export interface ArchiveRequest<E, R> {
   readonly openSource: (inputOffset: number) => Effect.Effect<ChunkSource<E>, E, R | Scope.Scope>
   /** Whether the source can start mid-way; a tar stream cannot. */
   readonly resumable: boolean
+  /** The upload an earlier worker recorded for this step, as the claim returned it. */
+  readonly previousUpload: UploadProgress | undefined
   readonly onProgress?: (progress: ArchiveProgress) => Effect.Effect<void>
 }
 
@@ -121,8 +123,7 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
     const { step, target, partSize } = request
 
     // Resume the recorded upload when the source can start mid-way and the upload still exists.
-    const record = yield* ledger.get(step)
-    const recorded = record?.upload
+    const recorded = request.previousUpload
     const resumeFrom = yield* Effect.gen(function* () {
       if (recorded === undefined) return Option.none()
       const reusable = request.resumable && recorded.key === target.key && recorded.partSize === partSize

@@ -30,7 +30,7 @@ export const archiveDirect = (subject: ArchiveSubject) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
     const step = { recoveryPointArn: subject.recoveryPointArn, action: archiveAction("direct") }
-    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, () =>
+    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, (claimed) =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
         const keys = archiveKeys(subject.snapshotId, "direct", "raw", subject.plan.compression)
@@ -52,6 +52,7 @@ export const archiveDirect = (subject: ArchiveSubject) =>
             compression: subject.plan.compression,
             partSize: partSizeFor(compressedUpperBound(layout.volumeBytes)),
             resumable: true,
+            previousUpload: claimed.upload,
             openSource: open,
             onProgress: (progress) =>
               Effect.suspend(() => {

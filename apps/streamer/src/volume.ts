@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises"
 import { Clock, Duration, Effect, Either, Option } from "effect"
 import { type AwsError } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
-import { runStep, type LeaseLost, type StepKey } from "@backup-actions/ledger"
+import { runStep, type LeaseLost, type StepKey, type UploadProgress } from "@backup-actions/ledger"
 import { archiveToS3, type ChunkSource } from "./archive-pipeline"
 import { BlockDevices, type DeviceError } from "./block-devices"
 import { SOURCE_BUFFERS, contentTypeOf } from "./compress"
@@ -53,7 +53,7 @@ const describe = (error: Exclude<VolumeError, NotMountable> | NotMountable): str
 }
 
 /** A file-level tar of a mounted filesystem, with a manifest of every entry. */
-const tarArchive = (subject: ArchiveSubject, step: StepKey, mounted: MountedFilesystem) =>
+const tarArchive = (subject: ArchiveSubject, step: StepKey, previousUpload: UploadProgress | undefined, mounted: MountedFilesystem) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
     const keys = archiveKeys(subject.snapshotId, "volume", "tar", subject.plan.compression)
@@ -75,6 +75,7 @@ const tarArchive = (subject: ArchiveSubject, step: StepKey, mounted: MountedFile
       compression: subject.plan.compression,
       partSize: partSizeFor(compressedUpperBound(fileBytes + entries.length * 1536 + CHUNK_BYTES)),
       resumable: false,
+      previousUpload,
       openSource
     })
     const exitCode = yield* Effect.promise(() => tarExit)
@@ -105,7 +106,7 @@ const tarArchive = (subject: ArchiveSubject, step: StepKey, mounted: MountedFile
   })
 
 /** The raw disk when no filesystem can be mounted: holes are detected and cost almost nothing. */
-const rawArchive = (subject: ArchiveSubject, step: StepKey, device: string) =>
+const rawArchive = (subject: ArchiveSubject, step: StepKey, previousUpload: UploadProgress | undefined, device: string) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
     const keys = archiveKeys(subject.snapshotId, "volume", "raw", subject.plan.compression)
@@ -116,6 +117,7 @@ const rawArchive = (subject: ArchiveSubject, step: StepKey, device: string) =>
       compression: subject.plan.compression,
       partSize: partSizeFor(compressedUpperBound(size)),
       resumable: false,
+      previousUpload,
       openSource: () => fileChunkSource(device, size, { detectHoles: true, buffers: SOURCE_BUFFERS })
     })
     yield* writeManifest({
@@ -145,7 +147,7 @@ export const archiveVolume = (subject: ArchiveSubject & { readonly restoredVolum
     const devices = yield* BlockDevices
     const settings = yield* ServiceSettings
     const step = { recoveryPointArn: subject.recoveryPointArn, action: archiveAction("volume") }
-    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, () =>
+    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, (claimed) =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
         const attempt = Effect.scoped(
@@ -154,9 +156,9 @@ export const archiveVolume = (subject: ArchiveSubject & { readonly restoredVolum
             const device = yield* devices.attach(subject.restoredVolumeId)
             const mounted = yield* Effect.either(mountReadOnly(device, settings.workDir))
             const written = Either.isRight(mounted)
-              ? yield* tarArchive(subject, step, mounted.right)
+              ? yield* tarArchive(subject, step, claimed.upload, mounted.right)
               : yield* Effect.logWarning(`cannot mount ${device} (${mounted.left.reason}); archiving the raw disk instead`).pipe(
-                  Effect.zipRight(rawArchive(subject, step, device))
+                  Effect.zipRight(rawArchive(subject, step, claimed.upload, device))
                 )
             return yield* archivedOutcome(subject, written, startedAt)
           })
