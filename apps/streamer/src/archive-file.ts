@@ -65,8 +65,11 @@ const nullSink = Effect.scoped(
   })
 )
 
+/** The ledger step of archiving this file to this key. */
+const step = { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` }
+
 const toS3 = (previousUpload: UploadProgress | undefined) => archiveToS3({
-  step: { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` },
+  step,
   target: { bucket: values.bucket ?? "", key: values.key ?? "", contentType: "application/zstd" },
   compression,
   partSize: partSizeFor(compressedUpperBound(size)),
@@ -77,7 +80,6 @@ const toS3 = (previousUpload: UploadProgress | undefined) => archiveToS3({
 
 const claimThenArchive = Effect.gen(function* () {
   const ledger = yield* Ledger
-  const step = { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` }
   const claimed = yield* ledger.claim(step, 3_600_000)
   const result = yield* toS3(claimed.upload)
   yield* ledger.succeed(step, { ...result })

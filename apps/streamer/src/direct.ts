@@ -1,25 +1,13 @@
 import { Clock, Duration, Effect, Option } from "effect"
-import { type AwsError } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { runStep } from "@backup-actions/ledger"
 import { archiveToS3 } from "./archive-pipeline"
 import { contentTypeOf } from "./compress"
-import { openEbsDirectSource, CHUNK_BYTES, type EbsSourceError } from "./ebs-direct-source"
+import { openEbsDirectSource, CHUNK_BYTES } from "./ebs-direct-source"
 import { archiveAction, archiveKeys } from "./keys"
 import { rawImageManifestHeader, writeManifest } from "./manifest"
-import { archivedOutcome, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
+import { archivedOutcome, describeArchiveFailure, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
-
-const describe = (error: EbsSourceError | AwsError): string => {
-  switch (error._tag) {
-    case "AwsError":
-      return `${error.operation} failed: ${error.code}: ${error.message}`
-    case "BlockChecksumMismatch":
-      return `block ${error.blockIndex} of ${error.snapshotId} failed its checksum (expected ${error.expected}, read ${error.actual})`
-    case "UnsupportedBlockLayout":
-      return `cannot read ${error.snapshotId}: ${error.reason}`
-  }
-}
 
 /**
  * Archives a snapshot straight from its blocks through the EBS direct APIs: no volume,
@@ -86,9 +74,9 @@ export const archiveDirect = (subject: ArchiveSubject) =>
         })
         return yield* attempt.pipe(
           Effect.catchTags({
-            AwsError: (error) => failedOutcome(subject, describe(error), startedAt),
-            BlockChecksumMismatch: (error) => failedOutcome(subject, describe(error), startedAt),
-            UnsupportedBlockLayout: (error) => failedOutcome(subject, describe(error), startedAt)
+            AwsError: (error) => failedOutcome(subject, describeArchiveFailure(error), startedAt),
+            BlockChecksumMismatch: (error) => failedOutcome(subject, describeArchiveFailure(error), startedAt),
+            UnsupportedBlockLayout: (error) => failedOutcome(subject, describeArchiveFailure(error), startedAt)
           })
         )
       })

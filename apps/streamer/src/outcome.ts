@@ -1,5 +1,10 @@
 import { Clock, Effect } from "effect"
-import { RecoveryPoints } from "@backup-actions/aws"
+import { RecoveryPoints, type AwsError } from "@backup-actions/aws"
+import type { DeviceUnavailable } from "./block-devices"
+import type { BlockChecksumMismatch, UnsupportedBlockLayout } from "./ebs-direct-source"
+import type { CommandFailed } from "./exec"
+import type { NotMountable } from "./mount"
+import type { SourceReadError } from "./stream-source"
 import { ArchiveCompleted, type ArchiveMode, type ArchivePlan, type DetailOf } from "@backup-actions/contracts"
 import { Publisher } from "@backup-actions/consumer"
 import { failed, succeeded, type StepResult } from "@backup-actions/ledger"
@@ -81,6 +86,36 @@ export const failedOutcome = (subject: ArchiveSubject, reason: string, startedAt
       reason
     })
   )
+
+/** Everything an archive attempt can fail with, short of losing its claim on the step. */
+export type ArchiveFailure =
+  | AwsError
+  | BlockChecksumMismatch
+  | UnsupportedBlockLayout
+  | DeviceUnavailable
+  | NotMountable
+  | SourceReadError
+  | CommandFailed
+
+/** The one-line reason kept in the ledger and sent in Archive Completed. */
+export const describeArchiveFailure = (error: ArchiveFailure): string => {
+  switch (error._tag) {
+    case "AwsError":
+      return `${error.operation} failed: ${error.code}: ${error.message}`
+    case "BlockChecksumMismatch":
+      return `block ${error.blockIndex} of ${error.snapshotId} failed its checksum (expected ${error.expected}, read ${error.actual})`
+    case "UnsupportedBlockLayout":
+      return `cannot read ${error.snapshotId}: ${error.reason}`
+    case "CommandFailed":
+      return `${error.command} exited with ${error.exitCode ?? "an error"}: ${error.stderr}`
+    case "DeviceUnavailable":
+      return `volume ${error.volumeId}: ${error.reason}`
+    case "NotMountable":
+      return `${error.device}: ${error.reason}`
+    case "SourceReadError":
+      return `reading ${error.source}: ${error.reason}`
+  }
+}
 
 /** Announces how the step ended; a step that was already finished announces nothing. */
 export const publishOutcome = (result: StepResult<ArchiveDetail>) =>

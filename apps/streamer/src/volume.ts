@@ -1,18 +1,17 @@
 import { spawn } from "node:child_process"
 import { mkdir } from "node:fs/promises"
 import { Clock, Duration, Effect, Either, Option } from "effect"
-import { type AwsError } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { runStep, type LeaseLost, type StepKey, type UploadProgress } from "@backup-actions/ledger"
 import { archiveToS3, type ChunkSource } from "./archive-pipeline"
-import { BlockDevices, type DeviceError } from "./block-devices"
+import { BlockDevices } from "./block-devices"
 import { SOURCE_BUFFERS, contentTypeOf } from "./compress"
 import { CHUNK_BYTES } from "./ebs-direct-source"
 import { CommandFailed, run } from "./exec"
 import { archiveAction, archiveKeys } from "./keys"
 import { rawImageManifestHeader, writeManifest } from "./manifest"
-import { mountReadOnly, type MountedFilesystem, type NotMountable } from "./mount"
-import { archivedOutcome, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
+import { mountReadOnly, type MountedFilesystem } from "./mount"
+import { archivedOutcome, describeArchiveFailure, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 import { SourceReadError, fileChunkSource, streamChunkSource } from "./stream-source"
 import { describeTree } from "./tree-manifest"
@@ -30,27 +29,6 @@ export const TAR_ARGS = (directory: string): ReadonlyArray<string> => [
   "--sort=name",
   "."
 ]
-
-type VolumeError = DeviceError | NotMountable | SourceReadError | CommandFailed | AwsError
-
-const describe = (error: Exclude<VolumeError, NotMountable> | NotMountable): string => {
-  switch (error._tag) {
-    case "AwsError":
-      return `${error.operation} failed: ${error.code}: ${error.message}`
-    case "CommandFailed":
-      return `${error.command} exited with ${error.exitCode ?? "an error"}: ${error.stderr}`
-    case "BlockChecksumMismatch":
-      return `block ${error.blockIndex} of ${error.snapshotId} failed its checksum`
-    case "DeviceUnavailable":
-      return `volume ${error.volumeId}: ${error.reason}`
-    case "NotMountable":
-      return `${error.device}: ${error.reason}`
-    case "SourceReadError":
-      return `reading ${error.source}: ${error.reason}`
-    case "UnsupportedBlockLayout":
-      return `${error.snapshotId}: ${error.reason}`
-  }
-}
 
 /** A file-level tar of a mounted filesystem, with a manifest of every entry. */
 const tarArchive = (subject: ArchiveSubject, step: StepKey, previousUpload: UploadProgress | undefined, mounted: MountedFilesystem) =>
@@ -166,7 +144,7 @@ export const archiveVolume = (subject: ArchiveSubject & { readonly restoredVolum
         return yield* attempt.pipe(
           Effect.catchIf(
             (error): error is Exclude<typeof error, LeaseLost> => error._tag !== "LeaseLost",
-            (error) => failedOutcome(subject, describe(error), startedAt)
+            (error) => failedOutcome(subject, describeArchiveFailure(error), startedAt)
           )
         )
       })
