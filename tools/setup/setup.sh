@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the demo, the tests and the benchmark need, and nothing twice:
 # the npm packages (with the pinned Node.js that they bring), the Debian tools the
-# streamer and the tests call (zstd, GNU tar, e2fsprogs, util-linux, fdisk, awscli),
+# streamer and the tests call (zstd, GNU tar, e2fsprogs, util-linux, fdisk, awscli, and
+# Chromium, in which the tests open the reporter's HTML page),
 # and the pinned moto emulator in a project-local Python virtual environment.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -26,6 +27,7 @@ command -v losetup >/dev/null || missing+=(util-linux)
 command -v mount >/dev/null || missing+=(mount)
 command -v sfdisk >/dev/null || missing+=(fdisk)
 command -v aws >/dev/null || missing+=(awscli)
+command -v chromium >/dev/null || missing+=(chromium)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -8,10 +8,17 @@ import { EMULATOR_ACCOUNT, EMULATOR_REGION } from "@backup-actions/local"
 export const snapshotArn = (snapshotId: string): string => `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshotId}`
 
 /**
- * Puts an AWS Backup "Recovery Point State Change" (COMPLETED) event for an EBS snapshot on
- * the default bus, shaped as AWS Backup sends it; the forwarding rule takes it to our bus.
+ * Puts an AWS Backup "Recovery Point State Change" (COMPLETED) event on the default bus,
+ * shaped as AWS Backup sends it; the forwarding rule takes it to our bus.
  */
-export const sendRecoveryPointCompleted = (options: { readonly snapshotId: string; readonly vault: string; readonly volumeId?: string }) =>
+export const sendRecoveryPointEvent = (options: {
+  readonly recoveryPointArn: string
+  readonly resourceArn: string
+  /** As AWS Backup names it: EBS, EC2, RDS, Aurora, DynamoDB, ... */
+  readonly resourceType: string
+  readonly vault: string
+  readonly status?: string
+}) =>
   Effect.gen(function* () {
     const events = yield* EventBridge
     const result = yield* awsCall("events:PutEvents", (abortSignal) =>
@@ -22,18 +29,18 @@ export const sendRecoveryPointCompleted = (options: { readonly snapshotId: strin
               EventBusName: "default",
               Source: "aws.backup",
               DetailType: "Recovery Point State Change",
-              Resources: [snapshotArn(options.snapshotId)],
+              Resources: [options.recoveryPointArn],
               Detail: JSON.stringify({
                 backupVaultArn: `arn:aws:backup:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:backup-vault:${options.vault}`,
                 backupVaultName: options.vault,
                 creationDate: new Date().toISOString(),
                 iamRoleArn: `arn:aws:iam::${EMULATOR_ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole`,
-                resourceArn: `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:volume/${options.volumeId ?? "vol-0demo000000000000"}`,
-                resourceType: "EBS",
-                status: "COMPLETED",
+                resourceArn: options.resourceArn,
+                resourceType: options.resourceType,
+                status: options.status ?? "COMPLETED",
                 storageClass: "WARM",
                 // The emulator drops resources[] on delivery; AWS Backup does not need this.
-                recoveryPointArn: snapshotArn(options.snapshotId)
+                recoveryPointArn: options.recoveryPointArn
               })
             }
           ]
@@ -44,6 +51,15 @@ export const sendRecoveryPointCompleted = (options: { readonly snapshotId: strin
     if ((result.FailedEntryCount ?? 0) > 0) {
       return yield* Effect.dieMessage(`PutEvents refused the event: ${result.Entries?.[0]?.ErrorMessage ?? "unknown"}`)
     }
+  })
+
+/** The event AWS Backup sends when an EBS snapshot recovery point is complete. */
+export const sendRecoveryPointCompleted = (options: { readonly snapshotId: string; readonly vault: string; readonly volumeId?: string }) =>
+  sendRecoveryPointEvent({
+    recoveryPointArn: snapshotArn(options.snapshotId),
+    resourceArn: `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:volume/${options.volumeId ?? "vol-0demo000000000000"}`,
+    resourceType: "EBS",
+    vault: options.vault
   })
 
 export class StepTimedOut extends Schema.TaggedError<StepTimedOut>()("StepTimedOut", { action: Schema.String, recoveryPointArn: Schema.String }) {}

@@ -3,7 +3,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type { EventPattern } from "@backup-actions/contracts"
-import { patternsFor, topology, type Policy, type ServiceName } from "@backup-actions/config"
+import { SERVICES, patternsFor, topology, type PolicyDocument, type ServiceName } from "@backup-actions/config"
 import {
   EMULATOR_ACCOUNT,
   EMULATOR_REGION,
@@ -18,9 +18,10 @@ import {
 } from "@backup-actions/local"
 
 /** The services that run locally, each with the patterns of its rules. */
-export const LOCAL_SERVICES: ReadonlyArray<{ readonly name: ServiceName; readonly patterns: ReadonlyArray<EventPattern> }> = (
-  ["restorer", "streamer"] as const
-).map((name) => ({ name, patterns: patternsFor(name) }))
+export const LOCAL_SERVICES: ReadonlyArray<{ readonly name: ServiceName; readonly patterns: ReadonlyArray<EventPattern> }> = SERVICES.map((name) => ({
+  name,
+  patterns: patternsFor(name)
+}))
 
 export interface LocalStack {
   readonly emulator: Emulator
@@ -49,7 +50,7 @@ const serviceEntry = (service: ServiceName): string => join(workspaceRoot(), "ap
  */
 export const startLocalStack = async (options: {
   readonly name: string
-  readonly policy: Policy
+  readonly policy: PolicyDocument
   readonly services?: ReadonlyArray<ServiceName>
   /** Extra environment for every service process (tuning knobs, in tests). */
   readonly serviceEnvironment?: Record<string, string>
@@ -68,10 +69,13 @@ export const startLocalStack = async (options: {
     BACKUP_ACTIONS_BUS: stack.busName,
     BACKUP_ACTIONS_BUCKET: stack.artifactBucket,
     BACKUP_ACTIONS_LEDGER_TABLE: stack.ledgerTable,
+    BACKUP_ACTIONS_TOPIC_ARN: stack.notificationTopicArn,
     BACKUP_ACTIONS_QUEUE_URL: stack.queues[service]?.url ?? "",
     BACKUP_ACTIONS_DLQ_URL: stack.queues[service]?.deadLetterUrl ?? "",
     BACKUP_ACTIONS_WORK_DIR: join(workDir, service),
     BACKUP_ACTIONS_POLICY: JSON.stringify(options.policy),
+    // A local run is short: report it two seconds after its last outcome.
+    BACKUP_ACTIONS_REPORT_QUIET_SECONDS: "2",
     ...options.serviceEnvironment
   })
   const processes = new Map<ServiceName, ChildProcess>()

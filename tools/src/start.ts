@@ -4,8 +4,10 @@
  * .local/stack.json.
  */
 import { join } from "node:path"
-import { DEFAULT_POLICY } from "@backup-actions/config"
+import { Effect, Fiber } from "effect"
+import { DEFAULT_POLICY, SCHEDULES, scheduleExpression } from "@backup-actions/config"
 import { EMULATOR_CREDENTIALS, EMULATOR_REGION, localStateDir } from "@backup-actions/local"
+import { runLocalSchedules } from "./local-schedules"
 import { startLocalStack } from "./stack"
 
 const local = await startLocalStack({
@@ -33,6 +35,7 @@ ${Object.entries(stack.queues)
   .join("\n")}
   described in    ${join(localStateDir(), "stack.json")}
   service logs    ${join(localStateDir(), "logs")}
+  schedules       ${SCHEDULES.map((schedule) => `${schedule.name} ${scheduleExpression(schedule.cadence)}`).join(", ")} (fired by this process)
 
 Try it (see README, "Drive it with the AWS CLI"):
   export AWS_ACCESS_KEY_ID=${EMULATOR_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${EMULATOR_CREDENTIALS.secretAccessKey} AWS_DEFAULT_REGION=${EMULATOR_REGION}
@@ -40,7 +43,10 @@ Try it (see README, "Drive it with the AWS CLI"):
   aws --endpoint-url ${endpoint} s3 ls s3://${stack.artifactBucket} --recursive
 `)
 
+const schedules = Effect.runFork(runLocalSchedules(stack, SCHEDULES).pipe(Effect.provide(local.clients)))
+
 const stop = () => {
+  Effect.runFork(Fiber.interrupt(schedules))
   print("stopping...")
   local.stop().then(
     () => process.exit(0),

@@ -1,10 +1,12 @@
-import { Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import { AllClientsLive, AwsConfig } from "@backup-actions/aws"
 import {
   ArchiveCompleted,
   RecoveryPointStateChange,
   RestoreCompleted,
+  SweepDue,
   recoveryPointArnOf,
+  subscribe,
   snapshotIdFromArn,
   subscribeTo,
   subscriptionSet,
@@ -15,7 +17,7 @@ import {
 import { PolicySource, ROUTES, ServiceSettings, archivePlanFor } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger, failed, runStep, succeeded } from "@backup-actions/ledger"
-import { deleteVolume, restoreVolume, restoreZone } from "./volumes"
+import { deleteVolume, restoreVolume, restoreZone, sweepLeftovers } from "./volumes"
 
 type RestoreDetail = DetailOf<typeof RestoreCompleted>
 
@@ -76,9 +78,17 @@ export const onArchiveCompleted = (event: EventOf<typeof ArchiveCompleted>) =>
     yield* Effect.logInfo(`deleted restored volume ${volumeId} (archive ${event.detail.status})`)
   })
 
+/** The scheduled sweep: restored volumes that a crash left behind. */
+export const onSweepDue = (event: EventOf<typeof SweepDue>) =>
+  Effect.gen(function* () {
+    const deleted = yield* sweepLeftovers(Duration.hours(event.detail.olderThanHours))
+    yield* Effect.logInfo(`sweep deleted ${deleted.length} leftover volume(s)`)
+  })
+
 export const subscriptions = subscriptionSet(
   subscribeTo(ROUTES.restorer.recoveryPoints, onRecoveryPoint),
-  subscribeTo(ROUTES.restorer.volumeArchives, onArchiveCompleted)
+  subscribeTo(ROUTES.restorer.volumeArchives, onArchiveCompleted),
+  subscribe(SweepDue, onSweepDue)
 )
 
 export const RestorerLive = Layer.mergeAll(Ledger.Live, Publisher.Live).pipe(

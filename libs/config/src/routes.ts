@@ -1,6 +1,8 @@
 import {
   ArchiveCompleted,
+  ExportCompleted,
   RecoveryPointStateChange,
+  ReplicaCompleted,
   RestoreCompleted,
   patternOfRoute,
   eventRoute,
@@ -22,9 +24,18 @@ export const ROUTES = {
     recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS"] }),
     restoredVolumes: eventRoute(RestoreCompleted, { status: ["restored"] })
   },
-  exporter: {},
-  sharer: {},
-  reporter: {}
+  exporter: {
+    recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["DynamoDB", "RDS", "Aurora", "EC2"] })
+  },
+  sharer: {
+    recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS", "RDS", "Aurora"] })
+  },
+  reporter: {
+    restores: eventRoute(RestoreCompleted),
+    archives: eventRoute(ArchiveCompleted),
+    exports: eventRoute(ExportCompleted),
+    replicas: eventRoute(ReplicaCompleted)
+  }
 } as const
 
 /** The event patterns of a service's rules. */

@@ -12,6 +12,8 @@ export interface Topology {
   readonly archiveName: string
   readonly ledgerTable: string
   readonly artifactBucket: string
+  /** The SNS topic for failure notifications and digests. */
+  readonly notificationTopic: string
   readonly queueName: (service: ServiceName) => string
   readonly deadLetterQueueName: (service: ServiceName) => string
   readonly ruleName: (service: ServiceName, detailType: string) => string
@@ -32,6 +34,7 @@ export const topology = (options: { readonly prefix?: string; readonly account: 
     archiveName: `${prefix}-archive`,
     ledgerTable: `${prefix}-ledger`,
     artifactBucket: `${prefix}-artifacts-${options.account}-${options.region}`,
+    notificationTopic: `${prefix}-notifications`,
     queueName: (service) => `${prefix}-${service}`,
     deadLetterQueueName: (service) => `${prefix}-${service}-dlq`,
     // Rule names are at most 64 characters.

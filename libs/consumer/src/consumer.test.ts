@@ -1,11 +1,12 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs"
+import { ReceiveMessageCommand, SendMessageCommand, type Message } from "@aws-sdk/client-sqs"
 import { Effect, Layer } from "effect"
 import { Sqs, awsCall } from "@backup-actions/aws"
 import { RecoveryPointStateChange, RestoreCompleted, subscribe } from "@backup-actions/contracts"
 import { ServiceSettings, topology } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type Emulator, type ProvisionedStack, emulatorClients, provision, startEmulator } from "@backup-actions/local"
 import { DLQ_REASON_ATTRIBUTE, pollOnce } from "./consumer"
+import { makeLambdaHandler } from "./lambda"
 import { Publisher } from "./publisher"
 
 let emulator: Emulator
@@ -114,6 +115,55 @@ describe("the consumer runtime", () => {
         yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
       }
       assert.strictEqual(calls, 2)
+    }).pipe(Effect.scoped, Effect.provide(layers()))
+  )
+
+  it.live("as a Lambda handler, hands back only the message whose handler failed and dead-letters the malformed one", () =>
+    Effect.gen(function* () {
+      // Prepare: a good event, one whose handler fails, and a malformed body, received as Lambda's poller would
+      const sqs = yield* Sqs
+      const publisher = yield* Publisher
+      const queueUrl = stack.queues.reporter?.url ?? ""
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-lambda-ok" })
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-lambda-fails" })
+      yield* awsCall("sqs:SendMessage", (abortSignal) => sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: "not json" }), { abortSignal }))
+      const received: Array<Message> = []
+      for (let round = 0; round < 10 && received.length < 3; round += 1) {
+        const batch = yield* awsCall("sqs:ReceiveMessage", (abortSignal) =>
+          sqs.send(
+            new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageSystemAttributeNames: ["ApproximateReceiveCount"] }),
+            { abortSignal }
+          )
+        )
+        received.push(...(batch.Messages ?? []))
+      }
+      const event = {
+        Records: received.map((message) => ({
+          messageId: message.MessageId ?? "",
+          receiptHandle: message.ReceiptHandle ?? "",
+          body: message.Body ?? "",
+          attributes: { ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? "1" }
+        }))
+      }
+      const handled: Array<string> = []
+      const handler = makeLambdaHandler(
+        [
+          subscribe(RestoreCompleted, (restored) =>
+            restored.detail.snapshotId === "snap-lambda-fails" ? Effect.fail("downstream unavailable") : Effect.sync(() => handled.push(restored.detail.snapshotId))
+          )
+        ],
+        { service: "reporter", concurrency: 3 },
+        layers()
+      )
+      // Act
+      const response = yield* Effect.promise(() => handler(event))
+      // Assess
+      const failing = received.find((message) => (message.Body ?? "").includes("snap-lambda-fails"))
+      assert.strictEqual(received.length, 3)
+      assert.deepStrictEqual(handled, ["snap-lambda-ok"])
+      assert.deepStrictEqual(response.batchItemFailures, [{ itemIdentifier: failing?.MessageId ?? "" }])
+      const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
+      assert.deepStrictEqual(dead.map((message) => message.Body), ["not json"])
     }).pipe(Effect.scoped, Effect.provide(layers()))
   )
 })

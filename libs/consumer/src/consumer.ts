@@ -76,6 +76,7 @@ const heartbeat = (queueUrl: string, message: Message, visibilitySeconds: number
  * Handles one message: decode it (a body that can't be decoded goes to the DLQ with the
  * reason), run its handler while extending its visibility, delete it on success. A failed
  * handler leaves the message to come back; after the redrive limit SQS moves it to the DLQ.
+ * Returns whether the message is done with (handled or dead-lettered).
  */
 export const handleMessage = <R, E>(
   message: Message,
@@ -87,13 +88,15 @@ export const handleMessage = <R, E>(
     const visibility = options.visibilityTimeoutSeconds ?? 120
     const routed = yield* Effect.either(route(message.Body ?? "", subscriptions))
     if (routed._tag === "Left") {
-      return yield* deadLetter(options.service, message, describeDecodeFailure(routed.left))
+      yield* deadLetter(options.service, message, describeDecodeFailure(routed.left))
+      return true
     }
     const beat = yield* Effect.fork(heartbeat(settings.queueUrl, message, visibility))
     const outcome = yield* Effect.exit(routed.right)
     yield* Fiber.interrupt(beat)
     if (outcome._tag === "Success") {
-      return yield* deleteMessage(settings.queueUrl, message)
+      yield* deleteMessage(settings.queueUrl, message)
+      return true
     }
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? "1")
     yield* Effect.logError(`handler failed (receive ${receives}); the message will come back`, Cause.squash(outcome.cause))
@@ -101,6 +104,7 @@ export const handleMessage = <R, E>(
     yield* changeVisibility(settings.queueUrl, message, Math.min(300, 5 * 2 ** Math.min(receives - 1, 6))).pipe(
       Effect.catchAll(() => Effect.void)
     )
+    return false
   }).pipe(Effect.annotateLogs({ service: options.service, messageId: message.MessageId ?? "?" }))
 
 /** Receives one batch and handles it. Returns how many messages it got. */

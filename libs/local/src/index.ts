@@ -1,3 +1,5 @@
 export * from "./workspace"
 export * from "./emulator"
 export * from "./provision"
+export * from "./taps"
+export * from "./dr"

@@ -8,8 +8,9 @@ import {
   PutTargetsCommand
 } from "@aws-sdk/client-eventbridge"
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs"
+import { CreateTopicCommand } from "@aws-sdk/client-sns"
 import { Effect } from "effect"
-import { AwsError, DynamoDb, EventBridge, S3, Sqs, awsCall } from "@backup-actions/aws"
+import { AwsError, DynamoDb, EventBridge, S3, Sns, Sqs, awsCall } from "@backup-actions/aws"
 import type { EventPattern } from "@backup-actions/contracts"
 import { AWS_BACKUP_SOURCE } from "@backup-actions/contracts"
 import type { ServiceName, Topology } from "@backup-actions/config"
@@ -37,6 +38,7 @@ export interface ProvisionedStack {
   readonly archiveName: string
   readonly artifactBucket: string
   readonly ledgerTable: string
+  readonly notificationTopicArn: string
   readonly queues: Readonly<Partial<Record<ServiceName, ProvisionedQueue>>>
 }
 
@@ -166,6 +168,11 @@ export const provision = (names: Topology, region: string, services: ReadonlyArr
       )
     )
 
+    const sns = yield* Sns
+    const topic = yield* awsCall("sns:CreateTopic", (abortSignal) =>
+      sns.send(new CreateTopicCommand({ Name: names.notificationTopic }), { abortSignal })
+    )
+
     const stack: ProvisionedStack = {
       region,
       busName: names.busName,
@@ -173,6 +180,7 @@ export const provision = (names: Topology, region: string, services: ReadonlyArr
       archiveName: names.archiveName,
       artifactBucket: names.artifactBucket,
       ledgerTable: names.ledgerTable,
+      notificationTopicArn: topic.TopicArn ?? "",
       queues: Object.fromEntries(queues)
     }
     return stack

@@ -1,0 +1,51 @@
+import { randomUUID } from "node:crypto"
+import { Schema } from "effect"
+import { defineContract, type Contract } from "./contract"
+
+/**
+ * Commands: work a service asks of itself through its own queue (a delayed message) or that
+ * a schedule sends it (EventBridge Scheduler's SQS target). They never go on the bus, so no
+ * rule matches them; they are shaped as EventBridge events so that one router reads them all.
+ */
+export const COMMAND_SOURCE = "backup-actions.commands" as const
+
+/** Outcomes were recorded up to `recordedAt`; if nothing newer came in since, the run is over. */
+export const ReportDue = defineContract({
+  source: COMMAND_SOURCE,
+  detailType: "Report Due",
+  versioned: false,
+  detail: Schema.Struct({ recordedAt: Schema.Number })
+})
+
+/** Build the day's report and send the digest; `day` (yyyy-mm-dd) defaults to yesterday, UTC. */
+export const DigestDue = defineContract({
+  source: COMMAND_SOURCE,
+  detailType: "Digest Due",
+  versioned: false,
+  detail: Schema.Struct({ day: Schema.optional(Schema.String.pipe(Schema.pattern(/^\d{4}-\d{2}-\d{2}$/))) })
+})
+
+/** The SQS body of a command, as an EventBridge-shaped event. */
+export const commandBody = <S extends string, D extends string, T>(
+  contract: Contract<S, D, T>,
+  detail: T,
+  options: { readonly region: string; readonly nowMs: number }
+): string =>
+  JSON.stringify({
+    version: "0",
+    id: randomUUID(),
+    "detail-type": contract.detailType,
+    source: contract.source,
+    time: new Date(options.nowMs).toISOString(),
+    region: options.region,
+    resources: [],
+    detail
+  })
+
+/** Delete temporary resources (restored volumes) that a crash left behind, once older than the limit. */
+export const SweepDue = defineContract({
+  source: COMMAND_SOURCE,
+  detailType: "Sweep Due",
+  versioned: false,
+  detail: Schema.Struct({ olderThanHours: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 6 }) })
+})

@@ -1,0 +1,44 @@
+import { Schema } from "effect"
+import { defineContract, OWNED_SOURCE, OwnedDetailFields } from "./contract"
+import { S3Location } from "./common"
+
+/** A checksum the exporter computed over the bytes it wrote, as S3 stores it for the object. */
+const ExportChecksum = Schema.Struct({
+  algorithm: Schema.Literal("SHA256"),
+  /** FULL_OBJECT for a single upload; COMPOSITE (over the parts' SHA-256s, "-<parts>") for a multipart one. */
+  type: Schema.Literal("COMPOSITE", "FULL_OBJECT"),
+  value: Schema.String
+})
+
+/** The exporter ran a native export (RDS/Aurora Parquet, DynamoDB, AMI to S3) or wrote Parquet itself. */
+export const ExportCompleted = defineContract({
+  source: OWNED_SOURCE,
+  detailType: "Export Completed",
+  versioned: true,
+  detail: Schema.Struct({
+    ...OwnedDetailFields,
+    status: Schema.Literal("exported", "failed"),
+    kind: Schema.Literal("rds", "aurora", "dynamodb", "ami"),
+    /** The object (parquet mode) or the prefix under which the service wrote its files (native mode). */
+    location: Schema.optional(S3Location),
+    /** parquet, or the service's own format: DYNAMODB_JSON, ION (DynamoDB), parquet (RDS). */
+    format: Schema.optional(Schema.String),
+    bytesStored: Schema.optional(Schema.Number),
+    sourceDeleted: Schema.Boolean,
+    reason: Schema.optional(Schema.String),
+    /** How the export ran: the service's own export, or the exporter's Parquet writer. */
+    mode: Schema.optional(Schema.Literal("native", "parquet", "direct")),
+    itemCount: Schema.optional(Schema.Number),
+    /** The manifest beside the data: ours in parquet mode, the service's in native mode. */
+    manifest: Schema.optional(S3Location),
+    checksum: Schema.optional(ExportChecksum),
+    /** The stored object's checksum equals the one computed over the bytes written. */
+    verified: Schema.optional(Schema.Boolean),
+    /** The RDS export task identifier or the DynamoDB export ARN. */
+    exportId: Schema.optional(Schema.String),
+    /** RDS tables that the export skipped, and the service's warning about them. */
+    skippedTables: Schema.optional(Schema.Array(Schema.String)),
+    warning: Schema.optional(Schema.String),
+    durationMs: Schema.optional(Schema.Number)
+  })
+})
