@@ -5,9 +5,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { DescribeSnapshotsCommand, DescribeVolumesCommand } from "@aws-sdk/client-ec2"
-import { Effect, type Layer, type Scope } from "effect"
+import { ScanCommand } from "@aws-sdk/client-dynamodb"
+import { GetObjectCommand } from "@aws-sdk/client-s3"
+import { unmarshall } from "@aws-sdk/util-dynamodb"
+import { Effect, Schedule, type Layer, type Scope } from "effect"
 import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs"
-import { Ec2, Sqs, awsCall } from "@backup-actions/aws"
+import { DynamoDb, Ec2, S3, Sqs, awsCall } from "@backup-actions/aws"
+import { tapTopic, type Tap } from "@backup-actions/local"
 import type { Policy } from "@backup-actions/config"
 import { makeExt4Image, makePartitionedDisk, sha256OfFile, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
@@ -25,6 +29,7 @@ const policy: Policy = {
 }
 
 let local: LocalStack
+let notifications: Tap
 let scratch: string
 let tree: string
 let image: string
@@ -48,6 +53,7 @@ beforeAll(async () => {
   writeSourceTree(tree)
   makeExt4Image(tree, image, 64)
   local = await startLocalStack({ name: "pipeline-test", policy })
+  notifications = await run(tapTopic(local.stack.notificationTopicArn, "pipeline-test-notifications"))
   snapshot = await run(putImageAsSnapshot(image, "pipeline test"))
 })
 
@@ -244,5 +250,38 @@ describe("the EBS archive pipeline on the emulator", () => {
     const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn("snap-0000000000000dead"), "archive:direct"))
     assert.strictEqual(record["status"], "failed")
     assert.match(String(record["reason"]), /snap-0000000000000dead: the snapshot does not exist/)
+  })
+
+  it("reports every finished step in the day's report, with the ledger's status, and announces each failure once", async () => {
+    // Prepare: the steps the ledger finished in this run
+    const scanned = await run(
+      Effect.flatMap(DynamoDb, (dynamodb) =>
+        awsCall("dynamodb:Scan", (abortSignal) => dynamodb.send(new ScanCommand({ TableName: local.stack.ledgerTable, ConsistentRead: true }), { abortSignal }))
+      )
+    )
+    const steps = (scanned.Items ?? [])
+      .map((item) => unmarshall(item))
+      .filter((item) => !/^(outcome|report)#/.test(String(item["pk"])) && (item["status"] === "succeeded" || item["status"] === "failed"))
+      .map((item) => `${String(item["pk"])}#${String(item["sk"])} ${String(item["status"])}`)
+      .sort()
+    const failures = steps.filter((step) => step.endsWith(" failed")).length
+    // Act: wait for the reporter to go quiet and write the day's report
+    const day = new Date().toISOString().slice(0, 10)
+    const readDaily = Effect.flatMap(S3, (s3) =>
+      awsCall("s3:GetObject", (abortSignal) =>
+        s3.send(new GetObjectCommand({ Bucket: local.stack.artifactBucket, Key: `reports/daily/${day}/report.json` }), { abortSignal })
+      )
+    ).pipe(
+      Effect.flatMap((object) => Effect.promise(() => object.Body?.transformToString() ?? Promise.resolve("{}"))),
+      Effect.map((text): { entries: ReadonlyArray<{ idempotencyKey: string; status: string }> } => JSON.parse(text)),
+      Effect.filterOrFail((report) => report.entries.length >= steps.length),
+      Effect.retry({ schedule: Schedule.spaced("1 second"), times: 60 })
+    )
+    const report = await run(readDaily)
+    const notified = await run(notifications.drain(1))
+    // Assess
+    assert.deepStrictEqual(report.entries.map((entry) => `${entry.idempotencyKey} ${entry.status}`).sort(), steps)
+    assert.isAbove(failures, 0)
+    assert.strictEqual(notified.length, failures)
   })
 })

@@ -1,0 +1,3 @@
+export { subscriptions, ReporterLive } from "./service"
+export { ReportEntry, entryOf } from "./outcome"
+export { summarize, toCsv, toHtml, toJson, type ReportSummary } from "./render"

@@ -1,0 +1,283 @@
+import type { ActionKind, ReportEntry } from "./outcome"
+
+export type ReportPeriod = "run" | "day"
+
+export interface ActionTotals {
+  readonly kind: ActionKind
+  readonly action: string
+  readonly total: number
+  readonly succeeded: number
+  readonly failed: number
+  readonly bytesRead: number
+  readonly bytesStored: number
+  readonly durationMs: number
+}
+
+export interface NewestReplica {
+  readonly source: string
+  readonly account: string
+  readonly region: string
+  readonly replicaArn: string
+  /** How old the replica's data is now: its age when it finished plus the time since. */
+  readonly ageSeconds: number
+}
+
+/** Everything a report says, computed once and written as JSON, CSV and HTML. */
+export interface ReportSummary {
+  readonly period: ReportPeriod
+  readonly title: string
+  readonly generatedAt: string
+  readonly total: number
+  readonly succeeded: number
+  readonly failed: number
+  readonly bytesRead: number
+  readonly bytesStored: number
+  readonly actions: ReadonlyArray<ActionTotals>
+  readonly failures: ReadonlyArray<Pick<ReportEntry, "recoveryPoint" | "action" | "time" | "reason">>
+  readonly newestReplicas: ReadonlyArray<NewestReplica>
+  readonly entries: ReadonlyArray<ReportEntry>
+}
+
+const KINDS: ReadonlyArray<ActionKind> = ["restore", "archive", "export", "replicate"]
+
+const byTime = (left: ReportEntry, right: ReportEntry): number => left.time.localeCompare(right.time) || left.idempotencyKey.localeCompare(right.idempotencyKey)
+
+/** Adds up a set of outcomes. Entries are sorted by time so that the same input gives the same report. */
+export const summarize = (options: {
+  readonly period: ReportPeriod
+  readonly title: string
+  readonly generatedAtMs: number
+  readonly entries: ReadonlyArray<ReportEntry>
+}): ReportSummary => {
+  const entries = [...options.entries].sort(byTime)
+  const actions = new Map<string, ActionTotals>()
+  for (const entry of entries) {
+    const before = actions.get(entry.action) ?? {
+      kind: entry.kind,
+      action: entry.action,
+      total: 0,
+      succeeded: 0,
+      failed: 0,
+      bytesRead: 0,
+      bytesStored: 0,
+      durationMs: 0
+    }
+    actions.set(entry.action, {
+      ...before,
+      total: before.total + 1,
+      succeeded: before.succeeded + (entry.status === "succeeded" ? 1 : 0),
+      failed: before.failed + (entry.status === "failed" ? 1 : 0),
+      bytesRead: before.bytesRead + (entry.bytesRead ?? 0),
+      bytesStored: before.bytesStored + (entry.bytesStored ?? 0),
+      durationMs: before.durationMs + (entry.durationMs ?? 0)
+    })
+  }
+  const newest = new Map<string, { entry: ReportEntry; ageSeconds: number }>()
+  for (const entry of entries) {
+    if (entry.kind !== "replicate" || entry.status !== "succeeded" || entry.sourceArn === undefined) continue
+    const sinceSeconds = Math.max(0, (options.generatedAtMs - Date.parse(entry.time)) / 1000)
+    const ageSeconds = Math.round((entry.replicaAgeSeconds ?? 0) + sinceSeconds)
+    const known = newest.get(entry.sourceArn)
+    if (known === undefined || known.ageSeconds > ageSeconds) newest.set(entry.sourceArn, { entry, ageSeconds })
+  }
+  const sum = (pick: (entry: ReportEntry) => number | undefined) => entries.reduce((total, entry) => total + (pick(entry) ?? 0), 0)
+  return {
+    period: options.period,
+    title: options.title,
+    generatedAt: new Date(options.generatedAtMs).toISOString(),
+    total: entries.length,
+    succeeded: entries.filter((entry) => entry.status === "succeeded").length,
+    failed: entries.filter((entry) => entry.status === "failed").length,
+    bytesRead: sum((entry) => entry.bytesRead),
+    bytesStored: sum((entry) => entry.bytesStored),
+    actions: [...actions.values()].sort((left, right) => KINDS.indexOf(left.kind) - KINDS.indexOf(right.kind) || left.action.localeCompare(right.action)),
+    failures: entries
+      .filter((entry) => entry.status === "failed")
+      .map((entry) => ({ recoveryPoint: entry.recoveryPoint, action: entry.action, time: entry.time, reason: entry.reason })),
+    newestReplicas: [...newest.entries()]
+      .map(([source, { entry, ageSeconds }]) => ({
+        source,
+        account: entry.replicaAccount ?? "",
+        region: entry.replicaRegion ?? "",
+        replicaArn: entry.location ?? "",
+        ageSeconds
+      }))
+      .sort((left, right) => left.source.localeCompare(right.source)),
+    entries
+  }
+}
+
+export const toJson = (summary: ReportSummary): string => `${JSON.stringify(summary, null, 2)}\n`
+
+const CSV_COLUMNS = [
+  "time",
+  "recovery_point",
+  "kind",
+  "action",
+  "status",
+  "duration_ms",
+  "bytes_read",
+  "bytes_stored",
+  "location",
+  "replica_account",
+  "replica_region",
+  "replica_age_seconds",
+  "reason"
+] as const
+
+/** RFC 4180: quote a field that holds a comma, a quote or a line break; double the quotes. */
+const csvField = (value: string | number | undefined): string => {
+  const text = value === undefined ? "" : String(value)
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
+}
+
+/** One row per outcome, for spreadsheets. */
+export const toCsv = (summary: ReportSummary): string =>
+  [
+    CSV_COLUMNS.join(","),
+    ...summary.entries.map((entry) =>
+      [
+        entry.time,
+        entry.recoveryPoint,
+        entry.kind,
+        entry.action,
+        entry.status,
+        entry.durationMs,
+        entry.bytesRead,
+        entry.bytesStored,
+        entry.location,
+        entry.replicaAccount,
+        entry.replicaRegion,
+        entry.replicaAgeSeconds,
+        entry.reason
+      ]
+        .map(csvField)
+        .join(",")
+    )
+  ].join("\r\n") + "\r\n"
+
+const escapeHtml = (text: string): string =>
+  text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;").replaceAll("'", "&#39;")
+
+export const formatBytes = (bytes: number): string => {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"]
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit += 1
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`
+}
+
+export const formatDuration = (seconds: number): string => {
+  if (seconds < 120) return `${Math.round(seconds)} s`
+  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`
+  if (seconds < 172_800) return `${(seconds / 3_600).toFixed(1)} h`
+  return `${(seconds / 86_400).toFixed(1)} d`
+}
+
+/** A horizontal bar chart as inline SVG: no script, no external file. */
+const barChart = (title: string, bars: ReadonlyArray<{ readonly label: string; readonly value: number; readonly text: string }>): string => {
+  if (bars.length === 0) return ""
+  const rowHeight = 22
+  const labelWidth = 260
+  const barWidth = 420
+  const max = Math.max(...bars.map((bar) => bar.value), 1)
+  const height = bars.length * rowHeight + 8
+  const rows = bars
+    .map((bar, index) => {
+      const y = index * rowHeight + 4
+      const width = Math.max(1, Math.round((bar.value / max) * barWidth))
+      return (
+        `<text x="0" y="${y + 15}" class="label">${escapeHtml(bar.label)}</text>` +
+        `<rect x="${labelWidth}" y="${y + 3}" width="${width}" height="${rowHeight - 8}" class="bar"/>` +
+        `<text x="${labelWidth + width + 6}" y="${y + 15}" class="value">${escapeHtml(bar.text)}</text>`
+      )
+    })
+    .join("")
+  return (
+    `<figure><figcaption>${escapeHtml(title)}</figcaption>` +
+    `<svg role="img" aria-label="${escapeHtml(title)}" width="${labelWidth + barWidth + 120}" height="${height}" viewBox="0 0 ${labelWidth + barWidth + 120} ${height}">${rows}</svg></figure>`
+  )
+}
+
+const shortName = (arn: string): string => arn.slice(arn.lastIndexOf("/") + 1).slice(-32)
+
+const cell = (value: string | number | undefined): string => `<td>${escapeHtml(value === undefined ? "" : String(value))}</td>`
+
+/** A self-contained HTML page: summary, a table per action, charts of bytes and durations, failures, replica ages. */
+export const toHtml = (summary: ReportSummary): string => {
+  const cards = [
+    ["outcomes", String(summary.total)],
+    ["succeeded", String(summary.succeeded)],
+    ["failed", String(summary.failed)],
+    ["bytes read", formatBytes(summary.bytesRead)],
+    ["bytes stored", formatBytes(summary.bytesStored)]
+  ]
+    .map(([label, value]) => `<div class="card" data-metric="${escapeHtml(label ?? "")}"><div class="number">${escapeHtml(value ?? "")}</div><div>${escapeHtml(label ?? "")}</div></div>`)
+    .join("")
+  const sections = KINDS.map((kind) => {
+    const rows = summary.entries.filter((entry) => entry.kind === kind)
+    if (rows.length === 0) return ""
+    const body = rows
+      .map(
+        (entry) =>
+          `<tr class="${entry.status}">${cell(entry.time)}${cell(shortName(entry.recoveryPoint))}${cell(entry.action)}${cell(entry.status)}` +
+          `${cell(entry.durationMs === undefined ? undefined : formatDuration(entry.durationMs / 1000))}` +
+          `${cell(entry.bytesRead === undefined ? undefined : formatBytes(entry.bytesRead))}` +
+          `${cell(entry.bytesStored === undefined ? undefined : formatBytes(entry.bytesStored))}${cell(entry.location)}${cell(entry.reason)}</tr>`
+      )
+      .join("")
+    return (
+      `<section id="${kind}"><h2>${escapeHtml(kind)} (${rows.length})</h2><table><thead><tr><th>time</th><th>recovery point</th><th>action</th><th>status</th>` +
+      `<th>duration</th><th>read</th><th>stored</th><th>artifact</th><th>reason</th></tr></thead><tbody>${body}</tbody></table></section>`
+    )
+  }).join("")
+  const sized = summary.entries.filter((entry) => (entry.bytesStored ?? 0) > 0)
+  const timed = summary.entries.filter((entry) => (entry.durationMs ?? 0) > 0)
+  const charts =
+    barChart(
+      "Bytes stored per artifact",
+      sized.map((entry) => ({ label: `${entry.action} ${shortName(entry.recoveryPoint)}`, value: entry.bytesStored ?? 0, text: formatBytes(entry.bytesStored ?? 0) }))
+    ) +
+    barChart(
+      "Duration per step",
+      timed.map((entry) => ({ label: `${entry.action} ${shortName(entry.recoveryPoint)}`, value: entry.durationMs ?? 0, text: formatDuration((entry.durationMs ?? 0) / 1000) }))
+    )
+  const failures =
+    summary.failures.length === 0
+      ? `<p class="ok">No failures.</p>`
+      : `<table><thead><tr><th>time</th><th>recovery point</th><th>action</th><th>reason</th></tr></thead><tbody>${summary.failures
+          .map((failure) => `<tr class="failed">${cell(failure.time)}${cell(failure.recoveryPoint)}${cell(failure.action)}${cell(failure.reason)}</tr>`)
+          .join("")}</tbody></table>`
+  const replicas =
+    summary.newestReplicas.length === 0
+      ? `<p>No replicas in this report.</p>`
+      : `<table><thead><tr><th>source</th><th>account</th><th>region</th><th>newest replica</th><th>age</th></tr></thead><tbody>${summary.newestReplicas
+          .map((replica) => `<tr>${cell(replica.source)}${cell(replica.account)}${cell(replica.region)}${cell(replica.replicaArn)}${cell(formatDuration(replica.ageSeconds))}</tr>`)
+          .join("")}</tbody></table>`
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(summary.title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2330}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}section h2{text-transform:capitalize}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #d0d5dd;border-radius:8px;padding:.75rem 1.25rem;min-width:8rem}
+.number{font-size:1.6rem;font-weight:600}
+table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{border-bottom:1px solid #e4e7ec;padding:.3rem .5rem;text-align:left;vertical-align:top}
+tr.failed td{background:#fdecec}.ok{color:#067647}
+figure{margin:1rem 0}figcaption{font-weight:600;margin-bottom:.25rem}
+svg .bar{fill:#2e90fa}svg .label,svg .value{font-size:12px;fill:#1d2330}
+</style></head>
+<body>
+<h1>${escapeHtml(summary.title)}</h1>
+<p>Generated ${escapeHtml(summary.generatedAt)}.</p>
+<div class="cards">${cards}</div>
+<h2>Failures</h2>${failures}
+<h2>Charts</h2>${charts === "" ? "<p>Nothing to chart.</p>" : charts}
+${sections}
+<h2>Newest replica per source</h2>${replicas}
+</body></html>
+`
+}

@@ -1,0 +1,171 @@
+import { SendMessageCommand } from "@aws-sdk/client-sqs"
+import { Clock, Config, Context, Effect, Layer } from "effect"
+import { AllClientsLive, AwsConfig, Sqs, awsCall } from "@backup-actions/aws"
+import { ROUTES, ServiceSettings } from "@backup-actions/config"
+import { Publisher } from "@backup-actions/consumer"
+import { OutcomeBook, dayOf, daysBetween } from "./book"
+import { DigestDue, ReportDue, ReportPublished, commandBody, subscribe, subscribeTo, subscriptionSet } from "@backup-actions/contracts"
+import { Notifier } from "./notifier"
+import { entryOf, type OutcomeEvent, type ReportEntry } from "./outcome"
+import { formatBytes, summarize, type ReportPeriod, type ReportSummary } from "./render"
+import { ReportStore, reportPrefix, runName } from "./report-store"
+
+const DAY_MS = 86_400_000
+
+/** How long the reporter waits after the last outcome before it writes the run's report. */
+export class ReporterSettings extends Context.Tag("backup-actions/ReporterSettings")<
+  ReporterSettings,
+  { readonly quietSeconds: number }
+>() {
+  /** BACKUP_ACTIONS_REPORT_QUIET_SECONDS: 1 to 900 (the longest SQS delay), 60 by default. */
+  static readonly fromEnv = Layer.effect(
+    ReporterSettings,
+    Effect.map(
+      Config.integer("BACKUP_ACTIONS_REPORT_QUIET_SECONDS").pipe(
+        Config.withDefault(60),
+        Config.validate({ message: "must be between 1 and 900 seconds", validation: (seconds) => seconds >= 1 && seconds <= 900 })
+      ),
+      (quietSeconds) => ({ quietSeconds })
+    )
+  )
+}
+
+const failureMessage = (entry: ReportEntry): { subject: string; message: string } => ({
+  subject: `backup-actions: ${entry.action} failed for ${entry.recoveryPoint.slice(entry.recoveryPoint.lastIndexOf("/") + 1)}`,
+  message: [
+    `${entry.action} failed.`,
+    "",
+    `Recovery point: ${entry.recoveryPoint}`,
+    `Time: ${entry.time}`,
+    `Reason: ${entry.reason ?? "(none given)"}`,
+    "",
+    "The source recovery point was kept. Replaying the event re-runs the failed step."
+  ].join("\n")
+})
+
+/** Asks this reporter, through its own queue, to write the run's report once the run goes quiet. */
+const scheduleReport = (recordedAt: number) =>
+  Effect.gen(function* () {
+    const sqs = yield* Sqs
+    const { queueUrl } = yield* ServiceSettings
+    const { quietSeconds } = yield* ReporterSettings
+    const { region } = yield* AwsConfig
+    yield* awsCall("sqs:SendMessage", (abortSignal) =>
+      sqs.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          DelaySeconds: quietSeconds,
+          MessageBody: commandBody(ReportDue, { recordedAt }, { region, nowMs: recordedAt })
+        }),
+        { abortSignal }
+      )
+    )
+  })
+
+/** Records an outcome (once), announces a failure (once), and schedules the run's report. */
+export const onOutcome = (event: OutcomeEvent) =>
+  Effect.gen(function* () {
+    const book = yield* OutcomeBook
+    const notifier = yield* Notifier
+    const entry = entryOf(event)
+    const now = yield* Clock.currentTimeMillis
+    const recording = yield* book.record(entry, now)
+    if (recording.needsNotification) {
+      const { subject, message } = failureMessage(entry)
+      yield* notifier.notify(subject, message)
+      yield* book.markNotified(entry)
+    }
+    if (!recording.isNew) {
+      yield* Effect.logInfo(`${entry.action} of ${entry.recoveryPoint} already recorded; report unchanged`)
+      return
+    }
+    yield* book.noteRecorded(now)
+    yield* scheduleReport(now)
+  })
+
+const publishReport = (period: ReportPeriod, name: string, summary: ReportSummary) =>
+  Effect.gen(function* () {
+    const store = yield* ReportStore
+    const publisher = yield* Publisher
+    const stored = yield* store.write(reportPrefix(period, name), summary)
+    const id = `report:${period}:${name}`
+    yield* publisher.publish(ReportPublished, {
+      schemaVersion: 1,
+      correlationId: id,
+      idempotencyKey: id,
+      period,
+      json: stored.json,
+      csv: stored.csv,
+      html: stored.html,
+      failures: summary.failed,
+      total: summary.total
+    })
+    return stored
+  })
+
+const dailySummary = (day: string, generatedAtMs: number) =>
+  Effect.gen(function* () {
+    const book = yield* OutcomeBook
+    const recorded = yield* book.entries([day])
+    return summarize({ period: "day", title: `backup-actions daily report ${day}`, generatedAtMs, entries: recorded.map((item) => item.entry) })
+  })
+
+/** The run went quiet: write its report (and refresh the day's), unless a later outcome or another worker took over. */
+export const onReportDue = (event: { readonly detail: { readonly recordedAt: number } }) =>
+  Effect.gen(function* () {
+    const book = yield* OutcomeBook
+    const store = yield* ReportStore
+    const until = event.detail.recordedAt
+    const state = yield* book.runState
+    if (state.lastRecordedAt > until) {
+      yield* Effect.logDebug("more outcomes came in since; a later report covers them")
+      return
+    }
+    const after = state.lastReportedAt._tag === "Some" ? state.lastReportedAt.value : until - DAY_MS
+    if (after >= until) return
+    const now = yield* Clock.currentTimeMillis
+    const recorded = yield* book.entries(daysBetween(after, until), { afterMs: after, untilMs: until })
+    const name = runName(until)
+    const summary = summarize({ period: "run", title: `backup-actions run report ${name}`, generatedAtMs: now, entries: recorded.map((item) => item.entry) })
+    yield* store.write(reportPrefix("day", dayOf(until)), yield* dailySummary(dayOf(until), now))
+    yield* store.write(reportPrefix("run", name), summary)
+    if (!(yield* book.claimRun(until))) {
+      yield* Effect.logInfo(`run ${name} was already reported`)
+      return
+    }
+    yield* publishReport("run", name, summary)
+    yield* Effect.logInfo(`run report ${name}: ${summary.total} outcomes, ${summary.failed} failed`)
+  })
+
+/** The daily digest: the day's report and one message with its totals and failures. */
+export const onDigestDue = (event: { readonly detail: { readonly day?: string | undefined } }) =>
+  Effect.gen(function* () {
+    const notifier = yield* Notifier
+    const now = yield* Clock.currentTimeMillis
+    const day = event.detail.day ?? dayOf(now - DAY_MS)
+    const summary = yield* dailySummary(day, now)
+    const stored = yield* publishReport("day", day, summary)
+    const lines = [
+      `backup-actions on ${day}: ${summary.total} outcomes, ${summary.succeeded} succeeded, ${summary.failed} failed.`,
+      `Read ${formatBytes(summary.bytesRead)}, stored ${formatBytes(summary.bytesStored)}.`,
+      ...summary.actions.map((action) => `- ${action.action}: ${action.succeeded} succeeded, ${action.failed} failed`),
+      ...(summary.failures.length === 0 ? [] : ["", "Failures:", ...summary.failures.map((failure) => `- ${failure.action} ${failure.recoveryPoint}: ${failure.reason ?? ""}`)]),
+      "",
+      `Report: s3://${stored.html.bucket}/${stored.html.key}`
+    ]
+    yield* notifier.notify(`backup-actions daily digest ${day}: ${summary.failed} failed of ${summary.total}`, lines.join("\n"))
+  })
+
+export const subscriptions = subscriptionSet(
+  subscribeTo(ROUTES.reporter.restores, onOutcome),
+  subscribeTo(ROUTES.reporter.archives, onOutcome),
+  subscribeTo(ROUTES.reporter.exports, onOutcome),
+  subscribeTo(ROUTES.reporter.replicas, onOutcome),
+  subscribe(ReportDue, onReportDue),
+  subscribe(DigestDue, onDigestDue)
+)
+
+export const ReporterLive = Layer.mergeAll(OutcomeBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, ReporterSettings.fromEnv).pipe(
+  Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv)),
+  Layer.provideMerge(AwsConfig.fromEnv)
+)
