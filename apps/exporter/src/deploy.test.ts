@@ -1,0 +1,32 @@
+import { assert, describe, it } from "@effect/vitest"
+import { serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
+import { exporterStack } from "./deploy"
+
+describe("the exporter's stack", () => {
+  const { template, nag } = synthesizeService((app) => exporterStack(app, testDeployConfig(), { image: testImage() }))
+
+  it("subscribes with the contracts' patterns, with a DLQ, its alarm and no wildcard actions", () => {
+    // Assess
+    assert.deepStrictEqual(serviceStackProblems(template, "exporter"), [])
+  })
+
+  it("runs on Fargate, scaled on the queue's depth down to no task", () => {
+    // Assess
+    template.hasResourceProperties("AWS::ECS::Service", { LaunchType: "FARGATE", DesiredCount: 0 })
+    template.hasResourceProperties("AWS::ApplicationAutoScaling::ScalableTarget", { MinCapacity: 0, MaxCapacity: 2 })
+  })
+
+  it("passes to RDS only the export role the policy names, and only for exports", () => {
+    // Prepare
+    const passRole = statementsOf(template).filter((statement) => [statement.Action].flat().includes("iam:PassRole"))
+    // Assess
+    assert.strictEqual(passRole.length, 1)
+    assert.match(JSON.stringify(passRole[0]), /role\/rds-export/)
+    assert.deepStrictEqual(passRole[0]?.Condition, { StringEquals: { "iam:PassedToService": "export.rds.amazonaws.com" } })
+  })
+
+  it("passes the AwsSolutions checks with only acknowledged findings", () => {
+    // Act and Assess
+    assert.doesNotThrow(nag)
+  })
+})

@@ -1,0 +1,71 @@
+import { Duration } from "aws-cdk-lib"
+import type { Construct } from "constructs"
+import { DEFAULT_POLICY } from "@backup-actions/config"
+import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE, ServiceStack, type DeployConfig, type ServiceOverrides } from "@backup-actions/deploy"
+
+/**
+ * The exporter: a Fargate consumer that starts and follows RDS and DynamoDB exports and
+ * writes DynamoDB backups as Parquet through a temporary table, which only it may delete.
+ */
+export const exporterStack = (scope: Construct, config: DeployConfig, overrides: ServiceOverrides = {}): ServiceStack => {
+  const stack = new ServiceStack(scope, "Exporter", { config, service: "exporter", visibilityTimeout: Duration.minutes(15), ...overrides })
+  // A Fargate task: an RDS export runs for hours, and the Parquet path spools to local disk.
+  const { role } = stack.addFargateConsumer({ cpu: 1_024, memoryMiB: 2_048, maxTasks: 2 })
+  const region = config.region
+  const account = config.account
+  const table = (name: string) => `arn:${stack.partition}:dynamodb:${region}:${account}:table/${name}`
+  const temporaryTables = table("backup-actions-export-*")
+  const exports = (config.policy ?? DEFAULT_POLICY).rules.flatMap((rule) => (rule.export === undefined ? [] : [rule.export]))
+  const exportBuckets = [...new Set(exports.map((action) => action.bucket ?? stack.names.artifactBucket))]
+  const exportObjects = exportBuckets.flatMap((bucket) => exports.map((action) => `arn:${stack.partition}:s3:::${bucket}/${action.prefix}/*`))
+  const exportRoles = [...new Set(exports.flatMap((action) => (action.iamRoleArn === undefined ? [] : [action.iamRoleArn])))]
+  const exportKeys = [...new Set(exports.flatMap((action) => (action.kmsKeyId?.startsWith("arn:") === true ? [action.kmsKeyId] : [])))]
+
+  // RDS and Aurora: native export to Parquet.
+  stack.allow(role, ["rds:StartExportTask"], [
+    `arn:${stack.partition}:rds:${region}:${account}:snapshot:*`,
+    `arn:${stack.partition}:rds:${region}:${account}:cluster-snapshot:*`
+  ])
+  stack.allow(role, ["rds:DescribeExportTasks", "rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"], ["*"])
+  if (exportRoles.length > 0) stack.allow(role, ["iam:PassRole"], exportRoles, { StringEquals: { "iam:PassedToService": "export.rds.amazonaws.com" } })
+  if (exportKeys.length > 0) stack.allow(role, ["kms:DescribeKey", "kms:CreateGrant"], exportKeys)
+
+  // DynamoDB: native export, and restore of a backup to a temporary table for Parquet.
+  stack.allow(role, ["dynamodb:ExportTableToPointInTime", "dynamodb:DescribeExport"], [table("*")])
+  stack.allow(role, ["dynamodb:ListBackups", "dynamodb:ListExports"], ["*"])
+  stack.allow(role, ["dynamodb:RestoreTableFromBackup"], [table("*/backup/*")])
+  stack.allow(
+    role,
+    [
+      "dynamodb:RestoreTableFromBackup",
+      "dynamodb:DescribeTable",
+      "dynamodb:Scan",
+      "dynamodb:TagResource",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "dynamodb:BatchWriteItem"
+    ],
+    [temporaryTables]
+  )
+  stack.allow(role, ["dynamodb:DeleteTable"], [temporaryTables], { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } })
+  stack.allow(role, ["backup:DeleteRecoveryPoint"], [`arn:${stack.partition}:backup:${region}:${account}:recovery-point:*`], {
+    StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE }
+  })
+  if (exportObjects.length > 0) {
+    stack.allow(role, ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"], exportObjects)
+  }
+  stack.acknowledgeWildcards(role, [
+    { resource: "*", reason: "RDS Describe* and DynamoDB List* actions support no resource-level permissions." },
+    { resource: `arn:<AWS::Partition>:rds:${region}:${account}:snapshot:*`, reason: "Any DB snapshot that a recovery point names may be exported; exporting changes nothing in it." },
+    { resource: `arn:<AWS::Partition>:rds:${region}:${account}:cluster-snapshot:*`, reason: "Any cluster snapshot that a recovery point names may be exported." },
+    { resource: `arn:<AWS::Partition>:dynamodb:${region}:${account}:table/*`, reason: "Any table may be exported to a point in time; the export reads it only." },
+    { resource: `arn:<AWS::Partition>:dynamodb:${region}:${account}:table/*/backup/*`, reason: "Any backup that a recovery point names may be restored to a temporary table." },
+    { resource: `arn:<AWS::Partition>:dynamodb:${region}:${account}:table/backup-actions-export-*`, reason: "The exporter's own temporary tables, deleted only when tagged as the project's." },
+    { resource: `arn:<AWS::Partition>:backup:${region}:${account}:recovery-point:*`, reason: "Deletes only recovery points tagged as the project's, and only after a verified export." },
+    ...exportObjects.map((resource) => ({ resource: resource.replace(`arn:${stack.partition}:`, "arn:<AWS::Partition>:"), reason: "Export files, only under the policy's prefix." }))
+  ])
+  return stack
+}

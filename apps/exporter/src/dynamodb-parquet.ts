@@ -1,0 +1,270 @@
+import { mkdir, open, rm } from "node:fs/promises"
+import { join } from "node:path"
+import {
+  DeleteTableCommand,
+  DescribeTableCommand,
+  ListBackupsCommand,
+  RestoreTableFromBackupCommand,
+  ScanCommand,
+  TagResourceCommand,
+  type AttributeValue,
+  type TableDescription
+} from "@aws-sdk/client-dynamodb"
+import { Clock, Duration, Effect, Schedule } from "effect"
+import { DynamoDb, RecoveryPoints, awsCall } from "@backup-actions/aws"
+import { ServiceSettings } from "@backup-actions/config"
+import { succeeded, failed, type StepResult } from "@backup-actions/ledger"
+import { parseDynamoDbBackupArn, type DynamoDbBackupRef } from "./arns"
+import { BackupUnavailable, NotExportable, SpoolFailed, TableNotActive } from "./errors"
+import { SchemaStats, planColumns, toWireItem, type KeyAttribute } from "./items"
+import { baseDetail, type ExportDetail, type ExportSubject } from "./outcome"
+import { writeParquet } from "./parquet-file"
+import { putJson, uploadVerified } from "./upload"
+
+/** Tags on every temporary table; a sweeper only ever deletes tables that carry them. */
+export const MANAGED_TAG = "backup-actions:managed"
+export const RECOVERY_POINT_TAG = "backup-actions:recovery-point"
+export const CREATED_AT_TAG = "backup-actions:created-at"
+
+/** Where a DynamoDB backup's Parquet export and its manifest go. */
+export const parquetKeys = (prefix: string, backup: DynamoDbBackupRef) => {
+  const base = `${prefix}/dynamodb/${backup.table}/${backup.backupId}`
+  return { data: `${base}/data.parquet`, manifest: `${base}/manifest.json` }
+}
+
+/**
+ * The temporary table's name: recognisably ours, unique per backup and attempt (a table a
+ * crashed attempt left behind never blocks the next one), within DynamoDB's 255 characters.
+ */
+export const temporaryTableName = (backup: DynamoDbBackupRef, attempt: number): string =>
+  `backup-actions-export-${backup.backupId}-${attempt}-${backup.table}`.slice(0, 255)
+
+/** Finds the backup among the table's backups, so that a missing one fails with a clear reason. */
+const findBackup = (backup: DynamoDbBackupRef) =>
+  Effect.gen(function* () {
+    const dynamodb = yield* DynamoDb
+    let start: string | undefined
+    do {
+      const page = yield* awsCall("dynamodb:ListBackups", (abortSignal) =>
+        dynamodb.send(new ListBackupsCommand({ TableName: backup.table, BackupType: "ALL", ExclusiveStartBackupArn: start }), { abortSignal })
+      )
+      const found = page.BackupSummaries?.find((summary) => summary.BackupArn === backup.backupArn)
+      if (found !== undefined) {
+        if (found.BackupStatus !== undefined && found.BackupStatus !== "AVAILABLE") {
+          return yield* new BackupUnavailable({ backupArn: backup.backupArn, reason: `is ${found.BackupStatus}, not AVAILABLE` })
+        }
+        return found
+      }
+      start = page.LastEvaluatedBackupArn
+    } while (start !== undefined)
+    return yield* new BackupUnavailable({ backupArn: backup.backupArn, reason: "does not exist" })
+  })
+
+const describeTable = (table: string) =>
+  Effect.flatMap(DynamoDb, (dynamodb) =>
+    awsCall("dynamodb:DescribeTable", (abortSignal) => dynamodb.send(new DescribeTableCommand({ TableName: table }), { abortSignal }))
+  ).pipe(Effect.map((result) => result.Table))
+
+/** Waits with a growing, jittered interval: at once on the emulator, up to hours for a large table on AWS. */
+const waitUntilActive = (table: string) =>
+  Effect.gen(function* () {
+    const description = yield* describeTable(table)
+    const status = description?.TableStatus ?? "UNKNOWN"
+    if (status !== "ACTIVE") return yield* new TableNotActive({ table, status })
+    return description
+  }).pipe(
+    Effect.retry({
+      schedule: Schedule.exponential(Duration.seconds(2), 1.5).pipe(
+        Schedule.modifyDelay((delay) => Duration.min(delay, Duration.minutes(1))),
+        Schedule.jittered,
+        Schedule.upTo(Duration.hours(12))
+      ),
+      while: (error) => error._tag === "TableNotActive" && (error.status === "CREATING" || error.status === "UPDATING")
+    })
+  )
+
+const deleteTable = (table: string) =>
+  Effect.flatMap(DynamoDb, (dynamodb) =>
+    awsCall("dynamodb:DeleteTable", (abortSignal) => dynamodb.send(new DeleteTableCommand({ TableName: table }), { abortSignal }))
+  ).pipe(
+    Effect.tap(() => Effect.logInfo(`deleted temporary table ${table}`)),
+    Effect.catchIf(
+      (error) => error.kind === "not-found",
+      () => Effect.logInfo(`temporary table ${table} was already deleted`)
+    ),
+    // The sweeper deletes what this could not; the export's outcome stands either way.
+    Effect.catchAll((error) => Effect.logError(`could not delete temporary table ${table}: ${error.code}: ${error.message}`))
+  )
+
+/**
+ * Restores the backup to a temporary table, tagged as ours, that is deleted when the scope
+ * closes: after success, failure or interruption alike.
+ */
+export const temporaryTable = (backup: DynamoDbBackupRef, recoveryPointArn: string, attempt: number) =>
+  Effect.acquireRelease(
+    Effect.gen(function* () {
+      const dynamodb = yield* DynamoDb
+      const name = temporaryTableName(backup, attempt)
+      const restored = yield* awsCall("dynamodb:RestoreTableFromBackup", (abortSignal) =>
+        dynamodb.send(
+          new RestoreTableFromBackupCommand({
+            TargetTableName: name,
+            BackupArn: backup.backupArn,
+            // On demand: no capacity to provision for a table that lives for one scan; no indexes to build.
+            BillingModeOverride: "PAY_PER_REQUEST",
+            GlobalSecondaryIndexOverride: [],
+            LocalSecondaryIndexOverride: []
+          }),
+          { abortSignal }
+        )
+      )
+      return { name, arn: restored.TableDescription?.TableArn ?? "" }
+    }),
+    (table) => deleteTable(table.name)
+  ).pipe(
+    Effect.tap((table) =>
+      Effect.gen(function* () {
+        const dynamodb = yield* DynamoDb
+        const now = yield* Clock.currentTimeMillis
+        yield* awsCall("dynamodb:TagResource", (abortSignal) =>
+          dynamodb.send(
+            new TagResourceCommand({
+              ResourceArn: table.arn,
+              Tags: [
+                { Key: MANAGED_TAG, Value: "true" },
+                { Key: RECOVERY_POINT_TAG, Value: recoveryPointArn.slice(0, 256) },
+                { Key: CREATED_AT_TAG, Value: new Date(now).toISOString() }
+              ]
+            }),
+            { abortSignal }
+          )
+        )
+      })
+    )
+  )
+
+const spoolError = (path: string) => (error: unknown) => new SpoolFailed({ path, reason: error instanceof Error ? error.message : String(error) })
+
+/** One Scan segment, page by page, appended to its own spool file: memory holds one page. */
+const scanSegment = (table: string, segment: number, totalSegments: number, file: string) =>
+  Effect.gen(function* () {
+    const dynamodb = yield* DynamoDb
+    const handle = yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => open(file, "w"), catch: spoolError(file) }),
+      (opened) => Effect.promise(() => opened.close())
+    )
+    const stats = new SchemaStats()
+    let start: Record<string, AttributeValue> | undefined
+    do {
+      const page = yield* awsCall("dynamodb:Scan", (abortSignal) =>
+        dynamodb.send(new ScanCommand({ TableName: table, Segment: segment, TotalSegments: totalSegments, ExclusiveStartKey: start }), { abortSignal })
+      )
+      const lines = (page.Items ?? []).map((item) => {
+        const wire = toWireItem(item)
+        stats.add(wire)
+        return `${JSON.stringify(wire)}\n`
+      })
+      if (lines.length > 0) yield* Effect.tryPromise({ try: () => handle.write(lines.join("")), catch: spoolError(file) })
+      start = page.LastEvaluatedKey
+    } while (start !== undefined)
+    return stats
+  }).pipe(Effect.scoped)
+
+const keyAttributesOf = (table: TableDescription | undefined): ReadonlyArray<KeyAttribute> =>
+  (table?.KeySchema ?? []).map((key) => ({
+    name: key.AttributeName ?? "",
+    type: table?.AttributeDefinitions?.find((definition) => definition.AttributeName === key.AttributeName)?.AttributeType ?? "S"
+  }))
+
+/** A scratch directory for one export, removed however the export ends. */
+const scratchDirectory = (path: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({ try: () => mkdir(path, { recursive: true }), catch: spoolError(path) }).pipe(Effect.as(path)),
+    () => Effect.promise(() => rm(path, { recursive: true, force: true }))
+  )
+
+/**
+ * Parquet mode: the backup restored to a temporary table, scanned in parallel segments into a
+ * local spool, written as one Parquet file, uploaded with a SHA-256 that is compared with
+ * what S3 stored, with a manifest beside it. The source is deleted only when the policy asks
+ * and the upload was verified.
+ */
+export const exportDynamoDbAsParquet = (subject: ExportSubject) =>
+  Effect.gen(function* () {
+    const settings = yield* ServiceSettings
+    const backup = parseDynamoDbBackupArn(subject.recoveryPointArn)
+    if (backup === undefined) {
+      return yield* new NotExportable({
+        reason: `recovery point "${subject.recoveryPointArn}" is not a DynamoDB backup ARN (arn:aws:dynamodb:<region>:<account>:table/<table>/backup/<id>)`
+      })
+    }
+    yield* findBackup(backup)
+    const table = yield* temporaryTable(backup, subject.recoveryPointArn, subject.attempt)
+    const description = yield* waitUntilActive(table.name)
+    yield* Effect.logInfo(`restored ${backup.backupArn} to temporary table ${table.name}`)
+
+    const scratch = yield* scratchDirectory(join(settings.workDir, "exports", `${backup.backupId}-${subject.attempt}`))
+    const segments = subject.plan.scanSegments
+    const spoolFiles = Array.from({ length: segments }, (_, segment) => join(scratch, `segment-${segment}.ndjson`))
+    const segmentStats = yield* Effect.forEach(spoolFiles, (file, segment) => scanSegment(table.name, segment, segments, file), { concurrency: segments })
+    const stats = new SchemaStats()
+    for (const found of segmentStats) stats.merge(found)
+    const columns = planColumns(stats, keyAttributesOf(description))
+
+    const written = yield* writeParquet({
+      target: join(scratch, "data.parquet"),
+      spoolFiles,
+      columns,
+      metadata: {
+        "backup-actions:source": backup.backupArn,
+        "backup-actions:table": backup.table,
+        "backup-actions:columns": JSON.stringify(columns)
+      }
+    })
+    const bucket = subject.plan.bucket ?? settings.artifactBucket
+    const keys = parquetKeys(subject.plan.prefix, backup)
+    const uploaded = yield* uploadVerified({
+      file: written.file,
+      bytes: written.bytes,
+      sha256: written.sha256,
+      bucket,
+      key: keys.data,
+      contentType: "application/vnd.apache.parquet"
+    })
+    yield* putJson(bucket, keys.manifest, {
+      kind: "backup-actions/dynamodb-parquet-manifest",
+      source: { backupArn: backup.backupArn, table: backup.table, tableArn: backup.tableArn, recoveryPointArn: subject.recoveryPointArn },
+      data: { bucket, key: keys.data, bytes: written.bytes, rowGroups: written.rowGroups },
+      itemCount: written.rows,
+      columns,
+      checksum: { algorithm: "SHA256", type: uploaded.checksumType, value: uploaded.checksum, fullObjectSha256: written.sha256 },
+      verified: uploaded.verified
+    })
+
+    const deleteSource = subject.plan.deleteSourceAfterVerify && uploaded.verified
+    if (subject.plan.deleteSourceAfterVerify && !uploaded.verified) {
+      yield* Effect.logError(`export of ${backup.backupArn} not verified (stored ${uploaded.stored ?? "none"}, computed ${uploaded.checksum}); the source is kept`)
+    }
+    if (deleteSource) {
+      const points = yield* RecoveryPoints
+      yield* points.delete({ recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName })
+      yield* Effect.logInfo(`deleted recovery point ${subject.recoveryPointArn} after verifying its export`)
+    }
+    const now = yield* Clock.currentTimeMillis
+    const detail: ExportDetail = {
+      ...baseDetail(subject, "dynamodb"),
+      status: uploaded.verified ? "exported" : "failed",
+      location: { bucket, key: keys.data },
+      manifest: { bucket, key: keys.manifest },
+      format: "parquet",
+      itemCount: written.rows,
+      bytesStored: written.bytes,
+      checksum: { algorithm: "SHA256", type: uploaded.checksumType, value: uploaded.checksum },
+      verified: uploaded.verified,
+      sourceDeleted: deleteSource,
+      durationMs: now - subject.startedAt
+    }
+    const reason = `stored checksum ${uploaded.stored ?? "none"} differs from computed ${uploaded.checksum}`
+    const result: StepResult<ExportDetail> = uploaded.verified ? succeeded(detail) : failed(reason, { ...detail, reason })
+    return result
+  }).pipe(Effect.scoped)

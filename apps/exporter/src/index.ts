@@ -1,0 +1,1 @@
+export { subscriptions, ExporterLive } from "./service"
