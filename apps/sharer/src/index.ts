@@ -1,0 +1,1 @@
+export { subscriptions, SharerLive, onRecoveryPoint } from "./service"

@@ -1,0 +1,7 @@
+import { runServiceMain, visibilityFromEnv } from "@backup-actions/consumer"
+import { SharerLive, subscriptions } from "./service"
+
+// A replica spends most of its time waiting for AWS to finish the copy, so the sharer takes a
+// whole batch (10 messages, the SQS maximum) at once; CopySlots keeps the copies per
+// destination within the AWS quota.
+runServiceMain(subscriptions, { service: "sharer", concurrency: 10, visibilityTimeoutSeconds: visibilityFromEnv(120) }, SharerLive)

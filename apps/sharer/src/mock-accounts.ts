@@ -1,0 +1,77 @@
+import { EC2Client } from "@aws-sdk/client-ec2"
+import { DescribeKeyCommand, KMSClient } from "@aws-sdk/client-kms"
+import { RDSClient } from "@aws-sdk/client-rds"
+import { mockClient } from "aws-sdk-client-mock"
+import { Layer } from "effect"
+import type { ReplicaPlan } from "@backup-actions/config"
+import { AccountAccess, type AccountTarget, type RegionClients } from "./accounts"
+import type { ReplicaJob } from "./job"
+import { SourceSharing } from "./sharing"
+import { CopySlots } from "./slots"
+
+/**
+ * For unit tests: mocked clients for the source account and for the destination account, so
+ * that the exact requests can be checked where the emulator can't run them (or can't at scale).
+ */
+export const SOURCE_ACCOUNT = "111111111111"
+export const DESTINATION_ACCOUNT = "222222222222"
+export const SOURCE_REGION = "us-east-1"
+export const DESTINATION_REGION = "eu-west-1"
+export const DESTINATION_KEY_ARN = `arn:aws:kms:${DESTINATION_REGION}:${DESTINATION_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`
+
+const regionClients = (region: string): RegionClients => ({
+  region,
+  ec2: new EC2Client({ region }),
+  kms: new KMSClient({ region }),
+  rds: new RDSClient({ region })
+})
+
+export const mockAccounts = () => {
+  const source = regionClients(SOURCE_REGION)
+  const destination = regionClients(DESTINATION_REGION)
+  const destinationAtSource = regionClients(SOURCE_REGION)
+  const targets: Array<AccountTarget> = []
+  const mocks = {
+    sourceEc2: mockClient(source.ec2),
+    sourceKms: mockClient(source.kms),
+    destinationEc2: mockClient(destination.ec2),
+    destinationKms: mockClient(destination.kms),
+    sourceRds: mockClient(source.rds),
+    destinationRds: mockClient(destination.rds),
+    /** The destination account in the source region (where RDS stages a cross-region copy). */
+    stagingRds: mockClient(destinationAtSource.rds),
+    stagingKms: mockClient(destinationAtSource.kms)
+  }
+  mocks.destinationKms.on(DescribeKeyCommand).resolves({
+    KeyMetadata: { KeyId: "1234abcd-12ab-34cd-56ef-1234567890ab", Arn: DESTINATION_KEY_ARN, KeyManager: "CUSTOMER", KeyState: "Enabled" }
+  })
+  const access = AccountAccess.fixed((target) => {
+    targets.push(target)
+    if (target.region === DESTINATION_REGION) return destination
+    return target.roleArn === undefined ? source : destinationAtSource
+  })
+  const layer = Layer.mergeAll(access, SourceSharing.viaCreateVolumePermission, CopySlots.Live)
+  return { ...mocks, targets, layer }
+}
+
+export const plan = (overrides: Partial<ReplicaPlan> = {}): ReplicaPlan => ({
+  rule: "dr",
+  destinationAccount: DESTINATION_ACCOUNT,
+  destinationRegion: DESTINATION_REGION,
+  kmsKeyId: "alias/dr-replicas",
+  roleArn: `arn:aws:iam::${DESTINATION_ACCOUNT}:role/backup-actions-dr-replicator`,
+  externalId: "dr-external-id",
+  retentionDays: 30,
+  maxConcurrentCopies: 20,
+  ...overrides
+})
+
+export const job = (snapshotId: string, overrides: Partial<ReplicaJob> = {}): ReplicaJob => ({
+  recoveryPointArn: `arn:aws:ec2:${SOURCE_REGION}::snapshot/${snapshotId}`,
+  resourceArn: `arn:aws:ec2:${SOURCE_REGION}:${SOURCE_ACCOUNT}:volume/vol-0123456789abcdef0`,
+  resourceType: "EBS",
+  sourceAccount: SOURCE_ACCOUNT,
+  sourceRegion: SOURCE_REGION,
+  plan: plan(),
+  ...overrides
+})
