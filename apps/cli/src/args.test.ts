@@ -1,0 +1,106 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Either } from "effect"
+import { parseCommandLine } from "./args"
+import { describeError } from "./errors"
+
+const parsed = (...argv: ReadonlyArray<string>) => parseCommandLine(argv)
+const usageMessage = (...argv: ReadonlyArray<string>): string => {
+  const result = parseCommandLine(argv)
+  return Either.isLeft(result) ? result.left.message : "(parsed)"
+}
+
+describe("the command line", () => {
+  it("reads a status with a recovery point and --json, and the stack file", () => {
+    // Act
+    const result = parsed("status", "--recovery-point", "arn:aws:ec2:us-east-1::snapshot/snap-1", "--json", "--stack", ".local/stack.json")
+    // Assess
+    assert.deepStrictEqual(Either.getOrUndefined(result), {
+      command: { _tag: "Status", recoveryPoint: "arn:aws:ec2:us-east-1::snapshot/snap-1", json: true },
+      options: { stackFile: ".local/stack.json", progress: false }
+    })
+  })
+
+  it("reads a replay window as times and keeps its filters", () => {
+    // Act
+    const result = parsed("replay", "--from", "2026-11-22T10:00:00Z", "--to", "2026-11-22T11:00:00Z", "--type", "Archive Completed")
+    // Assess
+    const command = Either.getOrUndefined(result)?.command
+    assert.strictEqual(command?._tag, "Replay")
+    if (command?._tag !== "Replay") return
+    assert.strictEqual(command.from.toISOString(), "2026-11-22T10:00:00.000Z")
+    assert.strictEqual(command.to.toISOString(), "2026-11-22T11:00:00.000Z")
+    assert.strictEqual(command.detailType, "Archive Completed")
+    assert.isUndefined(command.recoveryPoint)
+  })
+
+  it("refuses a replay without a window, with a time that is not ISO 8601, or with the window backwards", () => {
+    // Act
+    const missing = usageMessage("replay", "--to", "2026-11-22T11:00:00Z")
+    const notIso = usageMessage("replay", "--from", "yesterday", "--to", "2026-11-22T11:00:00Z")
+    const backwards = usageMessage("replay", "--from", "2026-11-22T12:00:00Z", "--to", "2026-11-22T11:00:00Z")
+    // Assess
+    assert.strictEqual(missing, "--from <iso time> is required")
+    assert.match(notIso, /^--from "yesterday" is not an ISO 8601 time/)
+    assert.match(backwards, /^--from \(2026-11-22T12:00:00.000Z\) is after --to/)
+  })
+
+  it("tells restore where to, and refuses both destinations at once", () => {
+    // Act
+    const nowhere = usageMessage("restore", "s3://bucket/archives/ebs/snap-1/volume/files.tar.zst")
+    const both = usageMessage("restore", "s3://bucket/archives/ebs/snap-1/volume/files.tar.zst", "--to", "out", "--to-snapshot")
+    const directory = parsed("restore", "s3://bucket/archives/ebs/snap-1/volume/files.tar.zst", "--to", "out", "--progress")
+    // Assess
+    assert.match(nowhere, /--to <directory> for a tar archive, --to-snapshot for a raw image/)
+    assert.match(both, /exclude each other/)
+    assert.deepStrictEqual(Either.getOrUndefined(directory), {
+      command: { _tag: "RestoreTree", archive: { bucket: "bucket", key: "archives/ebs/snap-1/volume/files.tar.zst" }, directory: "out" },
+      options: { stackFile: undefined, progress: true }
+    })
+  })
+
+  it("names an unknown option, an unknown command, a bad format and a bad day", () => {
+    // Act
+    const option = usageMessage("status", "--recovery", "x")
+    const command = usageMessage("restart")
+    const format = usageMessage("report", "--format", "pdf")
+    const day = usageMessage("report", "--day", "2026-02-30")
+    // Assess
+    assert.match(option, /--recovery/)
+    assert.match(command, /^unknown command "restart"/)
+    assert.match(format, /^--format must be one of text, json, csv, html, not "pdf"/)
+    assert.match(day, /^--day "2026-02-30" is not a day as yyyy-mm-dd/)
+  })
+
+  it("refuses an archive that is not an s3:// URL of an object", () => {
+    // Act
+    const local = usageMessage("verify", "/tmp/disk.img.zst")
+    const folder = usageMessage("verify", "s3://bucket/archives/")
+    const two = usageMessage("verify", "s3://bucket/a", "s3://bucket/b")
+    // Assess
+    assert.match(local, /is not an S3 URL/)
+    assert.match(folder, /names a folder/)
+    assert.match(two, /one archive at a time/)
+  })
+
+  it("answers --help for every command without needing a stack", () => {
+    // Act
+    const help = ["status", "report", "replay", "verify", "restore"].map((command) => Either.getOrUndefined(parsed(command, "--help"))?.command)
+    const main = Either.getOrUndefined(parsed())?.command
+    // Assess
+    for (const [index, command] of help.entries()) {
+      assert.strictEqual(command?._tag, "Help")
+      assert.include(command?._tag === "Help" ? command.text : "", `backup-actions ${["status", "report", "replay", "verify", "restore"][index]}`)
+    }
+    assert.include(main?._tag === "Help" ? main.text : "", "Commands:")
+  })
+
+  it("ends usage errors with exit code 2 and a pointer to the command's help", () => {
+    // Prepare
+    const result = parseCommandLine(["report", "--format", "pdf"])
+    // Act
+    const described = Either.isLeft(result) ? describeError(result.left) : undefined
+    // Assess
+    assert.strictEqual(described?.exitCode, 2)
+    assert.include(described?.text ?? "", "Run `backup-actions report --help` for usage.")
+  })
+})

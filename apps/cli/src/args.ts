@@ -1,0 +1,235 @@
+import { parseArgs, type ParseArgsConfig } from "node:util"
+import { Either } from "effect"
+import { UsageError } from "./errors"
+import { parseS3Url, type S3Location } from "./s3-url"
+
+/** Options every command takes. */
+export interface GlobalOptions {
+  /** The JSON file that describes the stack (the local stack writes .local/stack.json). */
+  readonly stackFile: string | undefined
+  /** Show progress on stderr even when it is not a terminal. */
+  readonly progress: boolean
+}
+
+export const REPORT_FORMATS = ["text", "json", "csv", "html"] as const
+export type ReportFormat = (typeof REPORT_FORMATS)[number]
+
+export type Command =
+  | { readonly _tag: "Help"; readonly text: string }
+  | { readonly _tag: "Status"; readonly recoveryPoint: string | undefined; readonly json: boolean }
+  | { readonly _tag: "Report"; readonly day: string | undefined; readonly format: ReportFormat; readonly open: boolean }
+  | {
+      readonly _tag: "Replay"
+      readonly from: Date
+      readonly to: Date
+      readonly detailType: string | undefined
+      readonly recoveryPoint: string | undefined
+    }
+  | { readonly _tag: "Verify"; readonly archive: S3Location }
+  | { readonly _tag: "RestoreTree"; readonly archive: S3Location; readonly directory: string }
+  | { readonly _tag: "RestoreSnapshot"; readonly archive: S3Location }
+
+export interface Invocation {
+  readonly command: Command
+  readonly options: GlobalOptions
+}
+
+const GLOBAL_HELP = `Options for every command:
+  --stack <file>    the stack description (\`npm start\` writes .local/stack.json); without it the
+                    environment is read: BACKUP_ACTIONS_BUS, BACKUP_ACTIONS_BUCKET,
+                    BACKUP_ACTIONS_LEDGER_TABLE, BACKUP_ACTIONS_AWS_ENDPOINT, AWS_REGION
+  --progress        progress on stderr even when stderr is not a terminal
+  -h, --help        this help
+
+Exit codes: 0 done, 1 the operation found a problem, 2 the command line or the stack is wrong.`
+
+export const HELP: Readonly<Record<string, string>> = {
+  main: `Usage: backup-actions <command> [options]
+
+Commands:
+  status     the ledger's steps per recovery point
+  report     the latest run report, or a day's
+  replay     replay the bus archive over a time window
+  verify     re-read an archive and check it against its manifest
+  restore    extract a tar archive into a directory, or write a raw image as a new EBS snapshot
+
+Run \`backup-actions <command> --help\` for a command's options.
+
+${GLOBAL_HELP}`,
+  status: `Usage: backup-actions status [--recovery-point <arn>] [--json]
+
+Lists, per recovery point, every step in the ledger: its state, attempts, reason and where its
+artifact is.
+
+  --recovery-point <arn>   only this recovery point
+  --json                   one JSON array instead of a table
+
+${GLOBAL_HELP}`,
+  report: `Usage: backup-actions report [--day yyyy-mm-dd] [--format text|json|csv|html] [--open]
+
+Prints the latest run report (reports/runs/<run>/ in the artifact bucket), or the day's report
+(reports/daily/<day>/) with --day.
+
+  --day <yyyy-mm-dd>   the day's report instead of the latest run's
+  --format <format>    text (a summary, the default), json, csv or html as stored
+  --open               write the HTML report to a temporary file and print its path
+
+${GLOBAL_HELP}`,
+  replay: `Usage: backup-actions replay --from <iso time> --to <iso time> [--type <detail-type>] [--recovery-point <arn>]
+
+Replays the bus's archive into the bus and waits until the replay completed, failed or was
+cancelled. The services' ledger makes finished steps no-ops and runs failed steps again.
+
+  --from <time>            start of the window (ISO 8601, e.g. 2026-11-22T10:00:00Z)
+  --to <time>              end of the window
+  --type <detail-type>     only to the rules that take this detail-type, e.g. "Archive Completed"
+  --recovery-point <arn>   only events about this recovery point (through temporary copies of
+                           the rules whose pattern also names the recovery point)
+
+In AWS both filters are applied through the replay's rules (FilterArns). The local emulator
+ignores them, and the time window too: it replays every archived event to every rule.
+
+${GLOBAL_HELP}`,
+  verify: `Usage: backup-actions verify <s3://bucket/key of an archive>
+
+Re-reads the archive and its manifest.ndjson beside it: recomputes the composite SHA-256 over
+the archive's parts and compares it with the manifest's, then decompresses the archive and
+checks its content (a raw image: every listed range's SHA-256 and zeros elsewhere; a tar:
+every entry's type, mode, owner, size and SHA-256). Exit code 1 names what differs.
+
+${GLOBAL_HELP}`,
+  restore: `Usage: backup-actions restore <s3://bucket/key of an archive> --to <directory>
+       backup-actions restore <s3://bucket/key of an archive> --to-snapshot
+
+--to <directory>   a tar archive: extracted with GNU tar (modes, numeric owners, links, holes),
+                   then every file checked against the manifest
+--to-snapshot      a raw image: written as a new EBS snapshot through the EBS direct APIs
+                   (every non-zero 512 KiB block with its SHA-256), read back and checked
+                   against the manifest; prints the new snapshot id
+
+The archive's composite checksum is checked as it streams; memory stays bounded whatever its size.
+
+${GLOBAL_HELP}`
+}
+
+const GLOBAL_OPTIONS = {
+  stack: { type: "string" },
+  progress: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false }
+} as const satisfies ParseArgsConfig["options"]
+
+/** node:util parseArgs, its exceptions turned into a usage error of this command. */
+const parse = <const Options extends NonNullable<ParseArgsConfig["options"]>>(command: string, args: ReadonlyArray<string>, options: Options) =>
+  Either.try({
+    try: () => parseArgs({ args: [...args], options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true }),
+    catch: (error) => new UsageError({ message: error instanceof Error ? error.message : String(error), command })
+  })
+
+const parseTime = (command: string, option: string, text: string | undefined) => {
+  if (text === undefined) return Either.left(new UsageError({ message: `--${option} <iso time> is required`, command }))
+  const millis = Date.parse(text)
+  return Number.isNaN(millis) || !/^\d{4}-\d{2}-\d{2}/.test(text)
+    ? Either.left(new UsageError({ message: `--${option} "${text}" is not an ISO 8601 time (e.g. 2026-11-22T10:00:00Z)`, command }))
+    : Either.right(new Date(millis))
+}
+
+const isDay = (text: string): boolean => /^\d{4}-\d{2}-\d{2}$/.test(text) && !Number.isNaN(Date.parse(`${text}T00:00:00Z`)) && new Date(`${text}T00:00:00Z`).toISOString().startsWith(text)
+
+const noPositionals = (command: string, positionals: ReadonlyArray<string>) =>
+  positionals.length === 0 ? Either.right(undefined) : Either.left(new UsageError({ message: `unexpected argument "${positionals[0]}"`, command }))
+
+const oneArchive = (command: string, positionals: ReadonlyArray<string>) => {
+  if (positionals.length === 0) return Either.left(new UsageError({ message: "the archive's s3://bucket/key is required", command }))
+  if (positionals.length > 1) return Either.left(new UsageError({ message: `one archive at a time; unexpected "${positionals[1]}"`, command }))
+  return Either.mapLeft(parseS3Url(positionals[0] ?? ""), (reason) => new UsageError({ message: reason, command }))
+}
+
+const globalsOf = (values: { readonly stack?: string | undefined; readonly progress?: boolean | undefined }): GlobalOptions => ({
+  stackFile: values.stack,
+  progress: values.progress === true
+})
+
+/**
+ * Reads the command line (without the node and script paths). Every mistake is a UsageError
+ * that names the option, so that the user sees what to change.
+ */
+export const parseCommandLine = (argv: ReadonlyArray<string>): Either.Either<Invocation, UsageError> =>
+  Either.gen(function* () {
+    const [name, ...rest] = argv
+    const helpOnly = (text: string): Invocation => ({ command: { _tag: "Help", text }, options: { stackFile: undefined, progress: false } })
+    if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+      const topic = name === "help" ? rest[0] : undefined
+      return helpOnly(topic !== undefined && HELP[topic] !== undefined ? (HELP[topic] ?? "") : (HELP["main"] ?? ""))
+    }
+    switch (name) {
+      case "status": {
+        const { values, positionals } = yield* parse(name, rest, { "recovery-point": { type: "string" }, json: { type: "boolean", default: false } })
+        if (values.help) return helpOnly(HELP["status"] ?? "")
+        yield* noPositionals(name, positionals)
+        return { command: { _tag: "Status", recoveryPoint: values["recovery-point"], json: values.json === true }, options: globalsOf(values) }
+      }
+      case "report": {
+        const { values, positionals } = yield* parse(name, rest, {
+          day: { type: "string" },
+          format: { type: "string", default: "text" },
+          open: { type: "boolean", default: false }
+        })
+        if (values.help) return helpOnly(HELP["report"] ?? "")
+        yield* noPositionals(name, positionals)
+        const format = REPORT_FORMATS.find((known) => known === values.format)
+        if (format === undefined) {
+          return yield* Either.left(new UsageError({ message: `--format must be one of ${REPORT_FORMATS.join(", ")}, not "${values.format}"`, command: name }))
+        }
+        if (values.day !== undefined && !isDay(values.day)) {
+          return yield* Either.left(new UsageError({ message: `--day "${values.day}" is not a day as yyyy-mm-dd`, command: name }))
+        }
+        return { command: { _tag: "Report", day: values.day, format, open: values.open === true }, options: globalsOf(values) }
+      }
+      case "replay": {
+        const { values, positionals } = yield* parse(name, rest, {
+          from: { type: "string" },
+          to: { type: "string" },
+          type: { type: "string" },
+          "recovery-point": { type: "string" }
+        })
+        if (values.help) return helpOnly(HELP["replay"] ?? "")
+        yield* noPositionals(name, positionals)
+        const from = yield* parseTime(name, "from", values.from)
+        const to = yield* parseTime(name, "to", values.to)
+        if (from.getTime() > to.getTime()) {
+          return yield* Either.left(new UsageError({ message: `--from (${from.toISOString()}) is after --to (${to.toISOString()})`, command: name }))
+        }
+        return {
+          command: { _tag: "Replay", from, to, detailType: values.type, recoveryPoint: values["recovery-point"] },
+          options: globalsOf(values)
+        }
+      }
+      case "verify": {
+        const { values, positionals } = yield* parse(name, rest, {})
+        if (values.help) return helpOnly(HELP["verify"] ?? "")
+        const archive = yield* oneArchive(name, positionals)
+        return { command: { _tag: "Verify", archive }, options: globalsOf(values) }
+      }
+      case "restore": {
+        const { values, positionals } = yield* parse(name, rest, { to: { type: "string" }, "to-snapshot": { type: "boolean", default: false } })
+        if (values.help) return helpOnly(HELP["restore"] ?? "")
+        const archive = yield* oneArchive(name, positionals)
+        const toSnapshot = values["to-snapshot"] === true
+        if (values.to !== undefined && toSnapshot) {
+          return yield* Either.left(new UsageError({ message: "--to and --to-snapshot exclude each other: choose one", command: name }))
+        }
+        if (values.to === undefined && !toSnapshot) {
+          return yield* Either.left(new UsageError({ message: "where to? --to <directory> for a tar archive, --to-snapshot for a raw image", command: name }))
+        }
+        if (values.to !== undefined && values.to.length === 0) {
+          return yield* Either.left(new UsageError({ message: "--to needs a directory", command: name }))
+        }
+        return {
+          command: values.to === undefined ? { _tag: "RestoreSnapshot", archive } : { _tag: "RestoreTree", archive, directory: values.to },
+          options: globalsOf(values)
+        }
+      }
+      default:
+        return yield* Either.left(new UsageError({ message: `unknown command "${name}" (status, report, replay, verify, restore)` }))
+    }
+  })

@@ -1,0 +1,59 @@
+import { Cause, Console, Effect, Either, Exit, Layer, Option } from "effect"
+import { parseCommandLine, type Command, type Invocation } from "./args"
+import { EXIT, describeError, type CliError } from "./errors"
+import { Progress } from "./progress"
+import { replayCommand } from "./replay"
+import { reportCommand } from "./report"
+import { restoreSnapshotCommand, restoreTreeCommand } from "./restore"
+import { stackFromEnvironment, stackFromFile, stackLayer } from "./stack"
+import { statusCommand } from "./status"
+import { verifyCommand } from "./verify"
+
+/** The effect of one command, needing the stack's clients and a progress display. */
+const commandEffect = (command: Exclude<Command, { readonly _tag: "Help" }>): Effect.Effect<void, CliError, Layer.Layer.Success<ReturnType<typeof stackLayer>> | Progress> => {
+  switch (command._tag) {
+    case "Status":
+      return statusCommand(command)
+    case "Report":
+      return reportCommand(command)
+    case "Replay":
+      return replayCommand(command)
+    case "Verify":
+      return verifyCommand(command.archive)
+    case "RestoreTree":
+      return restoreTreeCommand(command.archive, command.directory)
+    case "RestoreSnapshot":
+      return restoreSnapshotCommand(command.archive)
+  }
+}
+
+/** Runs a parsed invocation against the stack it names; fails with what the user must read. */
+export const runInvocation = (invocation: Invocation, environment: Readonly<Record<string, string | undefined>>, stderr: NodeJS.WriteStream) =>
+  Effect.gen(function* () {
+    const { command, options } = invocation
+    if (command._tag === "Help") {
+      yield* Console.log(command.text)
+      return
+    }
+    const stack = options.stackFile === undefined ? stackFromEnvironment(environment) : yield* stackFromFile(options.stackFile)
+    yield* commandEffect(command).pipe(Effect.provide(Layer.mergeAll(stackLayer(stack, environment), Progress.layer(stderr, options.progress))))
+  })
+
+/**
+ * The whole CLI: arguments in, exit code out. Every expected failure is printed on stderr as
+ * one clear message; anything else is a defect, printed with its cause.
+ */
+export const runCli = (argv: ReadonlyArray<string>, environment: Readonly<Record<string, string | undefined>>, stderr: NodeJS.WriteStream) =>
+  Effect.gen(function* () {
+    const parsed = parseCommandLine(argv)
+    const exit = yield* Effect.exit(Either.isLeft(parsed) ? Effect.fail<CliError>(parsed.left) : runInvocation(parsed.right, environment, stderr))
+    if (Exit.isSuccess(exit)) return EXIT.ok
+    const failure = Cause.failureOption(exit.cause)
+    if (Option.isSome(failure)) {
+      const { text, exitCode } = describeError(failure.value)
+      yield* Console.error(text)
+      return exitCode
+    }
+    yield* Console.error(`backup-actions: unexpected failure:\n${Cause.pretty(exit.cause)}`)
+    return EXIT.problem
+  })

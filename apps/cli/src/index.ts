@@ -1,0 +1,2 @@
+export { runCli } from "./cli"
+export { parseCommandLine, HELP, type Command, type Invocation } from "./args"

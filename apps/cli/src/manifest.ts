@@ -1,0 +1,154 @@
+import { closeSync, openSync, readSync } from "node:fs"
+import { createWriteStream } from "node:fs"
+import { pipeline } from "node:stream/promises"
+import { Readable } from "node:stream"
+import { GetObjectCommand } from "@aws-sdk/client-s3"
+import { Effect, Either, ParseResult, Schema } from "effect"
+import { S3, awsCall } from "@backup-actions/aws"
+import { OperationFailed } from "./errors"
+import type { RawRange } from "./raw-check"
+import { s3Url, type S3Location } from "./s3-url"
+
+const Checksum = Schema.Struct({ algorithm: Schema.Literal("SHA256"), type: Schema.Literal("COMPOSITE"), value: Schema.String })
+const Compression = Schema.Literal("zstd", "gzip")
+
+/** The first line of a raw image's manifest (the streamer's manifest.ts writes it). */
+export const RawImageHeader = Schema.Struct({
+  kind: Schema.Literal("backup-actions/raw-image-manifest"),
+  version: Schema.Literal(1),
+  archive: Schema.String,
+  compression: Compression,
+  imageBytes: Schema.Number,
+  blockSize: Schema.optional(Schema.Number),
+  archiveBytes: Schema.Number,
+  checksum: Checksum
+})
+
+/** The first line of a file-level (tar) manifest (the streamer's volume.ts writes it). */
+export const FileManifestHeader = Schema.Struct({
+  kind: Schema.Literal("backup-actions/file-manifest"),
+  version: Schema.Literal(1),
+  archive: Schema.String,
+  format: Schema.Literal("tar"),
+  compression: Compression,
+  entries: Schema.Number,
+  fileBytes: Schema.Number,
+  archiveBytes: Schema.Number,
+  checksum: Checksum
+})
+
+export const ManifestHeader = Schema.Union(RawImageHeader, FileManifestHeader)
+export type ManifestHeader = typeof ManifestHeader.Type
+
+const RawLine = Schema.Struct({
+  block: Schema.optional(Schema.Number),
+  offset: Schema.Number,
+  length: Schema.Number,
+  sha256: Schema.String
+})
+
+/** One entry of a file-level manifest (the streamer's tree-manifest.ts). */
+export const TreeEntry = Schema.Struct({
+  path: Schema.String,
+  type: Schema.Literal("file", "directory", "symlink", "other"),
+  mode: Schema.String,
+  uid: Schema.Number,
+  gid: Schema.Number,
+  size: Schema.Number,
+  mtime: Schema.String,
+  sha256: Schema.optional(Schema.String),
+  target: Schema.optional(Schema.String),
+  linkOf: Schema.optional(Schema.String)
+})
+export type TreeEntry = typeof TreeEntry.Type
+
+const decodeHeader = Schema.decodeUnknownEither(Schema.parseJson(ManifestHeader))
+const decodeRawLine = Schema.decodeUnknownEither(Schema.parseJson(RawLine))
+const decodeTreeEntry = Schema.decodeUnknownEither(Schema.parseJson(TreeEntry))
+
+/** A line that is not what the manifest format says; names the line. */
+export class ManifestLineError extends Error {
+  constructor(readonly lineNumber: number, reason: string) {
+    super(`manifest line ${lineNumber}: ${reason}`)
+  }
+}
+
+/** Reads a local file's lines one buffer at a time, so that a large manifest never sits in memory whole. */
+export function* readLines(path: string): Generator<string> {
+  const fd = openSync(path, "r")
+  try {
+    const buffer = Buffer.alloc(1024 * 1024)
+    let pending = ""
+    for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) {
+      const lines = (pending + buffer.toString("utf8", 0, read)).split("\n")
+      pending = lines.pop() ?? ""
+      yield* lines
+    }
+    if (pending.length > 0) yield pending
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** A header line decoded, or the reason it is not one. */
+export const parseHeader = (line: string | undefined): Either.Either<ManifestHeader, string> =>
+  line === undefined || line.length === 0
+    ? Either.left("the manifest is empty")
+    : Either.mapLeft(decodeHeader(line), (error) => `the manifest's header is not one this CLI reads: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
+
+/** The ranges of a raw image's manifest, after its header line. Throws ManifestLineError on a bad line. */
+export function* rawRanges(lines: Iterable<string>): Generator<RawRange> {
+  let number = 0
+  for (const line of lines) {
+    number += 1
+    if (number === 1 || line.length === 0) continue
+    const decoded = decodeRawLine(line)
+    if (Either.isLeft(decoded)) throw new ManifestLineError(number, ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+    yield decoded.right
+  }
+}
+
+/** The entries of a file-level manifest, after its header line. Throws ManifestLineError on a bad line. */
+export function* treeEntries(lines: Iterable<string>): Generator<TreeEntry> {
+  let number = 0
+  for (const line of lines) {
+    number += 1
+    if (number === 1 || line.length === 0) continue
+    const decoded = decodeTreeEntry(line)
+    if (Either.isLeft(decoded)) throw new ManifestLineError(number, ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+    yield decoded.right
+  }
+}
+
+/** An object's body as a Node.js stream. */
+export const objectStream = (body: unknown, what: string): Readable => {
+  if (body instanceof Readable) return body
+  throw new Error(`${what}: the SDK returned no readable body`)
+}
+
+/** Downloads the manifest to a local file (streamed) and reads its header. */
+export const fetchManifest = (manifest: S3Location, file: string) =>
+  Effect.gen(function* () {
+    const s3 = yield* S3
+    const object = yield* awsCall("s3:GetObject", (abortSignal) =>
+      s3.send(new GetObjectCommand({ Bucket: manifest.bucket, Key: manifest.key }), { abortSignal })
+    ).pipe(
+      Effect.catchIf(
+        (error) => error.kind === "not-found",
+        (error) =>
+          Effect.fail(
+            new OperationFailed({ message: `the manifest ${s3Url(manifest)} does not exist (${error.code}); an archive is checked against the manifest.ndjson beside it` })
+          )
+      )
+    )
+    yield* Effect.tryPromise({
+      try: () => pipeline(objectStream(object.Body, s3Url(manifest)), createWriteStream(file)),
+      catch: (error) => new OperationFailed({ message: `cannot read the manifest ${s3Url(manifest)}: ${String(error)}` })
+    })
+    const lines = readLines(file)
+    const first = lines.next()
+    lines.return(undefined)
+    const header = parseHeader(first.done === true ? undefined : first.value)
+    if (Either.isLeft(header)) return yield* new OperationFailed({ message: `${s3Url(manifest)}: ${header.left}` })
+    return header.right
+  })
