@@ -1,0 +1,5 @@
+/** The streamer's CDK app: `nx deploy streamer` deploys this stack (after the core stack). */
+import { runServiceCdkApp } from "@backup-actions/deploy"
+import { streamerStack } from "./deploy"
+
+runServiceCdkApp((app, config) => streamerStack(app, config))

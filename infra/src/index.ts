@@ -1,0 +1,2 @@
+export * from "./core-stack"
+export * from "./backup-stack"

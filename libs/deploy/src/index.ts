@@ -1,0 +1,5 @@
+export * from "./deploy-config"
+export * from "./core-names"
+export * from "./service-queue"
+export * from "./service-stack"
+export * from "./test-support"
