@@ -1,87 +1,199 @@
 /**
- * `npm run demo`: the whole EBS archive pipeline on the embedded emulator. It seeds an ext4
- * filesystem as an EBS snapshot through the EBS direct APIs, sends AWS Backup's "Recovery
- * Point State Change" for it twice (a vault whose policy asks for direct mode, and one that
- * asks for volume mode), waits for both archives and prints what happened to each.
+ * `npm run demo`: the whole pipeline on the embedded emulator. It seeds real data (an ext4
+ * filesystem written as an EBS snapshot through the EBS direct APIs, a DynamoDB table and its
+ * backup, a PostgreSQL DB snapshot), sends AWS Backup's "Recovery Point State Change" for each,
+ * lets the five services do what the policy asks (archive in both modes, a DR replica in
+ * another account and region, a Parquet export, a native RDS export), and prints the
+ * reporter's report.
  */
 import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { Effect, type Layer, type Scope } from "effect"
-import type { Policy } from "@backup-actions/config"
-import { localStateDir } from "@backup-actions/local"
-import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
-import { formatBytes, formatRate, table } from "./report"
+import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
+import { GetObjectCommand } from "@aws-sdk/client-s3"
+import { Effect, Schedule, Schema, type Layer, type Scope } from "effect"
+import { AwsConfig, Kms, S3, awsCall } from "@backup-actions/aws"
+import { ReportPublished } from "@backup-actions/contracts"
+import type { PolicyDocument } from "@backup-actions/config"
+import {
+  EMULATOR_ACCOUNT,
+  EMULATOR_REGION,
+  drKeyAliasArn,
+  drRoleArn,
+  drTopology,
+  emulatorAwsConfig,
+  localStateDir,
+  provisionDr,
+  tapBus
+} from "@backup-actions/local"
+import { sendRecoveryPointCompleted, sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
+import { seedDynamoDbBackup, seedRdsSnapshot } from "./demo-seed"
+import { formatBytes, table } from "./report"
 import { makeExt4Image, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { startLocalStack, type LocalStack } from "./stack"
 
-const DEMO_POLICY: Policy = {
+const dr = drTopology()
+
+/** The key RDS exports are encrypted with, named by its alias in the policy. */
+const EXPORT_KEY_ALIAS = `arn:aws:kms:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:alias/backup-actions-demo-export`
+
+const createExportKey = Effect.gen(function* () {
+  const kms = yield* Kms
+  const key = yield* awsCall("kms:CreateKey", (abortSignal) => kms.send(new CreateKeyCommand({ Description: "backup-actions demo: RDS exports" }), { abortSignal }))
+  yield* awsCall("kms:CreateAlias", (abortSignal) =>
+    kms.send(new CreateAliasCommand({ AliasName: "alias/backup-actions-demo-export", TargetKeyId: key.KeyMetadata?.KeyId ?? "" }), { abortSignal })
+  )
+})
+
+const readText = (bucket: string, key: string) =>
+  Effect.flatMap(S3, (s3) =>
+    awsCall("s3:GetObject", async (abortSignal) => {
+      const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })
+      return object.Body === undefined ? "" : object.Body.transformToString()
+    })
+  )
+
+const demoPolicy = (exportKeyArn: string): PolicyDocument => ({
   rules: [
     { name: "volume-mode", match: { resourceTypes: ["EBS"], vaults: ["archive-volume"] }, archive: { mode: "volume", compression: "zstd", deleteSourceAfterVerify: false } },
-    { name: "direct-mode", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false } }
+    {
+      name: "ebs-archive-and-dr",
+      match: { resourceTypes: ["EBS"] },
+      archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false },
+      replicate: {
+        destinationAccount: dr.destinationAccount,
+        destinationRegion: dr.destinationRegion,
+        kmsKeyId: drKeyAliasArn(dr),
+        roleArn: drRoleArn(dr),
+        externalId: dr.externalId,
+        retentionDays: 30,
+        maxConcurrentCopies: 20
+      }
+    },
+    { name: "dynamodb-parquet", match: { resourceTypes: ["DynamoDB"] }, export: { mode: "parquet", deleteSourceAfterVerify: false } },
+    {
+      name: "rds-native",
+      match: { resourceTypes: ["RDS"] },
+      export: { mode: "native", kmsKeyId: exportKeyArn, iamRoleArn: `arn:aws:iam::${EMULATOR_ACCOUNT}:role/backup-actions-rds-export` }
+    }
   ]
-}
+})
+
+const ReportFile = Schema.parseJson(
+  Schema.Struct({
+    total: Schema.Number,
+    succeeded: Schema.Number,
+    failed: Schema.Number,
+    bytesRead: Schema.Number,
+    bytesStored: Schema.Number,
+    entries: Schema.Array(
+      Schema.Struct({
+        recoveryPoint: Schema.String,
+        action: Schema.String,
+        status: Schema.String,
+        durationMs: Schema.optional(Schema.Number),
+        bytesRead: Schema.optional(Schema.Number),
+        bytesStored: Schema.optional(Schema.Number),
+        location: Schema.optional(Schema.String),
+        reason: Schema.optional(Schema.String),
+        replicaAccount: Schema.optional(Schema.String),
+        replicaRegion: Schema.optional(Schema.String)
+      })
+    )
+  })
+)
+const PublishedReport = Schema.parseJson(
+  Schema.Struct({ time: Schema.String, detail: Schema.Struct({ period: Schema.String, json: Schema.Struct({ bucket: Schema.String, key: Schema.String }), html: Schema.Struct({ bucket: Schema.String, key: Schema.String }) }) })
+)
 
 const say = (text: string): void => {
   process.stdout.write(`${text}\n`)
 }
+
+const shortName = (arn: string): string => arn.slice(Math.max(arn.lastIndexOf("/"), arn.lastIndexOf(":")) + 1)
 
 const main = async (): Promise<number> => {
   const started = Date.now()
   const work = join(localStateDir(), "demo")
   rmSync(work, { recursive: true, force: true })
   mkdirSync(work, { recursive: true })
-  say("backup-actions demo: the EBS archive pipeline on the local AWS emulator\n")
+  say("backup-actions demo: the pipeline on the local AWS emulator\n")
 
-  say("1/5 generating a source tree and an ext4 filesystem from it (mkfs.ext4 -d)")
+  say("1/6 generating a source tree and an ext4 filesystem from it (mkfs.ext4 -d)")
   const tree = join(work, "tree")
   const image = join(work, "disk.img")
   writeSourceTree(tree)
   makeExt4Image(tree, image, 64)
 
-  say("2/5 starting the emulator, provisioning the bus, queues, bucket and ledger, starting the services")
+  say("2/6 starting the emulator, provisioning the bus, queues, bucket, ledger, topic and a DR account, starting the five services")
   let local: LocalStack | undefined
   try {
-    local = await startLocalStack({ name: "demo", policy: DEMO_POLICY })
+    local = await startLocalStack({ name: "demo", policy: demoPolicy(EXPORT_KEY_ALIAS) })
     const stack = local
-    const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | Scope.Scope>) =>
-      Effect.runPromise(Effect.scoped(Effect.provide(effect, stack.clients)))
-    say(`    emulator ${stack.emulator.endpoint}; logs in ${join(localStateDir(), "logs")}`)
+    const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | AwsConfig | Scope.Scope>) =>
+      Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(stack.clients), Effect.provide(emulatorAwsConfig(stack.emulator.endpoint)))))
+    await run(createExportKey)
+    const provisioned = await run(provisionDr(dr))
+    const reports = await run(tapBus(stack.stack.busName, ReportPublished.pattern(), "demo-reports"))
+    say(`    emulator ${stack.emulator.endpoint}; DR account ${provisioned.destinationAccount} in ${provisioned.destinationRegion}; logs in ${join(localStateDir(), "logs")}`)
 
-    say("3/5 writing the filesystem as an EBS snapshot through the EBS direct APIs")
+    say("3/6 seeding: the filesystem as an EBS snapshot (EBS direct APIs), a DynamoDB table and its backup, a PostgreSQL DB snapshot")
     const snapshot = await run(putImageAsSnapshot(image, "backup-actions demo"))
+    const dynamodb = await run(seedDynamoDbBackup("demo-orders", 500))
+    const rds = await run(seedRdsSnapshot("demo-postgres"))
     say(`    ${snapshot.snapshotId}: ${formatBytes(snapshot.volumeBytes)} volume, ${snapshot.blocks} blocks of 512 KiB with data`)
+    say(`    ${shortName(dynamodb.backupArn)}: 500 orders; ${shortName(rds.snapshotArn)}: DB snapshot`)
 
-    say('4/5 sending AWS Backup "Recovery Point State Change" (COMPLETED) for vaults archive-direct and archive-volume')
-    await run(sendRecoveryPointCompleted({ snapshotId: snapshot.snapshotId, vault: "archive-direct" }))
+    say('4/6 sending AWS Backup "Recovery Point State Change" (COMPLETED) for each, as AWS Backup would')
+    await run(sendRecoveryPointCompleted({ snapshotId: snapshot.snapshotId, vault: "demo" }))
     await run(sendRecoveryPointCompleted({ snapshotId: snapshot.snapshotId, vault: "archive-volume" }))
+    await run(sendRecoveryPointEvent({ recoveryPointArn: dynamodb.backupArn, resourceArn: dynamodb.tableArn, resourceType: "DynamoDB", vault: "demo" }))
+    await run(sendRecoveryPointEvent({ recoveryPointArn: rds.snapshotArn, resourceArn: rds.instanceArn, resourceType: "RDS", vault: "demo" }))
 
-    say("5/5 waiting for Archive Completed from both\n")
-    const arn = snapshotArn(snapshot.snapshotId)
-    const records = await Promise.all(
-      ["archive:direct", "archive:volume"].map((action) => run(waitForStep(stack.stack.ledgerTable, arn, action, "10 minutes")))
+    say("5/6 waiting for every step: archive (direct, volume), DR replica, Parquet export, RDS export")
+    const ebs = snapshotArn(snapshot.snapshotId)
+    const steps: ReadonlyArray<readonly [string, string]> = [
+      [ebs, "archive:direct"],
+      [ebs, "restore:volume"],
+      [ebs, "archive:volume"],
+      [ebs, `replicate:${dr.destinationAccount}:${dr.destinationRegion}`],
+      [dynamodb.backupArn, "export:parquet"],
+      [rds.snapshotArn, "export:native"]
+    ]
+    const records = await Promise.all(steps.map(([arn, action]) => run(waitForStep(stack.stack.ledgerTable, arn, action, "10 minutes"))))
+    const finishedAt = Date.now()
+
+    say("6/6 waiting for the reporter's report of the run\n")
+    // The reporter reports a run once it has been quiet for a moment; take the first report published after the last step.
+    const report = await run(
+      Effect.gen(function* () {
+        const published = yield* reports.drain(1)
+        const runs = yield* Effect.forEach(published, (body) => Schema.decodeUnknown(PublishedReport)(body))
+        const latest = runs.filter((event) => event.detail.period === "run" && Date.parse(event.time) >= finishedAt - 1_000).at(-1)
+        if (latest === undefined) return yield* Effect.fail("no report of the whole run yet")
+        return latest
+      }).pipe(Effect.retry({ schedule: Schedule.spaced("1 second"), times: 90 }))
     )
-    const rows = records.map((record) => {
-      const outcome = record["outcome"] ?? {}
-      const read = Number(outcome.bytesRead ?? 0)
-      const stored = Number(outcome.bytesStored ?? 0)
-      return [
-        `${String(outcome.mode)} (${String(outcome.format ?? "-")})`,
-        String(record["status"]),
-        formatBytes(read),
-        formatBytes(stored),
-        stored > 0 ? `${(read / stored).toFixed(1)}:1` : "-",
-        formatRate(read, Number(outcome.durationMs ?? 0)),
-        outcome.verified === true ? "verified (SHA-256 composite matches S3)" : `NOT verified: ${String(record["reason"] ?? "")}`,
-        outcome.location === undefined ? "-" : `s3://${outcome.location.bucket}/${outcome.location.key}`
-      ]
-    })
-    say(table(["mode", "status", "read", "stored", "ratio", "throughput", "verification", "location"], rows))
-    const failed = records.filter((record) => record["status"] !== "succeeded" || record["outcome"]?.verified !== true)
-    say(`\nmanifests sit beside each archive (manifest.ndjson); open an archive with: zstd -dc files.tar.zst | tar -tv`)
+    const dayKey = report.detail.json.key.replace(/^reports\/runs\/[^/]+\//, `reports/daily/${new Date().toISOString().slice(0, 10)}/`)
+    const text = await run(readText(report.detail.json.bucket, dayKey))
+    const summary = Schema.decodeUnknownSync(ReportFile)(text)
+    const rows = summary.entries.map((entry) => [
+      entry.action,
+      entry.status,
+      shortName(entry.recoveryPoint),
+      entry.bytesRead === undefined ? "-" : formatBytes(entry.bytesRead),
+      entry.bytesStored === undefined ? "-" : formatBytes(entry.bytesStored),
+      entry.durationMs === undefined ? "-" : `${(entry.durationMs / 1000).toFixed(1)} s`,
+      entry.status === "failed" ? `FAILED: ${entry.reason ?? ""}` : entry.replicaAccount !== undefined ? `${entry.location ?? ""} (account ${entry.replicaAccount}, ${entry.replicaRegion ?? ""})` : (entry.location ?? "-")
+    ])
+    say(table(["action", "status", "recovery point", "read", "stored", "took", "artifact"], rows))
+    say(`\n${summary.total} outcomes: ${summary.succeeded} succeeded, ${summary.failed} failed; read ${formatBytes(summary.bytesRead)}, stored ${formatBytes(summary.bytesStored)}`)
+    say(`report: s3://${report.detail.html.bucket}/${report.detail.html.key} (also JSON and CSV); today's: s3://${report.detail.json.bucket}/${dayKey.replace(/json$/, "html")}`)
+    say("open an archive with: zstd -dc files.tar.zst | tar -tv   (manifests sit beside each archive)")
     say(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-    if (failed.length > 0) {
-      say(`\n${failed.length} archive(s) did not succeed; see the service logs in ${join(localStateDir(), "logs")}`)
+    const failed = records.filter((record) => record["status"] !== "succeeded")
+    if (failed.length > 0 || summary.failed > 0) {
+      say(`\n${Math.max(failed.length, summary.failed)} step(s) did not succeed; see the service logs in ${join(localStateDir(), "logs")}`)
       return 1
     }
     return 0

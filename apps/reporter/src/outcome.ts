@@ -73,6 +73,7 @@ export const entryOf = (event: OutcomeEvent): ReportEntry => {
     case "Export Completed":
       return {
         ...common("export", event.detail.status === "failed", event.detail.reason),
+        durationMs: event.detail.durationMs,
         bytesStored: event.detail.bytesStored,
         ...s3Url(event.detail.location)
       }
