@@ -1,15 +1,6 @@
 /** Formatting for the demo's and the benchmark's tables. */
 
-export const formatBytes = (bytes: number): string => {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"]
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit += 1
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`
-}
+export { formatBytes } from "@backup-actions/reports"
 
 export const formatRate = (bytes: number, millis: number): string =>
   millis <= 0 ? "-" : `${((bytes / (1024 * 1024)) / (millis / 1000)).toFixed(1)} MiB/s`

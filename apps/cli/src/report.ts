@@ -4,6 +4,7 @@ import { join } from "node:path"
 import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { Console, Effect, Either, Schema } from "effect"
 import { S3, awsCall, type AwsError } from "@backup-actions/aws"
+import { ReportSummary, formatBytes } from "@backup-actions/reports"
 import type { ReportFormat } from "./args"
 import { OperationFailed } from "./errors"
 import { requireName } from "./stack"
@@ -14,34 +15,8 @@ const RUNS_PREFIX = "reports/runs/"
 export const latestRunPrefix = (prefixes: ReadonlyArray<string>): string | undefined =>
   [...prefixes].filter((prefix) => prefix.startsWith(RUNS_PREFIX)).sort().at(-1)
 
-/** The part of report.json that the text summary shows (the reporter's render.ts writes it). */
-const ReportJson = Schema.Struct({
-  title: Schema.String,
-  generatedAt: Schema.String,
-  total: Schema.Number,
-  succeeded: Schema.Number,
-  failed: Schema.Number,
-  bytesRead: Schema.Number,
-  bytesStored: Schema.Number,
-  actions: Schema.Array(
-    Schema.Struct({ action: Schema.String, total: Schema.Number, succeeded: Schema.Number, failed: Schema.Number, bytesStored: Schema.Number })
-  ),
-  failures: Schema.Array(
-    Schema.Struct({ recoveryPoint: Schema.String, action: Schema.String, time: Schema.String, reason: Schema.optional(Schema.String) })
-  )
-})
-const decodeReport = Schema.decodeUnknownEither(Schema.parseJson(ReportJson))
-
-const bytes = (count: number): string => {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"]
-  let value = count
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit += 1
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`
-}
+/** report.json is the encoding of the reports library's ReportSummary, which the reporter writes. */
+const decodeReport = Schema.decodeUnknownEither(Schema.parseJson(ReportSummary))
 
 /** A report's summary for a terminal: the totals, one line per action, and every failure with its reason. */
 export const reportAsText = (json: string, source: string): Either.Either<string, string> =>
@@ -52,9 +27,9 @@ export const reportAsText = (json: string, source: string): Either.Either<string
         report.title,
         `generated ${report.generatedAt}; ${source}`,
         "",
-        `${report.total} outcomes: ${report.succeeded} succeeded, ${report.failed} failed; read ${bytes(report.bytesRead)}, stored ${bytes(report.bytesStored)}`,
+        `${report.total} outcomes: ${report.succeeded} succeeded, ${report.failed} failed; read ${formatBytes(report.bytesRead)}, stored ${formatBytes(report.bytesStored)}`,
         ...report.actions.map(
-          (action) => `  ${action.action.padEnd(20)} ${String(action.succeeded).padStart(4)} succeeded ${String(action.failed).padStart(4)} failed  ${bytes(action.bytesStored)} stored`
+          (action) => `  ${action.action.padEnd(20)} ${String(action.succeeded).padStart(4)} succeeded ${String(action.failed).padStart(4)} failed  ${formatBytes(action.bytesStored)} stored`
         ),
         ...(report.failures.length === 0
           ? []

@@ -9,7 +9,7 @@ import { marshall, unmarshall } from "@aws-sdk/util-dynamodb"
 import { Chunk, Context, Effect, Layer, Option, Schema, Stream } from "effect"
 import { AwsError, DynamoDb, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
-import { ReportEntry } from "./outcome"
+import { ReportEntry } from "@backup-actions/reports"
 
 /** The UTC day (yyyy-mm-dd) of a time in milliseconds. */
 export const dayOf = (millis: number): string => new Date(millis).toISOString().slice(0, 10)

@@ -3,7 +3,7 @@ import { Context, Effect, Layer } from "effect"
 import { AwsError, S3, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import type { S3Location } from "@backup-actions/contracts"
-import { toCsv, toHtml, toJson, type ReportSummary } from "./render"
+import { toCsv, toHtml, toJson, type ReportSummary } from "@backup-actions/reports"
 
 export interface StoredReport {
   readonly json: S3Location

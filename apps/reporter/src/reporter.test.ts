@@ -21,7 +21,7 @@ import {
 } from "@backup-actions/local"
 import { OutcomeBook } from "./book"
 import { renderInChromium } from "./browser-check"
-import { archiveEvent, exportEvent, replicaEvent } from "./fixtures"
+import { archiveEvent, exportEvent, replicaEvent } from "@backup-actions/reports"
 import { Notifier } from "./notifier"
 import { ReportStore } from "./report-store"
 import { ReporterSettings, onDigestDue, onOutcome, onReportDue } from "./service"

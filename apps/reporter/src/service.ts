@@ -6,8 +6,7 @@ import { Publisher } from "@backup-actions/consumer"
 import { OutcomeBook, dayOf, daysBetween } from "./book"
 import { DigestDue, ReportDue, ReportPublished, commandBody, subscribe, subscribeTo, subscriptionSet } from "@backup-actions/contracts"
 import { Notifier } from "./notifier"
-import { entryOf, type OutcomeEvent, type ReportEntry } from "./outcome"
-import { formatBytes, summarize, type ReportPeriod, type ReportSummary } from "./render"
+import { entryOf, formatBytes, summarize, type OutcomeEvent, type ReportEntry, type ReportPeriod, type ReportSummary } from "@backup-actions/reports"
 import { ReportStore, reportPrefix, runName } from "./report-store"
 
 const DAY_MS = 86_400_000

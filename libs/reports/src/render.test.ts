@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { archiveEvent, exportEvent, replicaEvent } from "./fixtures"
-import { entryOf } from "./outcome"
+import { entryOf } from "./entry"
 import { summarize, toCsv, toHtml } from "./render"
 
 const generatedAtMs = Date.parse("2026-11-22T12:00:00Z")

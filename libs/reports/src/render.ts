@@ -1,42 +1,53 @@
-import type { ActionKind, ReportEntry } from "./outcome"
+import { Schema } from "effect"
+import { ActionKind, ReportEntry } from "./entry"
+import { formatBytes, formatDuration } from "./format"
 
-export type ReportPeriod = "run" | "day"
+export const ReportPeriod = Schema.Literal("run", "day")
+export type ReportPeriod = typeof ReportPeriod.Type
 
-export interface ActionTotals {
-  readonly kind: ActionKind
-  readonly action: string
-  readonly total: number
-  readonly succeeded: number
-  readonly failed: number
-  readonly bytesRead: number
-  readonly bytesStored: number
-  readonly durationMs: number
-}
+export const ActionTotals = Schema.Struct({
+  kind: ActionKind,
+  action: Schema.String,
+  total: Schema.Number,
+  succeeded: Schema.Number,
+  failed: Schema.Number,
+  bytesRead: Schema.Number,
+  bytesStored: Schema.Number,
+  durationMs: Schema.Number
+})
+export type ActionTotals = typeof ActionTotals.Type
 
-export interface NewestReplica {
-  readonly source: string
-  readonly account: string
-  readonly region: string
-  readonly replicaArn: string
+export const NewestReplica = Schema.Struct({
+  source: Schema.String,
+  account: Schema.String,
+  region: Schema.String,
+  replicaArn: Schema.String,
   /** How old the replica's data is now: its age when it finished plus the time since. */
-  readonly ageSeconds: number
-}
+  ageSeconds: Schema.Number
+})
+export type NewestReplica = typeof NewestReplica.Type
 
-/** Everything a report says, computed once and written as JSON, CSV and HTML. */
-export interface ReportSummary {
-  readonly period: ReportPeriod
-  readonly title: string
-  readonly generatedAt: string
-  readonly total: number
-  readonly succeeded: number
-  readonly failed: number
-  readonly bytesRead: number
-  readonly bytesStored: number
-  readonly actions: ReadonlyArray<ActionTotals>
-  readonly failures: ReadonlyArray<Pick<ReportEntry, "recoveryPoint" | "action" | "time" | "reason">>
-  readonly newestReplicas: ReadonlyArray<NewestReplica>
-  readonly entries: ReadonlyArray<ReportEntry>
-}
+/**
+ * Everything a report says, computed once and written as JSON, CSV and HTML. The JSON file is
+ * this schema's encoding, which is how the CLI and other readers decode it.
+ */
+export const ReportSummary = Schema.Struct({
+  period: ReportPeriod,
+  title: Schema.String,
+  generatedAt: Schema.String,
+  total: Schema.Number,
+  succeeded: Schema.Number,
+  failed: Schema.Number,
+  bytesRead: Schema.Number,
+  bytesStored: Schema.Number,
+  actions: Schema.Array(ActionTotals),
+  failures: Schema.Array(
+    Schema.Struct({ recoveryPoint: Schema.String, action: Schema.String, time: Schema.String, reason: Schema.optional(Schema.String) })
+  ),
+  newestReplicas: Schema.Array(NewestReplica),
+  entries: Schema.Array(ReportEntry)
+})
+export type ReportSummary = typeof ReportSummary.Type
 
 const KINDS: ReadonlyArray<ActionKind> = ["restore", "archive", "export", "replicate"]
 
@@ -107,7 +118,9 @@ export const summarize = (options: {
   }
 }
 
-export const toJson = (summary: ReportSummary): string => `${JSON.stringify(summary, null, 2)}\n`
+const encodeSummary = Schema.encodeSync(ReportSummary)
+
+export const toJson = (summary: ReportSummary): string => `${JSON.stringify(encodeSummary(summary), null, 2)}\n`
 
 const CSV_COLUMNS = [
   "time",
@@ -158,24 +171,6 @@ export const toCsv = (summary: ReportSummary): string =>
 
 const escapeHtml = (text: string): string =>
   text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;").replaceAll("'", "&#39;")
-
-export const formatBytes = (bytes: number): string => {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"]
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit += 1
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`
-}
-
-export const formatDuration = (seconds: number): string => {
-  if (seconds < 120) return `${Math.round(seconds)} s`
-  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`
-  if (seconds < 172_800) return `${(seconds / 3_600).toFixed(1)} h`
-  return `${(seconds / 86_400).toFixed(1)} d`
-}
 
 /** A horizontal bar chart as inline SVG: no script, no external file. */
 const barChart = (title: string, bars: ReadonlyArray<{ readonly label: string; readonly value: number; readonly text: string }>): string => {

@@ -1,4 +1,4 @@
-import type { OutcomeEvent } from "./outcome"
+import type { OutcomeEvent } from "./entry"
 
 const envelope = { version: "0", region: "us-east-1", resources: [], source: "backup-actions" as const }
 

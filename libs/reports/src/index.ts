@@ -1,0 +1,4 @@
+export * from "./entry"
+export * from "./render"
+export * from "./format"
+export * from "./fixtures"
