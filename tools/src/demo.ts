@@ -27,7 +27,8 @@ import {
 } from "@backup-actions/local"
 import { sendRecoveryPointCompleted, sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { seedDynamoDbBackup, seedRdsSnapshot } from "./demo-seed"
-import { formatBytes, table } from "./report"
+import { ReportSummary, formatBytes } from "@backup-actions/reports"
+import { table } from "./report"
 import { makeExt4Image, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { startLocalStack, type LocalStack } from "./stack"
@@ -79,29 +80,7 @@ const demoPolicy = (exportKeyArn: string): PolicyDocument => ({
   ]
 })
 
-const ReportFile = Schema.parseJson(
-  Schema.Struct({
-    total: Schema.Number,
-    succeeded: Schema.Number,
-    failed: Schema.Number,
-    bytesRead: Schema.Number,
-    bytesStored: Schema.Number,
-    entries: Schema.Array(
-      Schema.Struct({
-        recoveryPoint: Schema.String,
-        action: Schema.String,
-        status: Schema.String,
-        durationMs: Schema.optional(Schema.Number),
-        bytesRead: Schema.optional(Schema.Number),
-        bytesStored: Schema.optional(Schema.Number),
-        location: Schema.optional(Schema.String),
-        reason: Schema.optional(Schema.String),
-        replicaAccount: Schema.optional(Schema.String),
-        replicaRegion: Schema.optional(Schema.String)
-      })
-    )
-  })
-)
+const ReportFile = Schema.parseJson(ReportSummary)
 const PublishedReport = Schema.parseJson(
   Schema.Struct({ time: Schema.String, detail: Schema.Struct({ period: Schema.String, json: Schema.Struct({ bucket: Schema.String, key: Schema.String }), html: Schema.Struct({ bucket: Schema.String, key: Schema.String }) }) })
 )

@@ -4,21 +4,29 @@
  * .local/stack.json.
  */
 import { join } from "node:path"
-import { Effect, Fiber } from "effect"
-import { DEFAULT_POLICY, SCHEDULES, scheduleExpression } from "@backup-actions/config"
+import { readFileSync } from "node:fs"
+import { Effect, Either, Fiber, Schema } from "effect"
+import { DEFAULT_POLICY, Policy, SCHEDULES, parsePolicy, scheduleExpression } from "@backup-actions/config"
 import { EMULATOR_CREDENTIALS, EMULATOR_REGION, localStateDir } from "@backup-actions/local"
 import { runLocalSchedules } from "./local-schedules"
 import { startLocalStack } from "./stack"
 
-const local = await startLocalStack({
-  name: "start",
-  policy: {
-    rules: [
-      { name: "volume-mode", match: { resourceTypes: ["EBS"], vaults: ["archive-volume"] }, archive: { mode: "volume", compression: "zstd", deleteSourceAfterVerify: false } },
-      ...DEFAULT_POLICY.rules
-    ]
-  }
-})
+/** The policy from BACKUP_ACTIONS_POLICY_FILE when given (refused with the reason if invalid), else volume mode for vault archive-volume and direct mode otherwise. */
+const policyFile = process.env["BACKUP_ACTIONS_POLICY_FILE"]
+const policy: Policy =
+  policyFile === undefined
+    ? {
+        rules: [
+          { name: "volume-mode", match: { resourceTypes: ["EBS"], vaults: ["archive-volume"] }, archive: { mode: "volume", compression: "zstd", deleteSourceAfterVerify: false } },
+          ...DEFAULT_POLICY.rules
+        ]
+      }
+    : Either.getOrElse(parsePolicy(readFileSync(policyFile, "utf8"), policyFile), (invalid) => {
+        process.stderr.write(`${invalid.origin}: ${invalid.reason}\n`)
+        process.exit(2)
+      })
+
+const local = await startLocalStack({ name: "start", policy: Schema.encodeSync(Policy)(policy) })
 const { stack, emulator } = local
 const endpoint = emulator.endpoint
 const print = (text: string) => process.stdout.write(`${text}\n`)
@@ -30,6 +38,7 @@ print(`backup-actions local stack is up (Ctrl-C stops it)
   event bus       ${stack.busName} (archive ${stack.archiveName})
   bucket          ${stack.artifactBucket}
   ledger table    ${stack.ledgerTable}
+  topic           ${stack.notificationTopicArn}
 ${Object.entries(stack.queues)
   .map(([service, queue]) => `  ${`${service} queue`.padEnd(15)} ${queue?.url ?? ""}\n  ${`${service} DLQ`.padEnd(15)} ${queue?.deadLetterUrl ?? ""}`)
   .join("\n")}
