@@ -1,11 +1,11 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { ReceiveMessageCommand, SendMessageCommand, type Message } from "@aws-sdk/client-sqs"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { Sqs, awsCall } from "@backup-actions/aws"
 import { RecoveryPointStateChange, RestoreCompleted, subscribe } from "@backup-actions/contracts"
 import { ServiceSettings, topology } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type Emulator, type ProvisionedStack, emulatorClients, provision, startEmulator } from "@backup-actions/local"
-import { DLQ_REASON_ATTRIBUTE, pollOnce } from "./consumer"
+import { DLQ_REASON_ATTRIBUTE, pollOnce, runConsumer } from "./consumer"
 import { makeLambdaHandler } from "./lambda"
 import { Publisher } from "./publisher"
 
@@ -164,6 +164,33 @@ describe("the consumer runtime", () => {
       assert.deepStrictEqual(response.batchItemFailures, [{ itemIdentifier: failing?.MessageId ?? "" }])
       const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
       assert.deepStrictEqual(dead.map((message) => message.Body), ["not json"])
+    }).pipe(Effect.scoped, Effect.provide(layers()))
+  )
+
+  it.live("keeps taking messages on its other slots while one handler runs long", () =>
+    Effect.gen(function* () {
+      // Prepare: a slow message first, then three quick ones
+      const publisher = yield* Publisher
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-slow" })
+      for (const name of ["snap-quick-1", "snap-quick-2", "snap-quick-3"]) yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: name })
+      const quick: Array<string> = []
+      const slowDone = yield* Deferred.make<void>()
+      const subscriptions = [
+        subscribe(RestoreCompleted, (event) =>
+          event.detail.snapshotId === "snap-slow" ? Deferred.await(slowDone) : Effect.sync(() => quick.push(event.detail.snapshotId))
+        )
+      ]
+      // Act: two slots
+      const consumer = yield* Effect.fork(runConsumer(subscriptions, { service: "reporter", concurrency: 2, waitTimeSeconds: 1 }))
+      const allQuick = Effect.suspend(() => (quick.length === 3 ? Effect.void : Effect.fail("waiting"))).pipe(
+        Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 100 })
+      )
+      yield* allQuick
+      // Assess: all quick ones were handled while the slow one still held its slot
+      assert.deepStrictEqual([...quick].sort(), ["snap-quick-1", "snap-quick-2", "snap-quick-3"])
+      assert.isFalse(yield* Deferred.isDone(slowDone))
+      yield* Deferred.succeed(slowDone, undefined)
+      yield* Fiber.interrupt(consumer)
     }).pipe(Effect.scoped, Effect.provide(layers()))
   )
 })

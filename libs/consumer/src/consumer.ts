@@ -136,12 +136,19 @@ export const pollOnce = <R, E>(subscriptions: ReadonlyArray<Subscription<R, E>>,
     return messages.length
   })
 
-/** Polls the service's queue until interrupted; an AWS failure of the poll itself is logged and retried. */
-export const runConsumer = <R, E>(subscriptions: ReadonlyArray<Subscription<R, E>>, options: ConsumerOptions) =>
-  pollOnce(subscriptions, options).pipe(
+/**
+ * Polls the service's queue until interrupted, with `concurrency` independent pollers of one
+ * message each: a slow message (an hours-long copy) holds one slot, never the others, and a
+ * freed slot takes the next message at once. An AWS failure of a poll is logged and retried.
+ */
+export const runConsumer = <R, E>(subscriptions: ReadonlyArray<Subscription<R, E>>, options: ConsumerOptions) => {
+  const poller = pollOnce(subscriptions, { ...options, concurrency: 1 }).pipe(
     Effect.catchTag("AwsError", (error: AwsError) =>
       Effect.logError(`polling failed: ${error.code}: ${error.message}`).pipe(Effect.zipRight(Effect.sleep(Duration.seconds(2))))
     ),
-    Effect.forever,
+    Effect.forever
+  )
+  return Effect.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, () => poller), { concurrency: "unbounded", discard: true }).pipe(
     Effect.annotateLogs({ service: options.service })
   )
+}
