@@ -107,16 +107,7 @@ const addInstanceConsumer = (stack: ServiceStack, config: DeployConfig, image: e
     id: "AwsSolutions::AwsSolutions-EC26",
     reason: "The launch template encrypts the root volume (blockDevices encrypted); the check cannot read a mixed instances policy's launch template."
   })
-  group.scaleOnMetric("QueueDepth", {
-    metric: stack.delivery.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" }),
-    scalingSteps: [
-      { upper: 0, change: -1 },
-      { lower: 1, change: +1 },
-      { lower: 10, change: +2 }
-    ],
-    adjustmentType: autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-    cooldown: Duration.minutes(5)
-  })
+  group.scaleOnMetric("QueueDepth", { ...stack.queueDepthScaling(10), adjustmentType: autoscaling.AdjustmentType.CHANGE_IN_CAPACITY })
   const role = new iam.Role(stack, "TaskRole", {
     assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
     description: "The streamer: only what its handlers call"

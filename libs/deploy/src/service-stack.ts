@@ -201,17 +201,23 @@ export class ServiceStack extends Stack {
 
   /** Scales a container consumer on its queue's depth: none when idle, more as messages wait. */
   scaleOnQueueDepth(service: ecs.BaseService, maxCapacity: number): void {
-    const scaling = service.autoScaleTaskCount({ minCapacity: 0, maxCapacity })
-    scaling.scaleOnMetric("QueueDepth", {
+    service.autoScaleTaskCount({ minCapacity: 0, maxCapacity }).scaleOnMetric("QueueDepth", {
+      ...this.queueDepthScaling(20),
+      adjustmentType: appscaling.AdjustmentType.CHANGE_IN_CAPACITY
+    })
+  }
+
+  /** The step scaling on queue depth that containers and instances share: one down when empty, up as messages wait. */
+  queueDepthScaling(burstAt: number) {
+    return {
       metric: this.delivery.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" }),
       scalingSteps: [
         { upper: 0, change: -1 },
         { lower: 1, change: +1 },
-        { lower: 20, change: +2 }
+        { lower: burstAt, change: +2 }
       ],
-      adjustmentType: appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
       cooldown: Duration.minutes(5)
-    })
+    }
   }
 
   /** The service's queue consumer as a Fargate service: for work that outlasts a Lambda invocation. */
