@@ -30,3 +30,25 @@ export const parseRdsSnapshotArn = (arn: string): RdsSnapshotRef | undefined => 
   const kind = match[1] === "cluster-snapshot" ? "cluster-snapshot" : "snapshot"
   return { snapshotArn: arn, kind, snapshotName: match[2] ?? "" }
 }
+
+/** An AMI as an EC2 recovery point names it: `arn:aws:ec2:<region>::image/ami-...` (no account). */
+export interface AmiRef {
+  readonly partition: string
+  readonly region: string
+  readonly imageId: string
+  /** The ARN in the one form both the event path and the sweep use as the ledger key. */
+  readonly arn: string
+}
+
+/** The ARN of an AMI in the form AWS Backup gives an EC2 recovery point. */
+export const amiArn = (partition: string, region: string, imageId: string): string => `arn:${partition}:ec2:${region}::image/${imageId}`
+
+export const parseAmiArn = (arn: string): AmiRef | undefined => {
+  const match = /^arn:(aws[a-z-]*):ec2:([a-z0-9-]+):(?:\d{12})?:image\/(ami-[0-9a-f]+)$/.exec(arn)
+  if (match === null) return undefined
+  const [, partition = "", region = "", imageId = ""] = match
+  return { partition, region, imageId, arn: amiArn(partition, region, imageId) }
+}
+
+/** The partition of a region: ARNs built for the sweep must equal those AWS Backup sends. */
+export const partitionOf = (region: string): string => (region.startsWith("cn-") ? "aws-cn" : region.startsWith("us-gov-") ? "aws-us-gov" : "aws")

@@ -38,6 +38,19 @@ export class ExportStillRunning extends Schema.TaggedError<ExportStillRunning>()
   status: Schema.String
 }) {}
 
+/** The AMI behind an EC2 recovery point does not exist or cannot be exported (not available, no snapshots). */
+export class ImageUnavailable extends Schema.TaggedError<ImageUnavailable>()("ImageUnavailable", {
+  imageId: Schema.String,
+  reason: Schema.String
+}) {}
+
+/** S3 refused to store the moved image in the policy's storage class. */
+export class StorageClassRefused extends Schema.TaggedError<StorageClassRefused>()("StorageClassRefused", {
+  storageClass: Schema.String,
+  key: Schema.String,
+  reason: Schema.String
+}) {}
+
 /** Everything an export attempt can fail with, short of losing its claim on the step. */
 export type ExportFailure =
   | AwsError
@@ -48,6 +61,8 @@ export type ExportFailure =
   | ParquetWriteFailed
   | NativeExportFailed
   | ExportStillRunning
+  | ImageUnavailable
+  | StorageClassRefused
 
 /** The one-line reason kept in the ledger and sent in Export Completed. */
 export const describeExportFailure = (error: ExportFailure): string => {
@@ -68,5 +83,9 @@ export const describeExportFailure = (error: ExportFailure): string => {
       return `export ${error.exportId} ended ${error.status}: ${error.cause}`
     case "ExportStillRunning":
       return `export ${error.exportId} still ${error.status} after a day of waiting`
+    case "ImageUnavailable":
+      return `AMI ${error.imageId}: ${error.reason}`
+    case "StorageClassRefused":
+      return `S3 refused storage class ${error.storageClass} for ${error.key}: ${error.reason}`
   }
 }

@@ -4,6 +4,10 @@ import { Schema } from "effect"
 export const DynamoDbExportFormat = Schema.Literal("DYNAMODB_JSON", "ION")
 export type DynamoDbExportFormat = typeof DynamoDbExportFormat.Type
 
+/** The S3 storage classes an AMI's stored image is moved into: the Glacier classes. */
+export const AmiStorageClass = Schema.Literal("GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
+export type AmiStorageClass = typeof AmiStorageClass.Type
+
 /** An S3 key prefix without leading or trailing slashes, so keys never get empty path segments. */
 const S3Prefix = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/, {
@@ -24,9 +28,11 @@ export const ExportAction = Schema.Struct({
    */
   mode: Schema.Literal("native", "parquet", "direct"),
   /**
-   * Delete the recovery point once its export is verified. Never without verification, and
-   * only the parquet mode verifies (a SHA-256 over the bytes written, compared with S3's):
-   * a native export is the service's own files, which the exporter never reads.
+   * Delete the recovery point once its export is verified. Never without verification: the
+   * parquet mode verifies a SHA-256 over the bytes written against S3's; an AMI's native
+   * (store-image) export verifies its moved copy against the checksum S3 stored for the
+   * image. RDS and DynamoDB native exports are the service's own files, which the exporter
+   * never reads, so a rule asking this of them fails its exports with that reason.
    */
   deleteSourceAfterVerify: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /** The bucket exports go to; the artifact bucket when absent. */
@@ -47,11 +53,24 @@ export const ExportAction = Schema.Struct({
   /** Parquet mode: parallel Scan segments over the temporary table. */
   scanSegments: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 64)), { default: () => 4 }),
   /** RDS native mode: exports this account may run at once (the AWS quota is 5). */
-  maxConcurrentExports: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5)), { default: () => 5 })
+  maxConcurrentExports: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5)), { default: () => 5 }),
+  /** AMI native mode: the class the stored image is moved into (S3 Glacier Flexible Retrieval by default). */
+  storageClass: Schema.optionalWith(AmiStorageClass, { default: () => "GLACIER" as const }),
+  /**
+   * AMIs: export only once this many days old. The recovery-point event of a younger AMI is
+   * left to the daily sweep, which exports it when it is old enough; 0 exports at once.
+   */
+  olderThanDays: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 36_500)), { default: () => 0 }),
+  /**
+   * AMIs: what the daily sweep takes up among the account's AMIs that the rule matches:
+   * only those tagged `backup-actions:managed=true` (the default, so that a broad rule never
+   * sweeps golden images), or all of them.
+   */
+  sweepSelects: Schema.optionalWith(Schema.Literal("managed", "matching"), { default: () => "managed" as const })
 }).pipe(
   Schema.filter((action) =>
-    action.deleteSourceAfterVerify && action.mode !== "parquet"
-      ? `deleteSourceAfterVerify needs mode "parquet": a ${action.mode} export is never verified by the exporter`
+    action.deleteSourceAfterVerify && action.mode === "direct"
+      ? `deleteSourceAfterVerify needs mode "parquet" or "native": a direct export hands its snapshots to the streamer and never deletes the AMI`
       : true
   )
 )

@@ -10,6 +10,19 @@ const ExportChecksum = Schema.Struct({
   value: Schema.String
 })
 
+/** A checksum S3 computed and stored for an object, compared between an AMI's stored image and its moved copy. */
+const StoredChecksum = Schema.Struct({
+  algorithm: Schema.Literal("CRC64NVME", "CRC32", "CRC32C", "SHA1", "SHA256"),
+  value: Schema.String
+})
+
+/** One EBS snapshot behind an AMI exported in direct mode, and where the streamer archives it. */
+const AmiSnapshotArchive = Schema.Struct({
+  snapshotId: Schema.String,
+  deviceName: Schema.optional(Schema.String),
+  archive: S3Location
+})
+
 /** The exporter ran a native export (RDS/Aurora Parquet, DynamoDB, AMI to S3) or wrote Parquet itself. */
 export const ExportCompleted = defineContract({
   source: OWNED_SOURCE,
@@ -39,6 +52,17 @@ export const ExportCompleted = defineContract({
     /** RDS tables that the export skipped, and the service's warning about them. */
     skippedTables: Schema.optional(Schema.Array(Schema.String)),
     warning: Schema.optional(Schema.String),
+    /** AMIs: the image exported. */
+    imageId: Schema.optional(Schema.String),
+    /** AMI native mode: the S3 storage class the stored image was moved into. */
+    storageClass: Schema.optional(Schema.String),
+    /** AMI native mode: the checksum that the source object and its moved copy share. */
+    storedChecksum: Schema.optional(StoredChecksum),
+    /**
+     * AMI direct mode: the image's snapshots, for the streamer to archive through the EBS
+     * direct APIs at these keys; `location` is the image's metadata for registering it again.
+     */
+    snapshots: Schema.optional(Schema.Array(AmiSnapshotArchive)),
     durationMs: Schema.optional(Schema.Number)
   })
 })
