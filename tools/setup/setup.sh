@@ -28,6 +28,8 @@ command -v mount >/dev/null || missing+=(mount)
 command -v sfdisk >/dev/null || missing+=(fdisk)
 command -v aws >/dev/null || missing+=(awscli)
 command -v chromium >/dev/null || missing+=(chromium)
+# PostgreSQL: pg_dump for the streamer's engine dumps, and the local server that stands in for restored DB instances
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v pg_dump >/dev/null || missing+=(postgresql)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

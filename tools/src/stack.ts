@@ -16,6 +16,7 @@ import {
   type Emulator,
   type ProvisionedStack
 } from "@backup-actions/local"
+import type { LocalPostgres } from "./local-postgres"
 
 /** The services that run locally, each with the patterns of its rules. */
 export const LOCAL_SERVICES: ReadonlyArray<{ readonly name: ServiceName; readonly patterns: ReadonlyArray<EventPattern> }> = SERVICES.map((name) => ({
@@ -54,6 +55,8 @@ export const startLocalStack = async (options: {
   readonly services?: ReadonlyArray<ServiceName>
   /** Extra environment for every service process (tuning knobs, in tests). */
   readonly serviceEnvironment?: Record<string, string>
+  /** A local PostgreSQL server that stands in for every restored DB instance (the emulator's have no engine). */
+  readonly localPostgres?: Pick<LocalPostgres, "endpoint">
 }): Promise<LocalStack> => {
   const emulator = await startEmulator({ name: options.name })
   const clients = emulatorClients(emulator.endpoint)
@@ -76,6 +79,7 @@ export const startLocalStack = async (options: {
     BACKUP_ACTIONS_POLICY: JSON.stringify(options.policy),
     // A local run is short: report it two seconds after its last outcome.
     BACKUP_ACTIONS_REPORT_QUIET_SECONDS: "2",
+    ...(options.localPostgres === undefined ? {} : { BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE: options.localPostgres.endpoint }),
     ...options.serviceEnvironment
   })
   const processes = new Map<ServiceName, ChildProcess>()

@@ -18,6 +18,8 @@ import { PolicySource, ROUTES, ServiceSettings, archivePlanFor } from "@backup-a
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger, failed, runStep, succeeded } from "@backup-actions/ledger"
 import { deleteVolume, restoreVolume, restoreZone, sweepLeftovers } from "./volumes"
+import { deleteRestoredInstance, sweepRestoredInstances } from "./db-instances"
+import { restoreForDump } from "./dump-restore"
 
 type RestoreDetail = DetailOf<typeof RestoreCompleted>
 
@@ -32,6 +34,9 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
       resourceArn: event.detail.resourceArn,
       vaultName: event.detail.backupVaultName
     })
+    if (plan?.mode === "dump") {
+      return yield* restoreForDump({ recoveryPointArn, resourceType: event.detail.resourceType, backupVaultName: event.detail.backupVaultName, plan })
+    }
     if (plan === undefined || plan.mode !== "volume") return
     const snapshotId = snapshotIdFromArn(recoveryPointArn) ?? ""
     const base = {
@@ -69,20 +74,26 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
     if (Option.isSome(result)) yield* publisher.publish(RestoreCompleted, result.value.outcome, [recoveryPointArn])
   }).pipe(Effect.annotateLogs({ service: "restorer" }))
 
-/** An archive of a restored volume ended, however it ended: delete the volume. */
+/** An archive of a restored volume or DB instance ended, however it ended: delete what was restored. */
 export const onArchiveCompleted = (event: EventOf<typeof ArchiveCompleted>) =>
   Effect.gen(function* () {
+    const instanceId = event.detail.restoredInstanceId
+    if (instanceId !== undefined) {
+      yield* deleteRestoredInstance(instanceId)
+      yield* Effect.logInfo(`deleted restored instance ${instanceId} and its password (dump ${event.detail.status})`)
+    }
     const volumeId = event.detail.restoredVolumeId
     if (volumeId === undefined) return
     yield* deleteVolume(volumeId)
     yield* Effect.logInfo(`deleted restored volume ${volumeId} (archive ${event.detail.status})`)
   })
 
-/** The scheduled sweep: restored volumes that a crash left behind. */
+/** The scheduled sweep: restored volumes and DB instances that a crash left behind. */
 export const onSweepDue = (event: EventOf<typeof SweepDue>) =>
   Effect.gen(function* () {
     const deleted = yield* sweepLeftovers(Duration.hours(event.detail.olderThanHours))
-    yield* Effect.logInfo(`sweep deleted ${deleted.length} leftover volume(s)`)
+    const instances = yield* sweepRestoredInstances(Duration.hours(event.detail.olderThanHours))
+    yield* Effect.logInfo(`sweep deleted ${deleted.length} leftover volume(s) and ${instances.length} DB instance(s)`)
   })
 
 export const subscriptions = subscriptionSet(

@@ -16,6 +16,7 @@ import { BlockDevicesLive } from "./block-devices"
 import { archiveDirect } from "./direct"
 import { failedOutcome, publishOutcome } from "./outcome"
 import { archiveVolume } from "./volume"
+import { archiveDump } from "./dump"
 
 /** A completed EBS recovery point whose policy asks for a direct-mode archive. */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
@@ -43,10 +44,19 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
     yield* archiveDirect(subject)
   })
 
-/** The restorer made a volume for a volume-mode archive. */
+/** The restorer made a volume for a volume-mode archive, or a DB instance for a dump. */
 export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
   Effect.gen(function* () {
     const { detail } = event
+    if (detail.plan.mode === "dump" && detail.status === "restored" && detail.database !== undefined) {
+      return yield* archiveDump({
+        recoveryPointArn: detail.correlationId,
+        backupVaultName: detail.backupVaultName,
+        snapshotId: detail.snapshotId,
+        plan: detail.plan,
+        database: detail.database
+      })
+    }
     if (detail.plan.mode !== "volume" || detail.status !== "restored" || detail.volumeId === undefined) return
     yield* archiveVolume({
       recoveryPointArn: detail.correlationId,

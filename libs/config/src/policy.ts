@@ -18,8 +18,16 @@ export const ArchiveAction = Schema.Struct({
   mode: ArchiveMode,
   compression: Schema.optionalWith(Compression, { default: () => "zstd" as const }),
   /** Delete the recovery point once its archive is verified. Never without verification. */
-  deleteSourceAfterVerify: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  deleteSourceAfterVerify: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /**
+   * Dump mode: the class of the short-lived DB instance the dump reads from. It only has to
+   * serve one sequential reader, so the smallest class does; a large database may want more.
+   */
+  instanceClass: Schema.optional(Schema.String)
 })
+
+/** The class of a dump's temporary DB instance when the rule names none. */
+export const DEFAULT_DUMP_INSTANCE_CLASS = "db.t4g.micro"
 
 export const PolicyRule = Schema.Struct({
   name: Schema.String,

@@ -17,8 +17,10 @@ import type { ServiceName } from "./topology"
  */
 export const ROUTES = {
   restorer: {
-    recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS"] }),
-    volumeArchives: eventRoute(ArchiveCompleted, { mode: ["volume"] })
+    // RDS for engine-native dumps (archive mode "dump"), which read from a restored DB instance.
+    recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS", "RDS"] }),
+    // Archives of what the restorer made (a volume, or a DB instance for a dump): it deletes them.
+    volumeArchives: eventRoute(ArchiveCompleted, { mode: ["volume", "dump"] })
   },
   streamer: {
     recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS"] }),

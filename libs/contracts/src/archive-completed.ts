@@ -9,6 +9,17 @@ const Checksum = Schema.Struct({
   value: Schema.String
 })
 
+/** Dump mode: one database's archive. */
+const DatabaseArchive = Schema.Struct({
+  database: Schema.String,
+  location: S3Location,
+  /** Bytes of SQL the dump tool wrote. */
+  bytesRead: Schema.Number,
+  bytesStored: Schema.Number,
+  checksum: Checksum,
+  verified: Schema.Boolean
+})
+
 /** The streamer wrote (or failed to write) an archive. */
 export const ArchiveCompleted = defineContract({
   source: OWNED_SOURCE,
@@ -19,8 +30,8 @@ export const ArchiveCompleted = defineContract({
     status: Schema.Literal("archived", "failed"),
     snapshotId: Schema.String,
     mode: ArchiveMode,
-    /** tar for a file-level archive, raw for a disk image. */
-    format: Schema.optional(Schema.Literal("tar", "raw")),
+    /** tar for a file-level archive, raw for a disk image, sql for an engine-native dump. */
+    format: Schema.optional(Schema.Literal("tar", "raw", "sql")),
     compression: Compression,
     location: Schema.optional(S3Location),
     manifest: Schema.optional(S3Location),
@@ -34,6 +45,10 @@ export const ArchiveCompleted = defineContract({
     resumedAfterPart: Schema.optional(Schema.Number),
     /** The volume the restorer made for volume mode, so that it can delete it. */
     restoredVolumeId: Schema.optional(Schema.String),
+    /** The DB instance the restorer made for dump mode, so that it can delete it. */
+    restoredInstanceId: Schema.optional(Schema.String),
+    /** Dump mode: one archive per database (location then names the common prefix). */
+    databases: Schema.optional(Schema.Array(DatabaseArchive)),
     reason: Schema.optional(Schema.String)
   })
 })

@@ -3,7 +3,8 @@ import { Schema } from "effect"
 export const S3Location = Schema.Struct({ bucket: Schema.String, key: Schema.String })
 export type S3Location = typeof S3Location.Type
 
-export const ArchiveMode = Schema.Literal("direct", "volume")
+/** direct and volume archive EBS snapshots; dump runs a database engine's own dump tool against a restored DB instance. */
+export const ArchiveMode = Schema.Literal("direct", "volume", "dump")
 export type ArchiveMode = typeof ArchiveMode.Type
 export const Compression = Schema.Literal("zstd", "gzip")
 export type Compression = typeof Compression.Type
@@ -13,6 +14,8 @@ export const ArchivePlan = Schema.Struct({
   rule: Schema.String,
   mode: ArchiveMode,
   compression: Compression,
-  deleteSourceAfterVerify: Schema.Boolean
+  deleteSourceAfterVerify: Schema.Boolean,
+  /** Dump mode: the class of the temporary DB instance (the restorer's default when absent). */
+  instanceClass: Schema.optional(Schema.String)
 })
 export type ArchivePlan = typeof ArchivePlan.Type

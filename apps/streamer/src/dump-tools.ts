@@ -1,0 +1,257 @@
+import { spawn } from "node:child_process"
+import { Effect, Either, Redacted, Schema } from "effect"
+
+/** Where and as whom a dump tool connects. The password stays redacted until a process is spawned. */
+export interface DbConnection {
+  readonly host: string
+  readonly port: number
+  readonly user: string
+  readonly password: Redacted.Redacted<string>
+}
+
+/**
+ * A command line of a database tool. The password is never an argument (arguments are
+ * visible to every user of the machine in /proc and `ps`): it is handed over in the one
+ * environment variable the tool reads it from, and only when the process is spawned.
+ */
+export interface ToolCommand {
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  /** Connection settings that are not secret. */
+  readonly env: Readonly<Record<string, string>>
+  readonly passwordVariable: "PGPASSWORD" | "MYSQL_PWD"
+  readonly password: Redacted.Redacted<string>
+}
+
+/** A database of the instance, with its size on disk (the dump's size is estimated from it). */
+export interface DatabaseInfo {
+  readonly name: string
+  readonly sizeBytes: number
+}
+
+/** How one engine lists its databases and dumps one of them. */
+export interface DumpTool {
+  readonly engine: string
+  /** The dump tool's name, for messages. */
+  readonly dumpCommand: string
+  readonly passwordVariable: ToolCommand["passwordVariable"]
+  readonly listDatabases: (connection: DbConnection) => ToolCommand
+  readonly parseDatabaseList: (stdout: string) => ReadonlyArray<DatabaseInfo>
+  readonly dumpDatabase: (connection: DbConnection, database: string) => ToolCommand
+}
+
+export class UnsupportedEngine extends Schema.TaggedError<UnsupportedEngine>()("UnsupportedEngine", {
+  engine: Schema.String
+}) {}
+
+export class ToolFailed extends Schema.TaggedError<ToolFailed>()("ToolFailed", {
+  tool: Schema.String,
+  exitCode: Schema.NullOr(Schema.Number),
+  /** The last lines of its stderr, with the password taken out should the tool ever echo it. */
+  reason: Schema.String,
+  /** The server refused the credentials: right after a master-password reset, it may not be in effect yet. */
+  authenticationFailed: Schema.Boolean
+}) {}
+
+/** Databases that belong to the service rather than to the user. */
+const POSTGRES_SYSTEM_DATABASES = ["rdsadmin"]
+const MYSQL_SYSTEM_DATABASES = ["information_schema", "performance_schema", "mysql", "sys"]
+
+const postgresEnvironment = (connection: DbConnection, database: string): Record<string, string> => ({
+  PGHOST: connection.host,
+  PGPORT: String(connection.port),
+  PGUSER: connection.user,
+  PGDATABASE: database,
+  PGCONNECT_TIMEOUT: "20",
+  PGAPPNAME: "backup-actions",
+  // TLS when the server offers it (RDS does); the local server does not.
+  PGSSLMODE: "prefer"
+})
+
+const sqlList = (names: ReadonlyArray<string>): string => names.map((name) => `'${name}'`).join(", ")
+
+const postgres: DumpTool = {
+  engine: "postgres",
+  dumpCommand: "pg_dump",
+  passwordVariable: "PGPASSWORD",
+  listDatabases: (connection) => ({
+    command: "psql",
+    args: [
+      "--no-password",
+      "--no-psqlrc",
+      "--quiet",
+      "--tuples-only",
+      "--no-align",
+      "--field-separator=\t",
+      "--record-separator-zero",
+      "--command",
+      "SELECT datname, CASE WHEN has_database_privilege(datname, 'CONNECT') THEN pg_database_size(datname) ELSE 0 END " +
+        `FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname NOT IN (${sqlList(POSTGRES_SYSTEM_DATABASES)}) ORDER BY datname`
+    ],
+    // Every RDS for PostgreSQL instance has the postgres database to connect to.
+    env: postgresEnvironment(connection, "postgres"),
+    passwordVariable: "PGPASSWORD",
+    password: connection.password
+  }),
+  parseDatabaseList: (stdout) => parseRows(stdout.split("\0")),
+  // The database goes in PGDATABASE: as an argument, a name holding "=" would be read as a connection string.
+  dumpDatabase: (connection, database) => ({
+    command: "pg_dump",
+    args: ["--format=plain", "--no-password", "--encoding=UTF8", "--quote-all-identifiers"],
+    env: postgresEnvironment(connection, database),
+    passwordVariable: "PGPASSWORD",
+    password: connection.password
+  })
+}
+
+const mysqlFamily = (engine: string, client: string, dump: string): DumpTool => {
+  const connectionArgs = (connection: DbConnection) => [
+    `--host=${connection.host}`,
+    `--port=${connection.port}`,
+    `--user=${connection.user}`,
+    // "localhost" would otherwise mean the local socket.
+    "--protocol=TCP",
+    "--connect-timeout=20"
+  ]
+  return {
+    engine,
+    dumpCommand: dump,
+    passwordVariable: "MYSQL_PWD",
+    listDatabases: (connection) => ({
+      command: client,
+      args: [
+        ...connectionArgs(connection),
+        "--batch",
+        "--skip-column-names",
+        "--raw",
+        "--execute",
+        "SELECT s.schema_name, COALESCE(SUM(t.data_length + t.index_length), 0) FROM information_schema.schemata s " +
+          "LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name " +
+          `WHERE s.schema_name NOT IN (${sqlList(MYSQL_SYSTEM_DATABASES)}) GROUP BY s.schema_name ORDER BY s.schema_name`
+      ],
+      env: {},
+      passwordVariable: "MYSQL_PWD",
+      password: connection.password
+    }),
+    parseDatabaseList: (stdout) => parseRows(stdout.split("\n")),
+    dumpDatabase: (connection, database) => ({
+      command: dump,
+      args: [
+        ...connectionArgs(connection),
+        "--single-transaction",
+        "--quick",
+        "--routines",
+        "--triggers",
+        "--events",
+        "--hex-blob",
+        "--no-tablespaces",
+        "--default-character-set=utf8mb4",
+        database
+      ],
+      env: {},
+      passwordVariable: "MYSQL_PWD",
+      password: connection.password
+    })
+  }
+}
+
+/** Rows of "name<TAB>size", one per database. */
+const parseRows = (rows: ReadonlyArray<string>): ReadonlyArray<DatabaseInfo> =>
+  rows
+    .map((row) => row.replace(/\n$/, ""))
+    .filter((row) => row.trim() !== "")
+    .map((row) => {
+      const tab = row.lastIndexOf("\t")
+      const name = tab < 0 ? row : row.slice(0, tab)
+      const size = tab < 0 ? 0 : Number(row.slice(tab + 1))
+      return { name, sizeBytes: Number.isFinite(size) ? size : 0 }
+    })
+
+const TOOLS: ReadonlyArray<DumpTool> = [postgres, mysqlFamily("mysql", "mysql", "mysqldump"), mysqlFamily("mariadb", "mariadb", "mariadb-dump")]
+
+/** The engine's own dump tool: pg_dump for PostgreSQL, mysqldump for MySQL, mariadb-dump for MariaDB. */
+export const dumpToolFor = (engine: string): Either.Either<DumpTool, UnsupportedEngine> => {
+  const tool = TOOLS.find((candidate) => candidate.engine === engine)
+  return tool === undefined ? Either.left(new UnsupportedEngine({ engine })) : Either.right(tool)
+}
+
+/** Asks the dump tool for its version, which the manifest records. */
+export const versionCommand = (tool: DumpTool): ToolCommand => ({
+  command: tool.dumpCommand,
+  args: ["--version"],
+  env: {},
+  passwordVariable: tool.passwordVariable,
+  password: Redacted.make("")
+})
+
+/** The engines the streamer can dump. */
+export const DUMPABLE_ENGINES: ReadonlyArray<string> = TOOLS.map((tool) => tool.engine)
+
+/** The environment a tool runs with: the service's own, the connection settings, and the password. */
+export const spawnEnvironment = (command: ToolCommand): NodeJS.ProcessEnv => {
+  const password = Redacted.value(command.password)
+  return { ...process.env, ...command.env, ...(password === "" ? {} : { [command.passwordVariable]: password }) }
+}
+
+const AUTHENTICATION_FAILURE = /password authentication failed|authentication failed for user|Access denied for user/i
+
+/** Keeps at most `limit` characters of a growing text: only its end is ever reported. */
+export const appendBounded = (text: string, more: string, limit = 16_384): string => {
+  const joined = text + more
+  return joined.length > limit ? joined.slice(joined.length - limit) : joined
+}
+
+/** The last lines of a tool's stderr, as a one-line reason, never with the password in it. */
+export const stderrReason = (stderr: string, password: Redacted.Redacted<string>, lines = 5): string => {
+  const secret = Redacted.value(password)
+  const redacted = secret === "" ? stderr : stderr.split(secret).join("<redacted>")
+  return redacted
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .slice(-lines)
+    .join(" | ")
+}
+
+/** The failure of a tool that exited badly or could not start. */
+export const toolFailure = (command: ToolCommand, exitCode: number | null, stderr: string, startError?: Error): ToolFailed => {
+  const notFound = startError !== undefined && "code" in startError && startError.code === "ENOENT"
+  const reason = notFound
+    ? `${command.command} is not installed`
+    : startError !== undefined
+      ? `${command.command} could not start: ${startError.message}`
+      : stderrReason(stderr, command.password) || "no error output"
+  return new ToolFailed({ tool: command.command, exitCode, reason, authenticationFailed: AUTHENTICATION_FAILURE.test(stderr) })
+}
+
+/** Runs a tool to completion and returns its standard output. */
+export const runTool = (command: ToolCommand) =>
+  Effect.async<string, ToolFailed>((resume, signal) => {
+    const child = spawn(command.command, [...command.args], { stdio: ["ignore", "pipe", "pipe"], env: spawnEnvironment(command), signal })
+    let stdout = ""
+    let stderr = ""
+    let settled = false
+    const settle = (effect: Effect.Effect<string, ToolFailed>) => {
+      if (settled) return
+      settled = true
+      resume(effect)
+    }
+    child.stdout.on("data", (data: Buffer) => (stdout += data.toString()))
+    child.stderr.on("data", (data: Buffer) => (stderr = appendBounded(stderr, data.toString())))
+    child.on("error", (error) => settle(Effect.fail(toolFailure(command, null, stderr, error))))
+    child.on("close", (code) => settle(code === 0 ? Effect.succeed(stdout) : Effect.fail(toolFailure(command, code, stderr))))
+  })
+
+export class InvalidEndpointOverride extends Schema.TaggedError<InvalidEndpointOverride>()("InvalidEndpointOverride", {
+  value: Schema.String
+}) {}
+
+/** `host:port` (or `[v6-address]:port`), as BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE gives it. */
+export const parseEndpoint = (value: string): Either.Either<{ readonly host: string; readonly port: number }, InvalidEndpointOverride> => {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim())
+  const host = match?.[1] ?? match?.[2]
+  const port = Number(match?.[3])
+  return host === undefined || !Number.isInteger(port) || port < 1 || port > 65_535
+    ? Either.left(new InvalidEndpointOverride({ value }))
+    : Either.right({ host, port })
+}

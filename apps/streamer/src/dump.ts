@@ -1,0 +1,316 @@
+import { spawn } from "node:child_process"
+import { DeleteObjectsCommand } from "@aws-sdk/client-s3"
+import { GetParameterCommand } from "@aws-sdk/client-ssm"
+import { Clock, Config, Duration, Effect, Option, Redacted, Schedule, Schema } from "effect"
+import { RecoveryPoints, S3, Ssm, awsCall, type AwsError } from "@backup-actions/aws"
+import { ArchiveCompleted, type ArchivePlan, type DetailOf, type RestoredDatabase } from "@backup-actions/contracts"
+import { Publisher } from "@backup-actions/consumer"
+import { ServiceSettings } from "@backup-actions/config"
+import { failed, runStep, succeeded, type LeaseLost, type StepResult } from "@backup-actions/ledger"
+import { archiveToS3, type ArchiveResult, type ChunkJob, type ChunkSource } from "./archive-pipeline"
+import { extensionOf } from "./compress"
+import {
+  appendBounded,
+  dumpToolFor,
+  parseEndpoint,
+  runTool,
+  spawnEnvironment,
+  toolFailure,
+  versionCommand,
+  type DatabaseInfo,
+  type DbConnection,
+  type DumpTool,
+  type InvalidEndpointOverride,
+  type ToolCommand,
+  type ToolFailed,
+  type UnsupportedEngine
+} from "./dump-tools"
+import { writeManifest } from "./manifest"
+import { compressedUpperBound, partSizeFor } from "./part-size"
+import { SourceReadError, streamChunkSource } from "./stream-source"
+
+type ArchiveDetail = DetailOf<typeof ArchiveCompleted>
+
+/** The ledger action of an engine-native dump. */
+export const DUMP_ACTION = "archive:dump"
+
+/** What the restorer announced: the recovery point and the instance restored from it. */
+export interface DumpSubject {
+  readonly recoveryPointArn: string
+  readonly backupVaultName: string
+  readonly snapshotId: string
+  readonly plan: ArchivePlan
+  readonly database: RestoredDatabase
+}
+
+export class NothingToDump extends Schema.TaggedError<NothingToDump>()("NothingToDump", {
+  instanceId: Schema.String
+}) {}
+
+/**
+ * One archive per database, so that each restores on its own into a database of any name
+ * (`zstd -dc shop.sql.zst | psql -d anything`), and one manifest for the instance.
+ * Names are URI-encoded: a database name may hold a `/`.
+ */
+export const dumpKeys = (snapshotId: string, compression: ArchivePlan["compression"]) => {
+  const prefix = `archives/rds/${snapshotId}/dump/`
+  return {
+    prefix,
+    manifest: `${prefix}manifest.ndjson`,
+    database: (name: string) => `${prefix}${encodeURIComponent(name)}.sql.${extensionOf(compression)}`
+  }
+}
+
+/**
+ * Where to connect: the instance's endpoint, or BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE when it
+ * is set. The local runtime sets it, because the emulator's instances have no engine behind
+ * them; against AWS it stays unset.
+ */
+export const databaseEndpoint = (database: RestoredDatabase) =>
+  Effect.gen(function* () {
+    const override = yield* Config.option(Config.string("BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE")).pipe(Effect.orDie)
+    if (Option.isNone(override)) return { host: database.address, port: database.port }
+    return yield* parseEndpoint(override.value)
+  })
+
+/** The master password, decrypted; it stays redacted everywhere but in the dump tool's environment. */
+export const readPassword = (parameterName: string) =>
+  Effect.flatMap(Ssm, (ssm) =>
+    awsCall("ssm:GetParameter", (abortSignal) => ssm.send(new GetParameterCommand({ Name: parameterName, WithDecryption: true }), { abortSignal }))
+  ).pipe(Effect.map((found) => Redacted.make(found.Parameter?.Value ?? "")))
+
+/**
+ * The instance's databases. Right after a master-password reset the old password can still
+ * be in force for a while (RDS applies it asynchronously), so a refused login is retried on
+ * a short backoff before it counts as a failure.
+ */
+const listDatabases = (tool: DumpTool, connection: DbConnection) =>
+  runTool(tool.listDatabases(connection)).pipe(
+    Effect.tapError((error) =>
+      error.authenticationFailed ? Effect.logInfo(`${error.tool}: login refused; the new master password may not be in effect yet`) : Effect.void
+    ),
+    Effect.retry({
+      schedule: Schedule.exponential(Duration.millis(500), 1.5).pipe(Schedule.jittered, Schedule.upTo(Duration.minutes(2))),
+      while: (error) => error.authenticationFailed
+    }),
+    Effect.map(tool.parseDatabaseList)
+  )
+
+/**
+ * The dump tool's standard output as a chunk source. At the end of the output the source
+ * waits for the tool to exit: a non-zero exit fails the source, so the upload is aborted
+ * and no partial dump is ever completed. The process is killed if the archive stops early.
+ */
+export const dumpSource = (command: ToolCommand) =>
+  Effect.gen(function* () {
+    let stderr = ""
+    const { child, exited } = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const process = spawn(command.command, [...command.args], { stdio: ["ignore", "pipe", "pipe"], env: spawnEnvironment(command) })
+        process.stderr.on("data", (data: Buffer) => (stderr = appendBounded(stderr, data.toString())))
+        const exit = new Promise<{ readonly code: number | null; readonly error?: Error }>((resolve) => {
+          process.once("error", (error) => resolve({ code: null, error }))
+          process.once("close", (code) => resolve({ code }))
+        })
+        return { child: process, exited: exit }
+      }),
+      ({ child }) =>
+        Effect.sync(() => {
+          if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+        })
+    )
+    const output = streamChunkSource(command.command, child.stdout, { detectHoles: false })
+    const source: ChunkSource<SourceReadError | ToolFailed> = {
+      pull: Effect.flatMap(
+        output.pull,
+        (next): Effect.Effect<Option.Option<ChunkJob<SourceReadError>>, ToolFailed> =>
+          Option.isSome(next)
+            ? Effect.succeed(next)
+            : Effect.flatMap(Effect.promise(() => exited), ({ code, error }) =>
+                code === 0 ? Effect.succeed(next) : Effect.fail(toolFailure(command, code, stderr, error))
+              )
+      )
+    }
+    return source
+  })
+
+/** A plain SQL dump is larger than the data on disk (text, escaped binaries): room for four times that. */
+const dumpUpperBound = (database: DatabaseInfo): number => compressedUpperBound(database.sizeBytes * 4 + 64 * 1024 * 1024)
+
+interface DatabaseArchive {
+  readonly database: string
+  readonly key: string
+  readonly written: ArchiveResult
+}
+
+type DumpFailure = AwsError | SourceReadError | ToolFailed | UnsupportedEngine | InvalidEndpointOverride | NothingToDump
+
+/** The one-line reason kept in the ledger and sent in Archive Completed. */
+export const describeDumpFailure = (error: DumpFailure): string => {
+  switch (error._tag) {
+    case "AwsError":
+      return `${error.operation} failed: ${error.code}: ${error.message}`
+    case "SourceReadError":
+      return `reading ${error.source}: ${error.reason}`
+    case "ToolFailed":
+      return `${error.tool} exited with ${error.exitCode ?? "an error"}: ${error.reason}`
+    case "UnsupportedEngine":
+      return `engine ${error.engine} has no supported dump tool`
+    case "InvalidEndpointOverride":
+      return `BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE is not host:port: "${error.value}"`
+    case "NothingToDump":
+      return `instance ${error.instanceId} has no databases to dump`
+  }
+}
+
+const base = (subject: DumpSubject) => ({
+  schemaVersion: 1 as const,
+  correlationId: subject.recoveryPointArn,
+  idempotencyKey: `${subject.recoveryPointArn}#${DUMP_ACTION}`,
+  snapshotId: subject.snapshotId,
+  mode: "dump" as const,
+  compression: subject.plan.compression,
+  restoredInstanceId: subject.database.instanceId
+})
+
+const failedDump = (subject: DumpSubject, reason: string, startedAt: number) =>
+  Effect.map(Clock.currentTimeMillis, (now): StepResult<ArchiveDetail> =>
+    failed(reason, { ...base(subject), status: "failed", bytesRead: 0, bytesStored: 0, durationMs: now - startedAt, verified: false, sourceDeleted: false, reason })
+  )
+
+/**
+ * The outcome of written dumps: verified only when every database's stored checksum equals
+ * the one computed over the bytes uploaded. The source is deleted only then, and only when
+ * the policy asks for it.
+ */
+const dumpedOutcome = (subject: DumpSubject, archives: ReadonlyArray<DatabaseArchive>, keys: ReturnType<typeof dumpKeys>, startedAt: number) =>
+  Effect.gen(function* () {
+    const settings = yield* ServiceSettings
+    const points = yield* RecoveryPoints
+    const verified = archives.every((archive) => archive.written.verified)
+    const deleteSource = subject.plan.deleteSourceAfterVerify && verified
+    if (deleteSource) {
+      yield* points.delete({ recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName })
+      yield* Effect.logInfo(`deleted recovery point ${subject.recoveryPointArn} after verifying its dumps`)
+    }
+    const now = yield* Clock.currentTimeMillis
+    const detail: ArchiveDetail = {
+      ...base(subject),
+      status: verified ? "archived" : "failed",
+      format: "sql",
+      location: { bucket: settings.artifactBucket, key: keys.prefix },
+      manifest: { bucket: settings.artifactBucket, key: keys.manifest },
+      bytesRead: archives.reduce((total, archive) => total + archive.written.inputBytes, 0),
+      bytesStored: archives.reduce((total, archive) => total + archive.written.size, 0),
+      durationMs: now - startedAt,
+      verified,
+      sourceDeleted: deleteSource,
+      databases: archives.map((archive) => ({
+        database: archive.database,
+        location: { bucket: settings.artifactBucket, key: archive.key },
+        bytesRead: archive.written.inputBytes,
+        bytesStored: archive.written.size,
+        checksum: { algorithm: "SHA256" as const, type: "COMPOSITE" as const, value: archive.written.composite },
+        verified: archive.written.verified
+      }))
+    }
+    const unverified = archives.filter((archive) => !archive.written.verified).map((archive) => archive.database)
+    return verified ? succeeded(detail) : failed(`stored checksums differ from computed ones for ${unverified.join(", ")}`, { ...detail, reason: `unverified: ${unverified.join(", ")}` })
+  })
+
+/** Removes the dumps of a failed attempt: a half set of databases is not an archive. */
+const deleteObjects = (bucket: string, keys: ReadonlyArray<string>) =>
+  keys.length === 0
+    ? Effect.void
+    : Effect.flatMap(S3, (s3) =>
+        awsCall("s3:DeleteObjects", (abortSignal) =>
+          s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }), { abortSignal })
+        )
+      ).pipe(Effect.catchAll((error) => Effect.logWarning(`could not delete the dumps of a failed attempt: ${error.message}`)))
+
+/**
+ * Dumps every database of the restored instance with the engine's own tool, streamed
+ * through the archive pipeline (zstd frames, parts with their SHA-256, composite checksum
+ * checked against S3), then writes the manifest. Any failure ends as a failed outcome
+ * with its reason, which the restorer answers by deleting the instance.
+ */
+export const archiveDump = (subject: DumpSubject) =>
+  Effect.gen(function* () {
+    const settings = yield* ServiceSettings
+    const step = { recoveryPointArn: subject.recoveryPointArn, action: DUMP_ACTION }
+    const keys = dumpKeys(subject.snapshotId, subject.plan.compression)
+    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, (claimed) =>
+      Effect.gen(function* () {
+        const startedAt = yield* Clock.currentTimeMillis
+        const written: Array<DatabaseArchive> = []
+        const attempt = Effect.gen(function* () {
+          const tool = yield* dumpToolFor(subject.database.engine)
+          const endpoint = yield* databaseEndpoint(subject.database)
+          const password = yield* readPassword(subject.database.passwordParameter)
+          const connection: DbConnection = { ...endpoint, user: subject.database.user, password }
+          const toolVersion = (yield* runTool(versionCommand(tool))).trim()
+          const databases = yield* listDatabases(tool, connection)
+          if (databases.length === 0) return yield* new NothingToDump({ instanceId: subject.database.instanceId })
+          yield* Effect.logInfo(`dumping ${databases.length} database(s) of ${subject.database.instanceId} with ${toolVersion}: ${databases.map((database) => database.name).join(", ")}`)
+          for (const [index, database] of databases.entries()) {
+            const key = keys.database(database.name)
+            const archive = yield* archiveToS3({
+              step,
+              target: { bucket: settings.artifactBucket, key, contentType: `application/sql+${subject.plan.compression}` },
+              compression: subject.plan.compression,
+              partSize: partSizeFor(dumpUpperBound(database)),
+              // A dump is a stream: a resumed attempt starts it over (an earlier upload is aborted).
+              resumable: false,
+              previousUpload: index === 0 ? claimed.upload : undefined,
+              openSource: () => dumpSource(tool.dumpDatabase(connection, database.name))
+            })
+            written.push({ database: database.name, key, written: archive })
+            yield* Effect.logInfo(`dumped ${database.name}: ${archive.inputBytes} bytes of SQL, ${archive.size} stored`)
+          }
+          yield* writeManifest({
+            bucket: settings.artifactBucket,
+            key: keys.manifest,
+            header: {
+              kind: "backup-actions/dump-manifest",
+              version: 1,
+              snapshotId: subject.snapshotId,
+              recoveryPointArn: subject.recoveryPointArn,
+              engine: subject.database.engine,
+              engineVersion: subject.database.engineVersion,
+              tool: toolVersion,
+              format: "sql",
+              compression: subject.plan.compression,
+              databases: written.map((archive) => archive.database),
+              sqlBytes: written.reduce((total, archive) => total + archive.written.inputBytes, 0),
+              archiveBytes: written.reduce((total, archive) => total + archive.written.size, 0)
+            },
+            fragments: [],
+            lines: written.map((archive) =>
+              JSON.stringify({
+                database: archive.database,
+                archive: archive.key,
+                sqlBytes: archive.written.inputBytes,
+                archiveBytes: archive.written.size,
+                checksum: { algorithm: "SHA256", type: "COMPOSITE", value: archive.written.composite },
+                verified: archive.written.verified
+              })
+            )
+          })
+          return yield* dumpedOutcome(subject, written, keys, startedAt)
+        })
+        return yield* attempt.pipe(
+          Effect.catchIf(
+            (error): error is Exclude<typeof error, LeaseLost> => error._tag !== "LeaseLost",
+            (error) =>
+              deleteObjects(
+                settings.artifactBucket,
+                written.map((archive) => archive.key)
+              ).pipe(Effect.zipRight(failedDump(subject, describeDumpFailure(error), startedAt)))
+          )
+        )
+      })
+    )
+    if (Option.isSome(result)) {
+      yield* Effect.flatMap(Publisher, (publisher) => publisher.publish(ArchiveCompleted, result.value.outcome, [subject.recoveryPointArn]))
+    }
+  }).pipe(Effect.annotateLogs({ snapshotId: subject.snapshotId, mode: "dump" }))

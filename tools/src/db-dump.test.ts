@@ -1,0 +1,222 @@
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
+import { GetParameterCommand } from "@aws-sdk/client-ssm"
+import { Effect, Fiber, type Layer, type Scope } from "effect"
+import { Rds, Ssm, awsCall } from "@backup-actions/aws"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, localStateDir } from "@backup-actions/local"
+import type { PolicyDocument } from "@backup-actions/config"
+import { sendRecoveryPointEvent, waitForStep } from "./backup-events"
+import { seedShop, startLocalPostgres, syncMasterPasswords, tableFingerprints, type LocalPostgres } from "./local-postgres"
+import { startLocalStack, type LocalStack } from "./stack"
+
+const NAME = "db-dump-test"
+const MASTER_USER = "dbadmin"
+// The password the snapshot was taken with: a restored instance keeps it until the restorer sets its own.
+const SNAPSHOT_PASSWORD = "snapshot-era-password-1"
+
+// instanceClass left out: the restorer's default applies.
+const policy: PolicyDocument = {
+  rules: [{ name: "rds-dump", match: { resourceTypes: ["RDS"] }, archive: { mode: "dump" } }]
+}
+
+let local: LocalStack
+let postgres: LocalPostgres
+let passwordSync: Fiber.RuntimeFiber<unknown, unknown>
+let scratch: string
+const passwordsSet: Array<string> = []
+
+const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | Scope.Scope>) =>
+  Effect.runPromise(Effect.scoped(Effect.provide(effect, local.clients)))
+
+/** Downloads an object with the AWS CLI, a client independent of this project's code. */
+const download = (bucket: string, key: string, file: string): void => {
+  execFileSync("aws", ["--endpoint-url", local.emulator.endpoint, "s3", "cp", `s3://${bucket}/${key}`, file, "--only-show-errors"], {
+    env: { ...process.env, ...local.environment("streamer"), AWS_DEFAULT_REGION: "us-east-1" },
+    stdio: "pipe"
+  })
+}
+
+/** A DB instance and a manual snapshot of it, as AWS Backup leaves one behind; returns the snapshot ARN. */
+const createSnapshot = (instance: string, engine: string) =>
+  Effect.gen(function* () {
+    const rds = yield* Rds
+    yield* awsCall("rds:CreateDBInstance", (abortSignal) =>
+      rds.send(
+        new CreateDBInstanceCommand({
+          DBInstanceIdentifier: instance,
+          DBInstanceClass: "db.t3.micro",
+          Engine: engine,
+          AllocatedStorage: 20,
+          MasterUsername: MASTER_USER,
+          MasterUserPassword: SNAPSHOT_PASSWORD,
+          ...(engine === "postgres" ? { DBName: "shop" } : { LicenseModel: "license-included" })
+        }),
+        { abortSignal }
+      )
+    )
+    const snapshot = yield* awsCall("rds:CreateDBSnapshot", (abortSignal) =>
+      rds.send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: instance, DBSnapshotIdentifier: `${instance}-snapshot` }), { abortSignal })
+    )
+    return snapshot.DBSnapshot?.DBSnapshotArn ?? ""
+  })
+
+const sendSnapshot = (snapshotArn: string, instance: string) =>
+  sendRecoveryPointEvent({
+    recoveryPointArn: snapshotArn,
+    resourceArn: `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:${instance}`,
+    resourceType: "RDS",
+    vault: "db-dumps"
+  })
+
+const snapshotExists = (identifier: string) =>
+  Effect.flatMap(Rds, (rds) =>
+    awsCall("rds:DescribeDBSnapshots", (abortSignal) => rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: identifier }), { abortSignal }))
+  ).pipe(Effect.map((found) => (found.DBSnapshots ?? []).length === 1))
+
+/** Polls until a lookup answers "not found", for at most 20 seconds; true when it did. */
+const becomesMissing = <E extends { readonly kind: string }, R>(lookup: Effect.Effect<unknown, E, R>) =>
+  Effect.gen(function* () {
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      const gone = yield* lookup.pipe(
+        Effect.as(false),
+        Effect.catchIf(
+          (error) => error.kind === "not-found",
+          () => Effect.succeed(true)
+        )
+      )
+      if (gone) return true
+      yield* Effect.sleep("200 millis")
+    }
+    return false
+  })
+
+beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), "db-dump-test-"))
+  postgres = await startLocalPostgres({ name: NAME })
+  seedShop(postgres, { database: "shop", owner: MASTER_USER, password: SNAPSHOT_PASSWORD })
+  local = await startLocalStack({ name: NAME, policy, services: ["restorer", "streamer"], localPostgres: postgres })
+  passwordSync = Effect.runFork(
+    Effect.scoped(
+      Effect.provide(
+        syncMasterPasswords(postgres, { role: MASTER_USER, onPassword: (password) => passwordsSet.push(password) }),
+        local.clients
+      )
+    )
+  )
+})
+
+afterAll(async () => {
+  if (passwordSync !== undefined) await Effect.runPromise(Fiber.interrupt(passwordSync))
+  await local?.stop()
+  postgres?.stop()
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+describe("engine-native dumps of RDS snapshots on the emulator", () => {
+  it("dumps every database of a restored PostgreSQL instance to zstd SQL that restores to identical tables, then deletes the instance and its password", async () => {
+    // Prepare
+    const snapshotArn = await run(createSnapshot("shop-db", "postgres"))
+    // Act
+    await run(sendSnapshot(snapshotArn, "shop-db"))
+    const restore = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "restore:dump", "3 minutes"))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "archive:dump", "3 minutes"))
+    // Assess: the restore, made with a password of our own, announced by parameter name only
+    assert.strictEqual(restore["status"], "succeeded", String(restore["reason"]))
+    const database = restore["outcome"].database
+    assert.strictEqual(database.engine, "postgres")
+    assert.strictEqual(database.user, MASTER_USER)
+    assert.strictEqual(database.passwordParameter, `/backup-actions/restored/${database.instanceId}/password`)
+    assert.isAbove(passwordsSet.length, 0)
+    for (const password of passwordsSet) assert.notInclude(JSON.stringify(restore["outcome"]), password)
+    // Assess: the archive outcome
+    assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
+    const outcome = record["outcome"]
+    assert.strictEqual(outcome.mode, "dump")
+    assert.strictEqual(outcome.format, "sql")
+    assert.isTrue(outcome.verified)
+    assert.isFalse(outcome.sourceDeleted)
+    assert.strictEqual(outcome.restoredInstanceId, database.instanceId)
+    assert.strictEqual(outcome.location.key, "archives/rds/shop-db-snapshot/dump/")
+    const names = outcome.databases.map((entry: { database: string }) => entry.database)
+    assert.deepStrictEqual(names, ["postgres", "shop"])
+    const shop = outcome.databases.find((entry: { database: string }) => entry.database === "shop")
+    assert.strictEqual(shop.location.key, "archives/rds/shop-db-snapshot/dump/shop.sql.zst")
+    // Assess: the dump opens with stock zstd and psql, and restores to the same rows
+    const archive = join(scratch, "shop.sql.zst")
+    download(shop.location.bucket, shop.location.key, archive)
+    const sql = join(scratch, "shop.sql")
+    execFileSync("zstd", ["-q", "-d", "-f", archive, "-o", sql])
+    assert.strictEqual(readFileSync(sql).length, shop.bytesRead)
+    postgres.psql("postgres", "CREATE DATABASE shop_restored;")
+    postgres.psql("shop_restored", "", { file: sql })
+    const original = tableFingerprints(postgres, "shop")
+    const restored = tableFingerprints(postgres, "shop_restored")
+    assert.deepStrictEqual(Object.keys(original), ["customers", "events", "orders"])
+    assert.strictEqual(original["customers"]?.rows, 2000)
+    assert.strictEqual(original["orders"]?.rows, 5000)
+    assert.strictEqual(original["events"]?.rows, 3000)
+    assert.deepStrictEqual(restored, original)
+    // Assess: the manifest: engine, versions, databases, sizes and checksums
+    const manifest = join(scratch, "manifest.ndjson")
+    download(outcome.manifest.bucket, outcome.manifest.key, manifest)
+    const [header, ...lines] = readFileSync(manifest, "utf8").trim().split("\n").map((line) => JSON.parse(line))
+    assert.strictEqual(header.kind, "backup-actions/dump-manifest")
+    assert.strictEqual(header.engine, "postgres")
+    assert.match(header.tool, /^pg_dump \(PostgreSQL\) \d+/)
+    assert.deepStrictEqual(header.databases, ["postgres", "shop"])
+    assert.strictEqual(header.sqlBytes, outcome.bytesRead)
+    const shopLine = lines.find((line) => line.database === "shop")
+    assert.strictEqual(shopLine.checksum.value, shop.checksum.value)
+    assert.strictEqual(shopLine.sqlBytes, shop.bytesRead)
+    // Assess: the instance and its password are gone, the snapshot is kept
+    const instanceGone = await run(
+      becomesMissing(
+        Effect.flatMap(Rds, (rds) =>
+          awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: database.instanceId }), { abortSignal }))
+        )
+      )
+    )
+    assert.isTrue(instanceGone)
+    const parameterGone = await run(
+      becomesMissing(
+        Effect.flatMap(Ssm, (ssm) => awsCall("ssm:GetParameter", (abortSignal) => ssm.send(new GetParameterCommand({ Name: database.passwordParameter }), { abortSignal })))
+      )
+    )
+    assert.isTrue(parameterGone)
+    assert.isTrue(await run(snapshotExists("shop-db-snapshot")))
+    // Assess: no service ever logged a password
+    const logs = ["restorer", "streamer"].map((service) => readFileSync(join(localStateDir(), "logs", `${NAME}-${service}.log`), "utf8"))
+    assert.include(logs[1], "dumped shop")
+    for (const password of passwordsSet) {
+      for (const log of logs) assert.notInclude(log, password)
+    }
+  })
+
+  it("fails the restore of a SQL Server snapshot with the reason, restoring nothing and keeping the snapshot", async () => {
+    // Prepare
+    const snapshotArn = await run(createSnapshot("ledger-db", "sqlserver-ex"))
+    // Act
+    await run(sendSnapshot(snapshotArn, "ledger-db"))
+    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "restore:dump", "3 minutes"))
+    // Assess
+    assert.strictEqual(record["status"], "failed")
+    assert.strictEqual(
+      record["reason"],
+      "DB snapshot ledger-db-snapshot is of engine sqlserver-ex, which has no supported dump tool (supported: postgres, mysql, mariadb)"
+    )
+    assert.strictEqual(record["outcome"].status, "failed")
+    assert.strictEqual(record["outcome"].reason, record["reason"])
+    const instances = await run(
+      Effect.flatMap(Rds, (rds) => awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({}), { abortSignal })))
+    )
+    const restoredForIt = (instances.DBInstances ?? []).filter((instance) =>
+      (instance.TagList ?? []).some((tag) => tag.Key === "backup-actions:recovery-point" && tag.Value === snapshotArn)
+    )
+    assert.deepStrictEqual(restoredForIt, [])
+    assert.isTrue(await run(snapshotExists("ledger-db-snapshot")))
+  })
+})
