@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { Either } from "effect"
 import { UsageError } from "./errors"
+import { FAILOVER_HELP_TEXT, failoverCommandOf, type FailoverCommand } from "./failover"
 import { parseS3Url, type S3Location } from "./s3-url"
 
 /** Options every command takes. */
@@ -28,6 +29,7 @@ export type Command =
   | { readonly _tag: "Verify"; readonly archive: S3Location }
   | { readonly _tag: "RestoreTree"; readonly archive: S3Location; readonly directory: string }
   | { readonly _tag: "RestoreSnapshot"; readonly archive: S3Location }
+  | FailoverCommand
 
 export interface Invocation {
   readonly command: Command
@@ -52,6 +54,7 @@ Commands:
   replay     replay the bus archive over a time window
   verify     re-read an archive and check it against its manifest
   restore    extract a tar archive into a directory, or write a raw image as a new EBS snapshot
+  failover   bring the newest DR replica of a DB instance or volume up in the DR account and region
 
 Run \`backup-actions <command> --help\` for a command's options.
 
@@ -108,6 +111,9 @@ ${GLOBAL_HELP}`,
                    against the manifest; prints the new snapshot id
 
 The archive's composite checksum is checked as it streams; memory stays bounded whatever its size.
+
+${GLOBAL_HELP}`,
+  failover: `${FAILOVER_HELP_TEXT}
 
 ${GLOBAL_HELP}`
 }
@@ -229,7 +235,22 @@ export const parseCommandLine = (argv: ReadonlyArray<string>): Either.Either<Inv
           options: globalsOf(values)
         }
       }
+      case "failover": {
+        const { values, positionals } = yield* parse(name, rest, {
+          source: { type: "string" },
+          region: { type: "string" },
+          "instance-class": { type: "string" },
+          "new-instance-id": { type: "string" },
+          zone: { type: "string" },
+          "role-arn": { type: "string" },
+          "external-id": { type: "string" },
+          json: { type: "boolean", default: false }
+        })
+        if (values.help) return helpOnly(HELP["failover"] ?? "")
+        yield* noPositionals(name, positionals)
+        return { command: yield* failoverCommandOf(values), options: globalsOf(values) }
+      }
       default:
-        return yield* Either.left(new UsageError({ message: `unknown command "${name}" (status, report, replay, verify, restore)` }))
+        return yield* Either.left(new UsageError({ message: `unknown command "${name}" (status, report, replay, verify, restore, failover)` }))
     }
   })

@@ -1,6 +1,7 @@
 import { Cause, Console, Effect, Either, Exit, Layer, Option } from "effect"
 import { parseCommandLine, type Command, type Invocation } from "./args"
 import { EXIT, describeError, type CliError } from "./errors"
+import { failoverCommand } from "./failover"
 import { Progress } from "./progress"
 import { replayCommand } from "./replay"
 import { reportCommand } from "./report"
@@ -24,6 +25,8 @@ const commandEffect = (command: Exclude<Command, { readonly _tag: "Help" }>): Ef
       return restoreTreeCommand(command.archive, command.directory)
     case "RestoreSnapshot":
       return restoreSnapshotCommand(command.archive)
+    case "Failover":
+      return failoverCommand(command)
   }
 }
 

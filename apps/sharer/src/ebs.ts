@@ -120,6 +120,7 @@ export const replicateEbsSnapshot = (job: ReplicaJob) =>
                   sourceAccount: job.sourceAccount,
                   rule: plan.rule,
                   createdAt: new Date(now),
+                  sourceCreatedAt: sourceSnapshot.StartTime,
                   name: `DR replica of ${snapshotId}`
                 })
               }

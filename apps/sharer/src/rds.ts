@@ -193,6 +193,7 @@ export const replicateDbSnapshot = (job: ReplicaJob) =>
       sourceAccount: source.account,
       rule: plan.rule,
       createdAt: new Date(now),
+      sourceCreatedAt: snapshot.OriginalSnapshotCreateTime ?? snapshot.SnapshotCreateTime,
       name: `DR replica of ${source.name}`
     })
     const replicaName = dbSnapshotIdentifier("dr", source.name)

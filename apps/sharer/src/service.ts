@@ -1,13 +1,13 @@
-import { Duration, Effect, Layer, Option } from "effect"
+import { Effect, Layer } from "effect"
 import { AllClientsLive, AwsConfig } from "@backup-actions/aws"
-import { RecoveryPointStateChange, recoveryPointArnOf, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
+import { RecoveryPointStateChange, ReplicaCatchUpDue, recoveryPointArnOf, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, mayApply, replicaPlanFor } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
-import { Ledger, runStep } from "@backup-actions/ledger"
+import { Ledger } from "@backup-actions/ledger"
 import { AccountAccess } from "./accounts"
-import { replicateEbsSnapshot } from "./ebs"
-import { failedReplica, publishReplica, replicaAction, type ReplicaJob } from "./job"
-import { replicateDbSnapshot } from "./rds"
+import { catchUpReplicas } from "./catch-up"
+import type { ReplicaJob } from "./job"
+import { replicateUnderStep } from "./replica-step"
 import { SourceSharing } from "./sharing"
 import { CopySlots } from "./slots"
 import { replicateRulesNeedTags, resourceTags } from "./source-tags"
@@ -18,19 +18,6 @@ const arnField = (arn: string, index: 3 | 4): string | undefined => {
   return value === undefined || value === "" ? undefined : value
 }
 
-/** Copies the recovery point the way its resource type needs. */
-export const replicate = (job: ReplicaJob) => {
-  switch (job.resourceType) {
-    case "EBS":
-      return replicateEbsSnapshot(job)
-    case "RDS":
-    case "Aurora":
-      return replicateDbSnapshot(job)
-    default:
-      return Effect.succeed(failedReplica(job, `the sharer does not replicate ${job.resourceType} recovery points`))
-  }
-}
-
 /**
  * A completed recovery point: when a rule asks for a replica, copy it to the rule's
  * destination under a ledger step (a replayed event finds the step finished and does nothing)
@@ -39,7 +26,6 @@ export const replicate = (job: ReplicaJob) => {
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
-    const settings = yield* ServiceSettings
     const access = yield* AccountAccess
     const { resourceType, resourceArn, backupVaultName } = event.detail
     if (!mayApply(policy, "replicate", resourceType)) return
@@ -59,13 +45,14 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
       sourceRegion,
       plan
     }
-    const result = yield* runStep({ recoveryPointArn, action: replicaAction(plan) }, { lease: Duration.seconds(settings.stepLeaseSeconds) }, () =>
-      replicate(job)
-    )
-    if (Option.isSome(result)) yield* publishReplica(result.value.outcome)
+    yield* replicateUnderStep(job)
   }).pipe(Effect.annotateLogs({ service: "sharer" }))
 
-export const subscriptions = subscriptionSet(subscribeTo(ROUTES.sharer.recoveryPoints, onRecoveryPoint))
+/** The scheduled catch-up: every selected source of the window that has no finished replica step yet. */
+export const onReplicaCatchUpDue = (event: { readonly detail: { readonly lookBackDays: number } }) =>
+  catchUpReplicas({ lookBackDays: event.detail.lookBackDays }).pipe(Effect.asVoid, Effect.annotateLogs({ service: "sharer" }))
+
+export const subscriptions = subscriptionSet(subscribeTo(ROUTES.sharer.recoveryPoints, onRecoveryPoint), subscribe(ReplicaCatchUpDue, onReplicaCatchUpDue))
 
 /** Everything the sharer's handler needs, from the environment. */
 export const SharerLive = Layer.mergeAll(Ledger.Live, Publisher.Live, CopySlots.Live, SourceSharing.Live).pipe(

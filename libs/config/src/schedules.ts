@@ -1,4 +1,4 @@
-import { DigestDue, SweepDue, type Contract } from "@backup-actions/contracts"
+import { AmiSweepDue, DigestDue, ReplicaCatchUpDue, SweepDue, type Contract } from "@backup-actions/contracts"
 import type { ServiceName } from "./topology"
 
 /** When a schedule fires: once a day at a UTC time, or every N minutes. */
@@ -23,7 +23,11 @@ export const SCHEDULES: ReadonlyArray<ScheduledCommand> = [
   // Yesterday's report and digest, shortly after midnight UTC.
   { name: "reporter-daily-digest", service: "reporter", cadence: { every: "day", hourUtc: 0, minuteUtc: 5 }, command: DigestDue, detail: {} },
   // Restored volumes that a crash left behind, deleted once six hours old.
-  { name: "restorer-sweep", service: "restorer", cadence: { every: "minutes", minutes: 60 }, command: SweepDue, detail: { olderThanHours: 6 } }
+  { name: "restorer-sweep", service: "restorer", cadence: { every: "minutes", minutes: 60 }, command: SweepDue, detail: { olderThanHours: 6 } },
+  // DR replicas that the recovery-point events missed, over the last week.
+  { name: "sharer-catch-up", service: "sharer", cadence: { every: "minutes", minutes: 360 }, command: ReplicaCatchUpDue, detail: { lookBackDays: 7 } },
+  // AMIs old enough for their rule's olderThanDays that no event exported, once a day.
+  { name: "exporter-ami-sweep", service: "exporter", cadence: { every: "day", hourUtc: 2, minuteUtc: 0 }, command: AmiSweepDue, detail: {} }
 ]
 
 /** The EventBridge Scheduler expression of a cadence. */

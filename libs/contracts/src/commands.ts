@@ -49,3 +49,28 @@ export const SweepDue = defineContract({
   versioned: false,
   detail: Schema.Struct({ olderThanHours: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 6 }) })
 })
+
+/**
+ * Replicate what the recovery-point events missed (a lost event, a sharer that was down, a step
+ * that failed): the sources of the last `lookBackDays` that the replicate rules select and that
+ * have no finished replica step yet. The window keeps a source that always fails from being
+ * retried forever.
+ */
+export const ReplicaCatchUpDue = defineContract({
+  source: COMMAND_SOURCE,
+  detailType: "Replica Catch-Up Due",
+  versioned: false,
+  detail: Schema.Struct({ lookBackDays: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 7 }) })
+})
+
+/**
+ * Sweep the account's AMIs and export those the policy selects that are old enough (the
+ * rule's olderThanDays) and not exported yet; each runs the same ledger step as the
+ * recovery-point event, so an AMI is never exported twice.
+ */
+export const AmiSweepDue = defineContract({
+  source: COMMAND_SOURCE,
+  detailType: "AMI Sweep Due",
+  versioned: false,
+  detail: Schema.Struct({})
+})

@@ -1,0 +1,435 @@
+import { CreateVolumeCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client, type EC2ClientConfig, type Snapshot } from "@aws-sdk/client-ec2"
+import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, RDSClient, RestoreDBInstanceFromDBSnapshotCommand, type DBSnapshot, type RDSClientConfig } from "@aws-sdk/client-rds"
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts"
+import { Clock, Console, Duration, Effect, Either, Schedule, Schema } from "effect"
+import { AwsConfig, AwsError, awsCall, clientOptions, type AwsSettings } from "@backup-actions/aws"
+import { CREATED_AT_TAG, MANAGED_BY_TAG, SHARER, SOURCE_ARN_TAG, SOURCE_CREATED_AT_TAG, SOURCE_RESOURCE_TAG } from "@backup-actions/contracts"
+import { OperationFailed, UsageError } from "./errors"
+import { Progress } from "./progress"
+
+/**
+ * The tags the sharer puts on its replicas (apps/sharer/src/tags.ts). The CLI reads them in the
+ * DR account to find the replicas of a source; it never parses a replica's name.
+ */
+export const REPLICA_TAGS = {
+  managedBy: MANAGED_BY_TAG,
+  sharer: SHARER,
+  sourceArn: SOURCE_ARN_TAG,
+  sourceResource: SOURCE_RESOURCE_TAG,
+  createdAt: CREATED_AT_TAG,
+  sourceCreatedAt: SOURCE_CREATED_AT_TAG
+} as const
+
+/** What a failover was asked to bring back: a protected resource (its newest replica) or one recovery point. */
+export interface FailoverSource {
+  readonly arn: string
+  readonly kind: "RDS" | "EBS"
+  /** A protected resource's replicas carry its ARN in source-resource; a recovery point's in source-arn. */
+  readonly matchTag: string
+  /** The DB instance of an RDS resource ARN: narrows the listing of DB snapshots. */
+  readonly instanceId: string | undefined
+}
+
+export interface FailoverCommand {
+  readonly _tag: "Failover"
+  readonly source: FailoverSource
+  readonly instanceClass: string
+  readonly newInstanceId: string | undefined
+  /** The DR region; the stack's region when not given. */
+  readonly region: string | undefined
+  /** EBS: where the new volume goes. */
+  readonly zone: string | undefined
+  readonly roleArn: string | undefined
+  readonly externalId: string | undefined
+  readonly json: boolean
+}
+
+export const FAILOVER_HELP_TEXT = `Usage: backup-actions failover --source <arn> [--region <DR region>] [--instance-class db.t4g.micro]
+                            [--new-instance-id <id>] [--zone <availability zone>]
+                            [--role-arn <DR role> --external-id <id>] [--json]
+
+Pilot-light failover: finds the newest DR replica of the source that the sharer made (by its
+tags: backup-actions:managed-by=sharer and backup-actions:source-resource, or source-arn for one
+recovery point) in the DR account and region, and brings it up there:
+
+  an RDS DB instance (arn:...:rds:...:db:<id>) or DB snapshot (arn:...:rds:...:snapshot:<id>):
+      RestoreDBInstanceFromDBSnapshot into a new DB instance, then waits until it is available
+  an EBS volume (arn:...:ec2:...:volume/<id>) or snapshot (arn:...:ec2:...::snapshot/<id>):
+      CreateVolume from the replica in --zone, then waits until it is available
+
+Prints what it made, the endpoint, and the recovery point objective achieved: the replica's age
+(now minus the time its source snapshot was taken). Exit code 1 when there is no replica.
+
+  --source <arn>             the protected DB instance or volume, or one of its snapshots
+  --region <region>          the DR region (default: the stack's region)
+  --instance-class <class>   the new DB instance's class (default db.t4g.micro)
+  --new-instance-id <id>     the new DB instance's identifier (default failover-<source>-<time>)
+  --zone <zone>              EBS: the availability zone of the new volume (required)
+  --role-arn <arn>           a role in the DR account to assume (else the caller's own account)
+  --external-id <id>         the external id the role's trust policy requires
+  --json                     one JSON object on stdout instead of text`
+
+/** Reads a source ARN: which kind of resource, and which tag its replicas carry it in. */
+export const parseFailoverSource = (arn: string): Either.Either<FailoverSource, string> => {
+  const db = /^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:db:([A-Za-z][A-Za-z0-9-]*)$/.exec(arn)
+  if (db !== null) return Either.right({ arn, kind: "RDS", matchTag: REPLICA_TAGS.sourceResource, instanceId: db[1] })
+  if (/^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:snapshot:.+$/.test(arn)) return Either.right({ arn, kind: "RDS", matchTag: REPLICA_TAGS.sourceArn, instanceId: undefined })
+  if (/^arn:[^:]+:ec2:[a-z0-9-]+:\d{12}:volume\/vol-[0-9a-f]+$/.test(arn)) {
+    return Either.right({ arn, kind: "EBS", matchTag: REPLICA_TAGS.sourceResource, instanceId: undefined })
+  }
+  if (/^arn:[^:]+:ec2:[a-z0-9-]+:\d*:snapshot\/snap-[0-9a-f]+$/.test(arn)) return Either.right({ arn, kind: "EBS", matchTag: REPLICA_TAGS.sourceArn, instanceId: undefined })
+  return Either.left(
+    `--source "${arn}" is neither a DB instance or DB snapshot ARN (arn:aws:rds:<region>:<account>:db:<id>, ...:snapshot:<id>) nor an EBS volume or snapshot ARN`
+  )
+}
+
+/** The parsed options of `failover`, checked together. */
+export const failoverCommandOf = (values: {
+  readonly source?: string | undefined
+  readonly region?: string | undefined
+  readonly "instance-class"?: string | undefined
+  readonly "new-instance-id"?: string | undefined
+  readonly zone?: string | undefined
+  readonly "role-arn"?: string | undefined
+  readonly "external-id"?: string | undefined
+  readonly json?: boolean | undefined
+}): Either.Either<FailoverCommand, UsageError> =>
+  Either.gen(function* () {
+    const usage = (message: string) => Either.left(new UsageError({ message, command: "failover" }))
+    if (values.source === undefined) return yield* usage("--source <arn of the protected DB instance, volume or one of their snapshots> is required")
+    const source = yield* Either.mapLeft(parseFailoverSource(values.source), (message) => new UsageError({ message, command: "failover" }))
+    if (source.kind === "EBS" && values.zone === undefined) return yield* usage("an EBS source needs --zone <availability zone> for the new volume")
+    if (values["external-id"] !== undefined && values["role-arn"] === undefined) return yield* usage("--external-id is only used with --role-arn")
+    if (values["role-arn"] !== undefined && !/^arn:[^:]+:iam::\d{12}:role\/.+$/.test(values["role-arn"])) {
+      return yield* usage(`--role-arn "${values["role-arn"]}" is not an IAM role ARN`)
+    }
+    const newId = values["new-instance-id"]
+    if (newId !== undefined && !/^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/.test(newId)) {
+      return yield* usage(`--new-instance-id "${newId}" is not a DB instance identifier (a letter, then letters, digits and single hyphens, at most 63)`)
+    }
+    if (newId !== undefined && newId.endsWith("-")) return yield* usage(`--new-instance-id "${newId}" must not end with a hyphen`)
+    const command: FailoverCommand = {
+      _tag: "Failover",
+      source,
+      instanceClass: values["instance-class"] ?? "db.t4g.micro",
+      newInstanceId: newId,
+      region: values.region,
+      zone: values.zone,
+      roleArn: values["role-arn"],
+      externalId: values["external-id"],
+      json: values.json === true
+    }
+    return command
+  })
+
+/** The restored resource is not ready yet; the waiter asks again later. */
+class NotReadyYet extends Schema.TaggedError<NotReadyYet>()("NotReadyYet", { status: Schema.String }) {}
+
+/**
+ * How the new resource is waited for: 5 s, growing by half, jittered, at most a minute apart,
+ * for at most three hours (a large DB instance takes tens of minutes in AWS; the emulator none).
+ */
+export const readySchedule = Schedule.exponential(Duration.seconds(5), 1.5).pipe(
+  Schedule.jittered,
+  Schedule.modifyDelay((delay) => Duration.min(delay, Duration.minutes(1))),
+  Schedule.upTo(Duration.hours(3))
+)
+
+/** Clients in the DR region: the caller's own account, or the DR account through the role (credentials renewed before they expire). */
+const drClients = (settings: AwsSettings, region: string, roleArn: string | undefined, externalId: string | undefined) =>
+  Effect.gen(function* () {
+    const base = clientOptions({ ...settings, region })
+    if (roleArn === undefined) return yield* regionClients(base)
+    {
+      const sts = yield* Effect.acquireRelease(
+        Effect.sync(() => new STSClient(clientOptions(settings))),
+        (client) => Effect.sync(() => client.destroy())
+      )
+      const assume = awsCall("sts:AssumeRole", (abortSignal) =>
+        sts.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: "backup-actions-failover", ExternalId: externalId, DurationSeconds: 3600 }), { abortSignal })
+      ).pipe(
+        Effect.flatMap((answer) => {
+          const credentials = answer.Credentials
+          return credentials?.AccessKeyId === undefined || credentials.SecretAccessKey === undefined
+            ? Effect.fail(new AwsError({ operation: "sts:AssumeRole", code: "MissingCredentials", message: `no credentials for ${roleArn}`, kind: "client" }))
+            : Effect.succeed({
+                accessKeyId: credentials.AccessKeyId,
+                secretAccessKey: credentials.SecretAccessKey,
+                ...(credentials.SessionToken === undefined ? {} : { sessionToken: credentials.SessionToken }),
+                ...(credentials.Expiration === undefined ? {} : { expiration: credentials.Expiration })
+              })
+        })
+      )
+      // Fails here, with the role's own error, rather than on the first EC2 or RDS call.
+      yield* assume
+      return yield* regionClients({ ...base, credentials: () => Effect.runPromise(assume) })
+    }
+  })
+
+const regionClients = (options: EC2ClientConfig & RDSClientConfig) =>
+  Effect.acquireRelease(
+    Effect.sync(() => ({ ec2: new EC2Client(options), rds: new RDSClient(options) })),
+    (clients) =>
+      Effect.sync(() => {
+        clients.ec2.destroy()
+        clients.rds.destroy()
+      })
+  )
+
+const tagOf = (tags: ReadonlyArray<{ readonly Key?: string | undefined; readonly Value?: string | undefined }> | undefined, key: string) =>
+  tags?.find((tag) => tag.Key === key)?.Value
+
+const timeOf = (text: string | undefined): number | undefined => {
+  const millis = Date.parse(text ?? "")
+  return Number.isFinite(millis) ? millis : undefined
+}
+
+/** A replica found in the DR region, with the times that order replicas and give the RPO. */
+interface FoundReplica {
+  readonly id: string
+  readonly arn: string
+  /** When its source was taken, when known; else undefined. */
+  readonly sourceTakenAt: number | undefined
+  readonly createdAt: number | undefined
+}
+
+/** Newest first: by the time the source was taken, then by when the replica was made. */
+const newestFirst = (left: FoundReplica, right: FoundReplica): number =>
+  (right.sourceTakenAt ?? right.createdAt ?? 0) - (left.sourceTakenAt ?? left.createdAt ?? 0) || (right.createdAt ?? 0) - (left.createdAt ?? 0)
+
+const dbReplicas = (rds: RDSClient, source: FailoverSource) =>
+  Effect.gen(function* () {
+    const found: Array<FoundReplica> = []
+    let marker: string | undefined
+    do {
+      const page = yield* awsCall("rds:DescribeDBSnapshots", (abortSignal) =>
+        rds.send(
+          new DescribeDBSnapshotsCommand({
+            SnapshotType: "manual",
+            ...(source.instanceId === undefined ? {} : { Filters: [{ Name: "db-instance-id", Values: [source.instanceId] }] }),
+            MaxRecords: 100,
+            Marker: marker
+          }),
+          { abortSignal }
+        )
+      )
+      for (const snapshot of page.DBSnapshots ?? []) {
+        if (!isReplicaOf(snapshot.TagList, source) || snapshot.Status !== "available" || snapshot.DBSnapshotIdentifier === undefined) continue
+        found.push(dbReplicaOf(snapshot, snapshot.DBSnapshotIdentifier))
+      }
+      marker = page.Marker
+    } while (marker !== undefined && marker !== "")
+    return found.sort(newestFirst)
+  })
+
+const isReplicaOf = (tags: ReadonlyArray<{ readonly Key?: string | undefined; readonly Value?: string | undefined }> | undefined, source: FailoverSource) =>
+  tagOf(tags, REPLICA_TAGS.managedBy) === REPLICA_TAGS.sharer && tagOf(tags, source.matchTag) === source.arn
+
+const dbReplicaOf = (snapshot: DBSnapshot, id: string): FoundReplica => ({
+  id,
+  arn: snapshot.DBSnapshotArn ?? id,
+  // A DB snapshot copy keeps its source's creation time; the sharer's tag says it too.
+  sourceTakenAt: timeOf(tagOf(snapshot.TagList, REPLICA_TAGS.sourceCreatedAt)) ?? snapshot.OriginalSnapshotCreateTime?.getTime(),
+  createdAt: timeOf(tagOf(snapshot.TagList, REPLICA_TAGS.createdAt))
+})
+
+const ebsReplicas = (ec2: EC2Client, source: FailoverSource, region: string) =>
+  Effect.gen(function* () {
+    const found: Array<FoundReplica> = []
+    let nextToken: string | undefined
+    do {
+      const page = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
+        ec2.send(
+          new DescribeSnapshotsCommand({
+            OwnerIds: ["self"],
+            Filters: [
+              { Name: `tag:${REPLICA_TAGS.managedBy}`, Values: [REPLICA_TAGS.sharer] },
+              { Name: `tag:${source.matchTag}`, Values: [source.arn] },
+              { Name: "status", Values: ["completed"] }
+            ],
+            NextToken: nextToken
+          }),
+          { abortSignal }
+        )
+      )
+      for (const snapshot of page.Snapshots ?? []) {
+        if (!isReplicaOf(snapshot.Tags, source) || snapshot.SnapshotId === undefined) continue
+        found.push(ebsReplicaOf(snapshot, snapshot.SnapshotId, region))
+      }
+      nextToken = page.NextToken
+    } while (nextToken !== undefined && nextToken !== "")
+    return found.sort(newestFirst)
+  })
+
+const ebsReplicaOf = (snapshot: Snapshot, id: string, region: string): FoundReplica => ({
+  id,
+  arn: `arn:aws:ec2:${region}::snapshot/${id}`,
+  sourceTakenAt: timeOf(tagOf(snapshot.Tags, REPLICA_TAGS.sourceCreatedAt)),
+  createdAt: timeOf(tagOf(snapshot.Tags, REPLICA_TAGS.createdAt)) ?? snapshot.StartTime?.getTime()
+})
+
+/** Tags on what a failover makes: where it came from. Not the project's managed tag, so no sweeper ever deletes it. */
+const failoverTags = (source: FailoverSource, replica: FoundReplica, nowMs: number) => [
+  { Key: "backup-actions:failover-of", Value: source.arn },
+  { Key: "backup-actions:restored-from", Value: replica.arn },
+  { Key: REPLICA_TAGS.createdAt, Value: new Date(nowMs).toISOString() }
+]
+
+/** A DB instance identifier from the source's name and the time: letters, digits, single hyphens, at most 63. */
+export const defaultInstanceId = (source: FailoverSource, nowMs: number): string => {
+  const name = source.arn.split(/[:/]/).pop() ?? "db"
+  const stamp = new Date(nowMs).toISOString().replace(/[-:T]/g, "").slice(0, 12)
+  const base = `failover-${name}`.replace(/[^A-Za-z0-9]+/g, "-").slice(0, 63 - stamp.length - 1).replace(/-+$/, "")
+  return `${base}-${stamp}`
+}
+
+/** `1h 02m 03s` */
+export const describeAge = (seconds: number): string => {
+  const hours = Math.floor(seconds / 3600)
+  const minutes = Math.floor((seconds % 3600) / 60)
+  const rest = seconds % 60
+  return hours > 0 ? `${hours}h ${String(minutes).padStart(2, "0")}m ${String(rest).padStart(2, "0")}s` : `${minutes}m ${String(rest).padStart(2, "0")}s`
+}
+
+/** Asks again on the schedule until `check` stops failing with NotReadyYet; each answer shows as progress. */
+const waitUntilReady = <A, E, R>(what: string, check: Effect.Effect<A, NotReadyYet | E, R>) =>
+  Effect.gen(function* () {
+    const progress = yield* Progress
+    const started = yield* Clock.currentTimeMillis
+    return yield* check.pipe(
+      Effect.tapError((error) =>
+        error instanceof NotReadyYet && progress.enabled
+          ? Effect.flatMap(Clock.currentTimeMillis, (now) => Console.error(`${what}: ${error.status} after ${describeAge(Math.round((now - started) / 1000))}`))
+          : Effect.void
+      ),
+      Effect.retry({ schedule: readySchedule, while: (error) => error instanceof NotReadyYet }),
+      Effect.catchIf(
+        (error): error is NotReadyYet => error instanceof NotReadyYet,
+        (error) => new OperationFailed({ message: `${what} is still ${error.status} after 3 hours; it was left as it is` })
+      )
+    )
+  })
+
+const FAILED_DB_STATES = new Set(["failed", "incompatible-restore", "incompatible-parameters", "incompatible-network", "storage-full", "inaccessible-encryption-credentials", "deleting"])
+
+/** What a failover made, as printed. */
+export interface FailoverResult {
+  readonly source: string
+  readonly region: string
+  readonly replica: { readonly id: string; readonly arn: string; readonly sourceTakenAt: string | undefined; readonly createdAt: string | undefined }
+  readonly restored: { readonly kind: "db-instance" | "volume"; readonly id: string; readonly status: string; readonly endpoint?: string; readonly availabilityZone?: string }
+  /** Seconds from the source's snapshot (or, when that time is unknown, the replica's creation) to now. */
+  readonly rpoSeconds: number
+  readonly rpoFrom: "source snapshot" | "replica creation"
+}
+
+const restoreDbInstance = (rds: RDSClient, command: FailoverCommand, replica: FoundReplica, nowMs: number) =>
+  Effect.gen(function* () {
+    const instanceId = command.newInstanceId ?? defaultInstanceId(command.source, nowMs)
+    yield* awsCall("rds:RestoreDBInstanceFromDBSnapshot", (abortSignal) =>
+      rds.send(
+        new RestoreDBInstanceFromDBSnapshotCommand({
+          DBInstanceIdentifier: instanceId,
+          DBSnapshotIdentifier: replica.id,
+          DBInstanceClass: command.instanceClass,
+          Tags: [...failoverTags(command.source, replica, nowMs), { Key: "Name", Value: `failover of ${command.source.arn}` }]
+        }),
+        { abortSignal }
+      )
+    )
+    const instance = yield* waitUntilReady(
+      `DB instance ${instanceId}`,
+      Effect.gen(function* () {
+        const answer = yield* awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instanceId }), { abortSignal }))
+        const found = answer.DBInstances?.[0]
+        const status = found?.DBInstanceStatus ?? "unknown"
+        if (status === "available" && found !== undefined) return found
+        if (FAILED_DB_STATES.has(status)) return yield* new OperationFailed({ message: `DB instance ${instanceId} ended ${status} while it was being restored from ${replica.arn}` })
+        return yield* new NotReadyYet({ status })
+      })
+    )
+    const endpoint = instance.Endpoint?.Address === undefined ? undefined : `${instance.Endpoint.Address}:${instance.Endpoint.Port ?? ""}`
+    return { kind: "db-instance" as const, id: instanceId, status: instance.DBInstanceStatus ?? "available", ...(endpoint === undefined ? {} : { endpoint }) }
+  })
+
+const createVolume = (ec2: EC2Client, command: FailoverCommand, replica: FoundReplica, zone: string, nowMs: number) =>
+  Effect.gen(function* () {
+    const created = yield* awsCall("ec2:CreateVolume", (abortSignal) =>
+      ec2.send(
+        new CreateVolumeCommand({
+          SnapshotId: replica.id,
+          AvailabilityZone: zone,
+          VolumeType: "gp3",
+          TagSpecifications: [{ ResourceType: "volume", Tags: [...failoverTags(command.source, replica, nowMs), { Key: "Name", Value: `failover of ${command.source.arn}` }] }]
+        }),
+        { abortSignal }
+      )
+    )
+    const volumeId = created.VolumeId ?? ""
+    const volume = yield* waitUntilReady(
+      `volume ${volumeId}`,
+      Effect.gen(function* () {
+        const answer = yield* awsCall("ec2:DescribeVolumes", (abortSignal) => ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }), { abortSignal }))
+        const state = answer.Volumes?.[0]?.State ?? "unknown"
+        if (state === "available") return state
+        if (state === "error") return yield* new OperationFailed({ message: `volume ${volumeId} ended in the error state while it was being created from ${replica.arn}` })
+        return yield* new NotReadyYet({ status: state })
+      })
+    )
+    return { kind: "volume" as const, id: volumeId, status: volume, availabilityZone: zone }
+  })
+
+/**
+ * `failover`: the newest replica of the source in the DR account and region, restored there
+ * (a DB instance, or an EBS volume), waited for, and reported with the RPO it achieves.
+ */
+export const failoverCommand = (command: FailoverCommand) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const settings = yield* AwsConfig
+      const region = command.region ?? settings.region
+      const clients = yield* drClients(settings, region, command.roleArn, command.externalId)
+      const where = `${region} of ${command.roleArn === undefined ? "the caller's account" : `the account of ${command.roleArn}`}`
+      const replicas = command.source.kind === "RDS" ? yield* dbReplicas(clients.rds, command.source) : yield* ebsReplicas(clients.ec2, command.source, region)
+      const newest = replicas[0]
+      if (newest === undefined) {
+        return yield* new OperationFailed({
+          message: `no replica of ${command.source.arn} in ${where}: no ${command.source.kind === "RDS" ? "available DB snapshot" : "completed snapshot"} tagged ${REPLICA_TAGS.managedBy}=${REPLICA_TAGS.sharer} and ${command.source.matchTag}=${command.source.arn}`
+        })
+      }
+      const startedAt = yield* Clock.currentTimeMillis
+      const restored =
+        command.source.kind === "RDS"
+          ? yield* restoreDbInstance(clients.rds, command, newest, startedAt)
+          : yield* createVolume(clients.ec2, command, newest, command.zone ?? "", startedAt)
+      const now = yield* Clock.currentTimeMillis
+      const from = newest.sourceTakenAt ?? newest.createdAt ?? now
+      const result: FailoverResult = {
+        source: command.source.arn,
+        region,
+        replica: {
+          id: newest.id,
+          arn: newest.arn,
+          sourceTakenAt: newest.sourceTakenAt === undefined ? undefined : new Date(newest.sourceTakenAt).toISOString(),
+          createdAt: newest.createdAt === undefined ? undefined : new Date(newest.createdAt).toISOString()
+        },
+        restored,
+        rpoSeconds: Math.max(0, Math.round((now - from) / 1000)),
+        rpoFrom: newest.sourceTakenAt === undefined ? "replica creation" : "source snapshot"
+      }
+      if (command.json) {
+        yield* Console.log(JSON.stringify(result, null, 2))
+        return
+      }
+      yield* Console.log(
+        [
+          `failover of ${result.source} in ${where}`,
+          `  replica   ${result.replica.arn}${result.replica.sourceTakenAt === undefined ? "" : ` (source taken ${result.replica.sourceTakenAt})`}`,
+          `  restored  ${restored.kind === "db-instance" ? "DB instance" : "volume"} ${restored.id}: ${restored.status}`,
+          ...("endpoint" in restored && restored.endpoint !== undefined ? [`  endpoint  ${restored.endpoint}`] : []),
+          ...("availabilityZone" in restored && restored.availabilityZone !== undefined ? [`  zone      ${restored.availabilityZone}`] : []),
+          `  RPO       ${describeAge(result.rpoSeconds)} (${result.rpoSeconds} s${result.rpoFrom === "source snapshot" ? "" : ", at least: counted from the replica's creation, the source's time is not recorded"})`
+        ].join("\n")
+      )
+    })
+  )

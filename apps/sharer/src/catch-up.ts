@@ -1,0 +1,223 @@
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
+import { DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
+import { Clock, Duration, Effect, Option } from "effect"
+import { AwsConfig, awsCall } from "@backup-actions/aws"
+import { PolicySource, replicaPlanFor, type Policy, type RecoveryPointFacts, type ReplicaPlan } from "@backup-actions/config"
+import { Ledger } from "@backup-actions/ledger"
+import { AccountAccess, type RegionClients } from "./accounts"
+import { replicaAction, type ReplicaJob } from "./job"
+import { replicateUnderStep } from "./replica-step"
+import { CopySlots, destinationKey } from "./slots"
+import { replicateRulesNeedTags, resourceTags } from "./source-tags"
+import { MANAGED_BY_TAG, SHARER, tagValue } from "./tags"
+
+/**
+ * The tag AWS Backup puts on every recovery point of the project's plans (the plans'
+ * RecoveryPointTags): the catch-up only ever looks at those, never at anyone else's snapshots.
+ */
+export const PROJECT_TAG = "backup-actions:managed"
+export const PROJECT_TAG_VALUE = "true"
+
+/** A source recovery point found by listing, with what the policy needs to know of it. */
+export interface CatchUpSource {
+  readonly recoveryPointArn: string
+  readonly resourceArn: string
+  readonly resourceType: "EBS" | "RDS"
+  readonly sourceAccount: string
+}
+
+/** How one catch-up run ended, per source. */
+export interface CatchUpSummary {
+  /** Sources listed: the project's, in the window. */
+  readonly listed: number
+  /** Already replicated (their step had succeeded): left alone. */
+  readonly alreadyReplicated: number
+  /** Their rule can only be decided by the vault, which a listed snapshot does not name. */
+  readonly undecided: number
+  /** No replicate rule selects them. */
+  readonly notSelected: number
+  readonly replicated: number
+  readonly failed: number
+  /** Another worker held the step (the event path is on it). */
+  readonly busy: number
+  /** The step could not be run or announced (an AWS error on the ledger or the bus); the next run tries again. */
+  readonly errors: number
+}
+
+const partitionOf = (region: string): string => (region.startsWith("cn-") ? "aws-cn" : region.startsWith("us-gov-") ? "aws-us-gov" : "aws")
+
+const isProjects = (tags: ReadonlyArray<{ readonly Key?: string | undefined; readonly Value?: string | undefined }> | undefined): boolean =>
+  tagValue(tags, PROJECT_TAG) === PROJECT_TAG_VALUE && tagValue(tags, MANAGED_BY_TAG) !== SHARER
+
+/** The project's completed EBS snapshots in the client's region taken since `sinceMs`, every page. */
+export const listEbsSources = (clients: RegionClients, sinceMs: number) =>
+  Effect.gen(function* () {
+    const partition = partitionOf(clients.region)
+    const found: Array<CatchUpSource> = []
+    let nextToken: string | undefined
+    do {
+      const page = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
+        clients.ec2.send(
+          new DescribeSnapshotsCommand({
+            OwnerIds: ["self"],
+            Filters: [
+              { Name: `tag:${PROJECT_TAG}`, Values: [PROJECT_TAG_VALUE] },
+              { Name: "status", Values: ["completed"] }
+            ],
+            MaxResults: 1000,
+            NextToken: nextToken
+          }),
+          { abortSignal }
+        )
+      )
+      for (const snapshot of page.Snapshots ?? []) {
+        const takenAt = snapshot.StartTime?.getTime() ?? 0
+        if (snapshot.SnapshotId === undefined || snapshot.VolumeId === undefined || !isProjects(snapshot.Tags) || takenAt < sinceMs) continue
+        const account = snapshot.OwnerId ?? ""
+        found.push({
+          recoveryPointArn: `arn:${partition}:ec2:${clients.region}::snapshot/${snapshot.SnapshotId}`,
+          resourceArn: `arn:${partition}:ec2:${clients.region}:${account}:volume/${snapshot.VolumeId}`,
+          resourceType: "EBS",
+          sourceAccount: account
+        })
+      }
+      nextToken = page.NextToken
+    } while (nextToken !== undefined && nextToken !== "")
+    return found
+  })
+
+/**
+ * The project's available DB instance snapshots in the client's region taken since `sinceMs`:
+ * those AWS Backup made (type awsbackup) and manual ones, every page. DescribeDBSnapshots has no
+ * tag filter, so the tags are read from each snapshot's TagList.
+ */
+export const listDbSources = (clients: RegionClients, sinceMs: number) =>
+  Effect.gen(function* () {
+    const partition = partitionOf(clients.region)
+    const found: Array<CatchUpSource> = []
+    for (const snapshotType of ["awsbackup", "manual"]) {
+      let marker: string | undefined
+      do {
+        const page = yield* awsCall("rds:DescribeDBSnapshots", (abortSignal) =>
+          clients.rds.send(new DescribeDBSnapshotsCommand({ SnapshotType: snapshotType, MaxRecords: 100, Marker: marker }), { abortSignal })
+        )
+        for (const snapshot of page.DBSnapshots ?? []) {
+          const takenAt = (snapshot.OriginalSnapshotCreateTime ?? snapshot.SnapshotCreateTime)?.getTime() ?? 0
+          const account = /^arn:[^:]+:rds:[^:]+:(\d{12}):/.exec(snapshot.DBSnapshotArn ?? "")?.[1]
+          if (
+            snapshot.DBSnapshotArn === undefined ||
+            account === undefined ||
+            snapshot.DBInstanceIdentifier === undefined ||
+            snapshot.Status !== "available" ||
+            !isProjects(snapshot.TagList) ||
+            takenAt < sinceMs
+          ) {
+            continue
+          }
+          found.push({
+            recoveryPointArn: snapshot.DBSnapshotArn,
+            resourceArn: `arn:${partition}:rds:${clients.region}:${account}:db:${snapshot.DBInstanceIdentifier}`,
+            resourceType: "RDS",
+            sourceAccount: account
+          })
+        }
+        marker = page.Marker
+      } while (marker !== undefined && marker !== "")
+    }
+    return found
+  })
+
+/**
+ * The plan for a listed source, as the event path would find it. A listed snapshot does not
+ * name the vault it is in, so when the first rule that matches otherwise also names vaults, the
+ * answer depends on the vault: such a source is left to its event rather than sent where another
+ * rule would send it.
+ */
+export const catchUpPlanFor = (policy: Policy, facts: Omit<RecoveryPointFacts, "vaultName">): ReplicaPlan | "depends-on-vault" | undefined => {
+  for (const rule of policy.rules) {
+    if (rule.replicate === undefined) continue
+    // Taking the rule's own first vault as the recovery point's asks whether everything but the vault matches.
+    const plan = replicaPlanFor({ rules: [rule] }, { ...facts, vaultName: rule.match.vaults?.[0] ?? "" })
+    if (plan === undefined) continue
+    return rule.match.vaults === undefined ? plan : "depends-on-vault"
+  }
+  return undefined
+}
+
+type Outcome = keyof Omit<CatchUpSummary, "listed">
+
+/**
+ * The scheduled catch-up: lists the project's EBS and DB snapshots of the window in the sharer's
+ * own account and region, and runs every one that a replicate rule selects and whose step has
+ * not succeeded through the same ledger step as its event would. The copies of each destination
+ * run at most `maxConcurrentCopies` at a time (and CopySlots keeps the bound together with the
+ * event path); one source's failure never stops the others.
+ */
+export const catchUpReplicas = (options: { readonly lookBackDays: number }) =>
+  Effect.gen(function* () {
+    const policy = yield* PolicySource
+    const settings = yield* AwsConfig
+    const access = yield* AccountAccess
+    const ledger = yield* Ledger
+    yield* CopySlots
+    const now = yield* Clock.currentTimeMillis
+    const sinceMs = now - Duration.toMillis(Duration.days(options.lookBackDays))
+    const clients = yield* access.clients({ region: settings.region })
+    const wantsEbs = policy.rules.some((rule) => rule.replicate !== undefined && (rule.match.resourceTypes === undefined || rule.match.resourceTypes.includes("EBS")))
+    const wantsRds = policy.rules.some((rule) => rule.replicate !== undefined && (rule.match.resourceTypes === undefined || rule.match.resourceTypes.includes("RDS")))
+    const sources = [...(wantsEbs ? yield* listEbsSources(clients, sinceMs) : []), ...(wantsRds ? yield* listDbSources(clients, sinceMs) : [])]
+
+    const counts: Record<Outcome, number> = { alreadyReplicated: 0, undecided: 0, notSelected: 0, replicated: 0, failed: 0, busy: 0, errors: 0 }
+    const tagsOfResource = new Map<string, Readonly<Record<string, string>>>()
+    const groups = new Map<string, { readonly limit: number; readonly jobs: Array<ReplicaJob> }>()
+    for (const source of sources) {
+      let tags: Readonly<Record<string, string>> | undefined
+      if (replicateRulesNeedTags(policy, source.resourceType)) {
+        tags = tagsOfResource.get(source.resourceArn) ?? (yield* resourceTags(clients, source.resourceType, source.resourceArn))
+        tagsOfResource.set(source.resourceArn, tags)
+      }
+      const plan = catchUpPlanFor(policy, { resourceType: source.resourceType, resourceArn: source.resourceArn, ...(tags === undefined ? {} : { tags }) })
+      if (plan === undefined) {
+        counts.notSelected += 1
+        continue
+      }
+      if (plan === "depends-on-vault") {
+        counts.undecided += 1
+        continue
+      }
+      const key = destinationKey(plan.destinationAccount, plan.destinationRegion)
+      const group = groups.get(key) ?? { limit: plan.maxConcurrentCopies, jobs: [] }
+      group.jobs.push({ ...source, sourceRegion: settings.region, plan })
+      groups.set(key, group)
+    }
+
+    const runOne = (job: ReplicaJob) =>
+      Effect.gen(function* () {
+        const record = yield* ledger.get({ recoveryPointArn: job.recoveryPointArn, action: replicaAction(job.plan) })
+        if (record?.status === "succeeded") return "alreadyReplicated" as const
+        const result = yield* replicateUnderStep(job)
+        if (Option.isNone(result)) return "alreadyReplicated" as const
+        return result.value._tag === "Succeeded" ? ("replicated" as const) : ("failed" as const)
+      }).pipe(
+        Effect.catchTags({
+          StepBusy: () => Effect.succeed("busy" as const),
+          LeaseLost: (error) => Effect.logWarning(`catch-up lost the step of ${error.recoveryPointArn}`).pipe(Effect.as("errors" as const)),
+          AwsError: (error) => Effect.logWarning(`catch-up of ${job.recoveryPointArn}: ${error.operation} failed: ${error.code}: ${error.message}`).pipe(Effect.as("errors" as const)),
+          PublishFailed: (error) => Effect.logWarning(`catch-up of ${job.recoveryPointArn}: Replica Completed was refused: ${error.errorMessage}`).pipe(Effect.as("errors" as const)),
+          EventDecodeError: (error) => Effect.logError(`catch-up of ${job.recoveryPointArn}: the outcome does not fit Replica Completed: ${error.message}`).pipe(Effect.as("errors" as const))
+        }),
+        Effect.tap((outcome) => Effect.sync(() => (counts[outcome] += 1)))
+      )
+
+    yield* Effect.forEach([...groups.values()], (group) => Effect.forEach(group.jobs, runOne, { concurrency: group.limit, discard: true }), {
+      concurrency: "unbounded",
+      discard: true
+    })
+    const summary: CatchUpSummary = { listed: sources.length, ...counts }
+    yield* Effect.logInfo(
+      `catch-up over ${options.lookBackDays} days: ${summary.listed} listed, ${summary.replicated} replicated, ${summary.failed} failed, ` +
+        `${summary.alreadyReplicated} already replicated, ${summary.busy} busy elsewhere, ${summary.notSelected} not selected, ` +
+        `${summary.undecided} left to their event (the rule depends on the vault), ${summary.errors} errors`
+    )
+    return summary
+  }).pipe(Effect.scoped)

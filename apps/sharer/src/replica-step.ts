@@ -1,0 +1,34 @@
+import { Duration, Effect, Option } from "effect"
+import { ServiceSettings } from "@backup-actions/config"
+import { runStep } from "@backup-actions/ledger"
+import { replicateEbsSnapshot } from "./ebs"
+import { failedReplica, publishReplica, replicaAction, type ReplicaJob } from "./job"
+import { replicateDbSnapshot } from "./rds"
+
+/** Copies the recovery point the way its resource type needs. */
+export const replicate = (job: ReplicaJob) => {
+  switch (job.resourceType) {
+    case "EBS":
+      return replicateEbsSnapshot(job)
+    case "RDS":
+    case "Aurora":
+      return replicateDbSnapshot(job)
+    default:
+      return Effect.succeed(failedReplica(job, `the sharer does not replicate ${job.resourceType} recovery points`))
+  }
+}
+
+/**
+ * The one ledger step of a replica, for the event and the scheduled catch-up alike: a finished
+ * step does nothing; otherwise the copy runs and its outcome is announced. Returns how it ended,
+ * or None when the step had already finished.
+ */
+export const replicateUnderStep = (job: ReplicaJob) =>
+  Effect.gen(function* () {
+    const settings = yield* ServiceSettings
+    const result = yield* runStep({ recoveryPointArn: job.recoveryPointArn, action: replicaAction(job.plan) }, { lease: Duration.seconds(settings.stepLeaseSeconds) }, () =>
+      replicate(job)
+    )
+    if (Option.isSome(result)) yield* publishReplica(result.value.outcome)
+    return result
+  })
