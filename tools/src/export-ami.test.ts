@@ -3,10 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CreateImageCommand, CreateTagsCommand, DescribeImagesCommand, RegisterImageCommand, RunInstancesCommand } from "@aws-sdk/client-ec2"
+import { CreateImageCommand, CreateTagsCommand, DescribeImagesCommand, DescribeSnapshotsCommand, RegisterImageCommand, RunInstancesCommand } from "@aws-sdk/client-ec2"
+import { PutEventsCommand } from "@aws-sdk/client-eventbridge"
 import { GetObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, Schema, type Layer, type Scope } from "effect"
-import { Ec2, S3, awsCall } from "@backup-actions/aws"
+import { Ec2, EventBridge, S3, awsCall } from "@backup-actions/aws"
+import { ExportCompleted } from "@backup-actions/contracts"
 import { ExportAction, SCHEDULES, type Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION } from "@backup-actions/local"
 import { sendRecoveryPointEvent, waitForStep } from "./backup-events"
@@ -33,6 +35,11 @@ let scratch: string
 
 const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | Scope.Scope>) =>
   Effect.runPromise(Effect.scoped(Effect.provide(effect, local.clients)))
+
+const describeSnapshot = (snapshotId: string) =>
+  Effect.flatMap(Ec2, (ec2) =>
+    awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }), { abortSignal }))
+  ).pipe(Effect.map((result) => result.Snapshots?.[0]))
 
 const amiArn = (imageId: string): string => `arn:aws:ec2:${EMULATOR_REGION}::image/${imageId}`
 const instanceArn = (instanceId: string): string => `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:instance/${instanceId}`
@@ -73,7 +80,7 @@ const imageOfInstance = (name: string) =>
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "export-ami-test-"))
-  local = await startLocalStack({ name: "export-ami-test", policy, services: ["exporter"] })
+  local = await startLocalStack({ name: "export-ami-test", policy, services: ["exporter", "streamer"] })
 })
 
 afterAll(async () => {
@@ -134,6 +141,51 @@ describe("the AMI export on the emulator", () => {
     assert.strictEqual(document["bootMode"], image?.BootMode)
     assert.deepStrictEqual(document["tags"], { team: "sweep", "backup-actions:managed": "true" })
     assert.strictEqual((await run(describeImage(directImageId)))?.State, "available")
+  })
+
+  it("archives through the streamer's direct mode each snapshot that an AMI's direct export names, and keeps them", async () => {
+    // Prepare: a snapshot with data (the emulator's RegisterImage points images at an empty
+    // snapshot of its own, which has no EBS direct blocks, so the export is announced here
+    // with a snapshot written through the EBS direct APIs)
+    const disk = join(scratch, "data.img")
+    writeFileSync(disk, Buffer.concat([randomBytes(512 * 1024), Buffer.alloc(1024 * 1024), randomBytes(512 * 1024)]))
+    const { snapshotId, volumeBytes } = await run(putImageAsSnapshot(disk, "ami data volume"))
+    const imageArn = amiArn("ami-0feedfacecafe0001")
+    const detail = {
+      schemaVersion: 1 as const,
+      correlationId: imageArn,
+      idempotencyKey: `${imageArn}#export:direct`,
+      status: "exported" as const,
+      kind: "ami" as const,
+      mode: "direct" as const,
+      imageId: "ami-0feedfacecafe0001",
+      sourceDeleted: false,
+      location: { bucket: local.stack.artifactBucket, key: "archives/ami/ami-0feedfacecafe0001/image.json" },
+      snapshots: [{ snapshotId, deviceName: "/dev/xvdb", archive: { bucket: local.stack.artifactBucket, key: `archives/ebs/${snapshotId}/direct/disk.img.zst` } }]
+    }
+    // Act
+    await run(
+      Effect.gen(function* () {
+        const events = yield* EventBridge
+        const encoded = yield* ExportCompleted.encodeDetail(detail)
+        yield* awsCall("events:PutEvents", (abortSignal) =>
+          events.send(
+            new PutEventsCommand({
+              Entries: [{ EventBusName: local.stack.busName, Source: ExportCompleted.source, DetailType: ExportCompleted.detailType, Detail: JSON.stringify(encoded) }]
+            }),
+            { abortSignal }
+          )
+        )
+      })
+    )
+    const archived = await run(waitForStep(local.stack.ledgerTable, `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshotId}`, "archive:direct", "3 minutes"))
+    // Assess
+    assert.strictEqual(archived["status"], "succeeded", String(archived["reason"]))
+    assert.deepStrictEqual(archived["outcome"].location, detail.snapshots[0]?.archive)
+    assert.strictEqual(archived["outcome"].bytesRead, volumeBytes)
+    assert.isTrue(archived["outcome"].verified)
+    assert.isFalse(archived["outcome"].sourceDeleted)
+    assert.strictEqual((await run(describeSnapshot(snapshotId)))?.State, "completed")
   })
 
   it("exports a managed AMI that no event announced on the daily sweep, and leaves the one the event exported alone", async () => {

@@ -54,6 +54,16 @@ export const exporterStack = (scope: Construct, config: DeployConfig, overrides:
   stack.allow(role, ["backup:DeleteRecoveryPoint"], [`arn:${stack.partition}:backup:${region}:${account}:recovery-point:*`], {
     StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE }
   })
+  // EC2 AMIs: store-image tasks (which read the image's snapshots through EBS direct), the copy
+  // into the storage class, and deregistering only the project's images after a verified copy.
+  stack.allow(role, ["ec2:CreateStoreImageTask", "ec2:DescribeStoreImageTasks", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock"], ["*"])
+  stack.allow(role, ["ec2:DeregisterImage"], [`arn:${stack.partition}:ec2:${region}::image/*`], { StringEquals: { [`ec2:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } })
+  stack.allow(role, ["ec2:DeleteSnapshot"], [`arn:${stack.partition}:ec2:${region}::snapshot/*`], { StringEquals: { [`ec2:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } })
+  const amiObjects = [
+    ...exportBuckets.flatMap((bucket) => [`arn:${stack.partition}:s3:::${bucket}/ami-*.bin`, `arn:${stack.partition}:s3:::${bucket}/recovery-points/*`]),
+    `arn:${stack.partition}:s3:::${stack.names.artifactBucket}/archives/ami/*`
+  ]
+  stack.allow(role, ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject", "s3:AbortMultipartUpload"], amiObjects)
   if (exportObjects.length > 0) {
     stack.allow(role, ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"], exportObjects)
   }
@@ -65,6 +75,9 @@ export const exporterStack = (scope: Construct, config: DeployConfig, overrides:
     { resource: `arn:<AWS::Partition>:dynamodb:${region}:${account}:table/*/backup/*`, reason: "Any backup that a recovery point names may be restored to a temporary table." },
     { resource: `arn:<AWS::Partition>:dynamodb:${region}:${account}:table/backup-actions-export-*`, reason: "The exporter's own temporary tables, deleted only when tagged as the project's." },
     { resource: `arn:<AWS::Partition>:backup:${region}:${account}:recovery-point:*`, reason: "Deletes only recovery points tagged as the project's, and only after a verified export." },
+    { resource: `arn:<AWS::Partition>:ec2:${region}::image/*`, reason: "Deregisters only images tagged as the project's, after a verified copy." },
+    { resource: `arn:<AWS::Partition>:ec2:${region}::snapshot/*`, reason: "Deletes only the snapshots of images tagged as the project's." },
+    ...amiObjects.map((resource) => ({ resource: resource.replace(`arn:${stack.partition}:`, "arn:<AWS::Partition>:"), reason: "Stored images, their Glacier copies and image metadata, only under those keys." })),
     ...exportObjects.map((resource) => ({ resource: resource.replace(`arn:${stack.partition}:`, "arn:<AWS::Partition>:"), reason: "Export files, only under the policy's prefix." }))
   ])
   return stack

@@ -1,23 +1,38 @@
 import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
-import { serviceStackProblems, statementsOf, synthesizeService, testDeployConfig } from "@backup-actions/deploy"
+import { serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
 import { restorerStack } from "./deploy"
 
 describe("the restorer's stack", () => {
-  const { template, nag } = synthesizeService((app) => restorerStack(app, testDeployConfig()))
+  const { template, nag } = synthesizeService((app) => restorerStack(app, testDeployConfig(), { image: testImage() }))
 
   it("subscribes with the contracts' patterns, dead-letters after five receives and alarms on the DLQ, with no wildcard actions", () => {
     // Assess
     assert.deepStrictEqual(serviceStackProblems(template, "restorer"), [])
   })
 
-  it("runs as a Lambda function on Node.js 24 fed by its queue, restoring into the streamer's zone", () => {
+  it("runs on Fargate (a DB restore outlasts a Lambda invocation), restoring into the streamer's zone", () => {
     // Assess
-    template.hasResourceProperties("AWS::Lambda::Function", {
-      Runtime: "nodejs24.x",
-      Environment: { Variables: Match.objectLike({ BACKUP_ACTIONS_AVAILABILITY_ZONE: "eu-west-1a", NODE_OPTIONS: Match.stringLikeRegexp("--max-old-space-size=128") }) }
+    template.hasResourceProperties("AWS::ECS::Service", { LaunchType: "FARGATE" })
+    template.hasResourceProperties("AWS::ECS::TaskDefinition", {
+      ContainerDefinitions: [
+        Match.objectLike({
+          Environment: Match.arrayWith([
+            { Name: "NODE_OPTIONS", Value: Match.stringLikeRegexp("--max-old-space-size=128") },
+            { Name: "BACKUP_ACTIONS_AVAILABILITY_ZONE", Value: "eu-west-1a" }
+          ])
+        })
+      ]
     })
-    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", { FunctionResponseTypes: ["ReportBatchItemFailures"] })
+  })
+
+  it("keeps restored DB passwords under its own SSM path and deletes only the instances it tagged", () => {
+    // Prepare
+    const statements = statementsOf(template)
+    const withAction = (action: string) => statements.filter((statement) => [statement.Action].flat().includes(action))
+    // Assess
+    assert.match(JSON.stringify(withAction("ssm:PutParameter")), /parameter\/backup-actions\/restored\/\*/)
+    assert.deepStrictEqual(withAction("rds:DeleteDBInstance")[0]?.Condition, { StringEquals: { "aws:ResourceTag/backup-actions:managed": "true" } })
   })
 
   it("creates volumes only with the project's tag and deletes only volumes that carry it", () => {

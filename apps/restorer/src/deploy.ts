@@ -3,14 +3,25 @@ import type { Construct } from "constructs"
 import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE, ServiceStack, type DeployConfig, type ServiceOverrides } from "@backup-actions/deploy"
 
 /**
- * The restorer: a Lambda consumer that makes gp3 volumes from snapshots in the streamer's
- * zone and deletes them again, plus the scheduled sweep of leftovers. It may create volumes
- * only with the project's tag, and delete only volumes that carry it.
+ * The restorer: makes gp3 volumes from snapshots in the streamer's zone and small DB instances
+ * from DB snapshots (their password in SSM), deletes them again, and sweeps leftovers on a
+ * schedule. A DB restore outlasts a Lambda invocation, so it runs as a Fargate consumer. It
+ * may create volumes and instances only with the project's tag, and delete only those.
  */
 export const restorerStack = (scope: Construct, config: DeployConfig, overrides: ServiceOverrides = {}): ServiceStack => {
   const stack = new ServiceStack(scope, "Restorer", { config, service: "restorer", visibilityTimeout: Duration.minutes(15), ...overrides })
-  const { consumer, role } = stack.addLambdaConsumer({ memoryMiB: 256, timeout: Duration.minutes(14), batchSize: 1 })
-  consumer.addEnvironment("BACKUP_ACTIONS_AVAILABILITY_ZONE", `${config.region}${config.streamer.availabilityZoneSuffix}`)
+  const { role, container } = stack.addFargateConsumer({ cpu: 256, memoryMiB: 512, maxTasks: 2 })
+  container.addEnvironment("BACKUP_ACTIONS_AVAILABILITY_ZONE", `${config.region}${config.streamer.availabilityZoneSuffix}`)
+  const dbInstances = `arn:${stack.partition}:rds:${config.region}:${config.account}:db:*`
+  const dbSnapshots = `arn:${stack.partition}:rds:${config.region}:${config.account}:snapshot:*`
+  const passwords = `arn:${stack.partition}:ssm:${config.region}:${config.account}:parameter/backup-actions/restored/*`
+  stack.allow(role, ["rds:RestoreDBInstanceFromDBSnapshot"], [dbSnapshots])
+  stack.allow(role, ["rds:RestoreDBInstanceFromDBSnapshot", "rds:AddTagsToResource"], [dbInstances], {
+    StringEquals: { [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE }
+  })
+  stack.allow(role, ["rds:ModifyDBInstance", "rds:DeleteDBInstance"], [dbInstances], { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } })
+  stack.allow(role, ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "ssm:DescribeParameters"], ["*"])
+  stack.allow(role, ["ssm:PutParameter", "ssm:DeleteParameter"], [passwords])
   const volumes = `arn:${stack.partition}:ec2:${config.region}:${config.account}:volume/*`
   const snapshots = `arn:${stack.partition}:ec2:${config.region}::snapshot/*`
   stack.allow(role, ["ec2:CreateVolume"], [volumes], { StringEquals: { [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } })
@@ -26,7 +37,10 @@ export const restorerStack = (scope: Construct, config: DeployConfig, overrides:
     { StringEquals: { "kms:ViaService": `ec2.${config.region}.amazonaws.com` } }
   )
   stack.acknowledgeWildcards(role, [
-    { resource: "*", reason: "EC2 Describe actions support no resource-level permissions." },
+    { resource: "*", reason: "EC2 and RDS Describe actions and SSM DescribeParameters support no resource-level permissions." },
+    { resource: `arn:<AWS::Partition>:rds:${config.region}:${config.account}:db:*`, reason: "Creates only DB instances tagged as the project's (aws:RequestTag) and modifies or deletes only those (aws:ResourceTag)." },
+    { resource: `arn:<AWS::Partition>:rds:${config.region}:${config.account}:snapshot:*`, reason: "Any recovery point's DB snapshot may be restored; restoring changes nothing in it." },
+    { resource: `arn:<AWS::Partition>:ssm:${config.region}:${config.account}:parameter/backup-actions/restored/*`, reason: "Only the passwords of the instances it restored, under its own path." },
     { resource: `arn:<AWS::Partition>:ec2:${config.region}:${config.account}:volume/*`, reason: "Creates only volumes tagged as the project's (aws:RequestTag) and deletes only those (ec2:ResourceTag)." },
     { resource: `arn:<AWS::Partition>:ec2:${config.region}::snapshot/*`, reason: "Any recovery point's snapshot may be restored; reading a snapshot into a volume changes nothing." },
     { resource: `arn:<AWS::Partition>:kms:${config.region}:${config.account}:key/*`, reason: "The snapshots' own keys, usable only through EC2 (kms:ViaService)." }

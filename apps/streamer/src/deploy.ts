@@ -37,9 +37,11 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
   stack.allow(role, ["backup:DeleteRecoveryPoint"], [`arn:${stack.partition}:backup:${region}:${account}:recovery-point:*`], {
     StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE }
   })
-  // Encrypted snapshots are read with their own keys, through EBS only.
+  // Dump mode: the password of an instance the restorer made, and nothing else in SSM.
+  stack.allow(role, ["ssm:GetParameter"], [`arn:${stack.partition}:ssm:${region}:${account}:parameter/backup-actions/restored/*`])
+  // Encrypted snapshots and SecureStrings are read with their own keys, through EBS and SSM only.
   stack.allow(role, ["kms:Decrypt", "kms:DescribeKey"], [`arn:${stack.partition}:kms:${region}:${account}:key/*`], {
-    StringLike: { "kms:ViaService": [`ebs.${region}.amazonaws.com`, `ec2.${region}.amazonaws.com`] }
+    StringLike: { "kms:ViaService": [`ebs.${region}.amazonaws.com`, `ec2.${region}.amazonaws.com`, `ssm.${region}.amazonaws.com`] }
   })
   if (role instanceof iam.Role) {
     stack.acknowledgeWildcards(role, [
@@ -49,7 +51,8 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
       { resource: `arn:<AWS::Partition>:ec2:${region}:${account}:instance/*`, reason: "Attaches only to the streamer's own instances (instance tag condition)." },
       { resource: `arn:<AWS::Partition>:s3:::${stack.names.artifactBucket}/archives/*`, reason: "Archives and manifests, only under archives/." },
       { resource: `arn:<AWS::Partition>:backup:${region}:${account}:recovery-point:*`, reason: "Deletes only recovery points tagged as the project's, and only after a verified archive." },
-      { resource: `arn:<AWS::Partition>:kms:${region}:${account}:key/*`, reason: "The snapshots' own keys, usable only through EBS and EC2 (kms:ViaService)." }
+      { resource: `arn:<AWS::Partition>:kms:${region}:${account}:key/*`, reason: "The snapshots' and parameters' own keys, usable only through EBS, EC2 and SSM (kms:ViaService)." },
+      { resource: `arn:<AWS::Partition>:ssm:${region}:${account}:parameter/backup-actions/restored/*`, reason: "Only the passwords of instances the restorer made, under its path." }
     ])
   }
   return stack

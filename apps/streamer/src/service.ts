@@ -1,6 +1,7 @@
 import { Effect, Layer } from "effect"
 import { AllClientsLive, AwsConfig, RecoveryPoints } from "@backup-actions/aws"
 import {
+  ExportCompleted,
   RecoveryPointStateChange,
   RestoreCompleted,
   recoveryPointArnOf,
@@ -68,9 +69,29 @@ export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
     })
   })
 
+/**
+ * The exporter wrote an AMI's metadata in direct mode: archive each of its snapshots through the
+ * EBS direct APIs where the export says, one ledger step per snapshot. The snapshots back a
+ * registered image, so they are never deleted here.
+ */
+export const onAmiExported = (event: EventOf<typeof ExportCompleted>) =>
+  Effect.forEach(
+    event.detail.snapshots ?? [],
+    (snapshot) =>
+      archiveDirect({
+        recoveryPointArn: `arn:aws:ec2:${event.region}::snapshot/${snapshot.snapshotId}`,
+        backupVaultName: "",
+        snapshotId: snapshot.snapshotId,
+        plan: { rule: `ami:${event.detail.imageId ?? event.detail.correlationId}`, mode: "direct", compression: "zstd", deleteSourceAfterVerify: false },
+        mode: "direct"
+      }),
+    { discard: true }
+  )
+
 export const subscriptions = subscriptionSet(
   subscribeTo(ROUTES.streamer.recoveryPoints, onRecoveryPoint),
-  subscribeTo(ROUTES.streamer.restoredVolumes, onRestoreCompleted)
+  subscribeTo(ROUTES.streamer.restoredVolumes, onRestoreCompleted),
+  subscribeTo(ROUTES.streamer.amiExports, onAmiExported)
 )
 
 /** Everything the streamer's handlers need, from the environment. */

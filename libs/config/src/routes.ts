@@ -24,7 +24,9 @@ export const ROUTES = {
   },
   streamer: {
     recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS"] }),
-    restoredVolumes: eventRoute(RestoreCompleted, { status: ["restored"] })
+    restoredVolumes: eventRoute(RestoreCompleted, { status: ["restored"] }),
+    /** An AMI exported in direct mode: its snapshots are archived through the EBS direct APIs. */
+    amiExports: eventRoute(ExportCompleted, { kind: ["ami"], mode: ["direct"], status: ["exported"] })
   },
   exporter: {
     recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["DynamoDB", "RDS", "Aurora", "EC2"] })

@@ -224,6 +224,7 @@ export class ServiceStack extends Stack {
   addFargateConsumer(options: { readonly cpu: number; readonly memoryMiB: number; readonly maxTasks: number }): {
     readonly service: ecs.FargateService
     readonly role: iam.Role
+    readonly container: ecs.ContainerDefinition
   } {
     const { vpc, cluster } = this.importCluster()
     const role = new iam.Role(this, "TaskRole", {
@@ -236,7 +237,7 @@ export class ServiceStack extends Stack {
       taskRole: role,
       runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX }
     })
-    this.addConsumerContainer(taskDefinition, { image: this.serviceImage(), memoryMiB: options.memoryMiB })
+    const container = this.addConsumerContainer(taskDefinition, { image: this.serviceImage(), memoryMiB: options.memoryMiB })
     const securityGroup = new ec2.SecurityGroup(this, "TaskSecurityGroup", { vpc, description: `${this.service} tasks: outbound only`, allowAllOutbound: true })
     const service = new ecs.FargateService(this, "Service", {
       cluster,
@@ -251,7 +252,7 @@ export class ServiceStack extends Stack {
     this.scaleOnQueueDepth(service, options.maxTasks)
     this.grantCommon(role)
     this.acknowledgeExecutionRole(taskDefinition)
-    return { service, role }
+    return { service, role, container }
   }
 
   /** ECS's execution role pulls the image and writes logs; CDK grants the ECR token call on `*`, which has no resource. */

@@ -57,7 +57,10 @@ export const replicatorTrustPolicy = (dr: DrTopology) => ({
   ]
 })
 
-/** What the replicator role may do in the destination account: copy and tag snapshots, prune its own. */
+/**
+ * What the replicator role may do in the destination account: copy and tag snapshots, prune
+ * its own, and (for a failover) restore the newest replica into a DB instance or a volume.
+ */
 export const replicatorPermissions = (dr: DrTopology) => ({
   Version: "2012-10-17",
   Statement: [
@@ -74,7 +77,21 @@ export const replicatorPermissions = (dr: DrTopology) => ({
     },
     {
       Effect: "Allow",
-      Action: ["kms:DescribeKey", "kms:CreateGrant", "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+      Action: ["rds:RestoreDBInstanceFromDBSnapshot", "rds:DescribeDBInstances", "ec2:CreateVolume", "ec2:DescribeVolumes"],
+      Resource: "*"
+    },
+    {
+      Effect: "Allow",
+      Action: [
+        "kms:DescribeKey",
+        "kms:CreateGrant",
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext"
+      ],
       Resource: `arn:aws:kms:${dr.destinationRegion}:${dr.destinationAccount}:key/*`
     }
   ]
@@ -89,7 +106,7 @@ export const destinationKeyPolicy = (dr: DrTopology) => ({
       Sid: "Replicator",
       Effect: "Allow",
       Principal: { AWS: drRoleArn(dr) },
-      Action: ["kms:DescribeKey", "kms:CreateGrant", "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+      Action: ["kms:DescribeKey", "kms:CreateGrant", "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"],
       Resource: "*"
     }
   ]
