@@ -28,7 +28,7 @@ import {
 import { sendRecoveryPointCompleted, sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { seedDynamoDbBackup, seedRdsSnapshot } from "./demo-seed"
 import { ReportSummary, formatBytes } from "@backup-actions/reports"
-import { table } from "./report"
+import { formatRate, table } from "./report"
 import { makeExt4Image, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { startLocalStack, type LocalStack } from "./stack"
@@ -165,7 +165,27 @@ const main = async (): Promise<number> => {
       entry.durationMs === undefined ? "-" : `${(entry.durationMs / 1000).toFixed(1)} s`,
       entry.status === "failed" ? `FAILED: ${entry.reason ?? ""}` : entry.replicaAccount !== undefined ? `${entry.location ?? ""} (account ${entry.replicaAccount}, ${entry.replicaRegion ?? ""})` : (entry.location ?? "-")
     ])
+    say("The reporter's report of the run:\n")
     say(table(["action", "status", "recovery point", "read", "stored", "took", "artifact"], rows))
+    // Each archive in detail, from its ledger record: what was read and stored, and whether S3's checksum matched ours.
+    const archives = records
+      .map((record) => record["outcome"] ?? {})
+      .filter((outcome) => outcome.mode === "direct" || outcome.mode === "volume")
+      .map((outcome) => {
+        const read = Number(outcome.bytesRead ?? 0)
+        const stored = Number(outcome.bytesStored ?? 0)
+        return [
+          `${String(outcome.mode)} (${String(outcome.format ?? "-")})`,
+          formatBytes(read),
+          formatBytes(stored),
+          stored > 0 ? `${(read / stored).toFixed(1)}:1` : "-",
+          formatRate(read, Number(outcome.durationMs ?? 0)),
+          outcome.verified === true ? "verified (SHA-256 composite matches S3)" : `NOT verified: ${String(outcome.reason ?? "")}`,
+          outcome.location === undefined ? "-" : `s3://${outcome.location.bucket}/${outcome.location.key}`
+        ]
+      })
+    say("\nThe archives:\n")
+    say(table(["mode", "read", "stored", "ratio", "throughput", "verification", "location"], archives))
     say(`\n${summary.total} outcomes: ${summary.succeeded} succeeded, ${summary.failed} failed; read ${formatBytes(summary.bytesRead)}, stored ${formatBytes(summary.bytesStored)}`)
     say(`report: s3://${report.detail.html.bucket}/${report.detail.html.key} (also JSON and CSV); today's: s3://${report.detail.json.bucket}/${dayKey.replace(/json$/, "html")}`)
     say("open an archive with: zstd -dc files.tar.zst | tar -tv   (manifests sit beside each archive)")
