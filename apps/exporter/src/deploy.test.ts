@@ -1,3 +1,4 @@
+import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
 import { serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
 import { exporterStack } from "./deploy"
@@ -23,6 +24,11 @@ describe("the exporter's stack", () => {
     assert.strictEqual(passRole.length, 1)
     assert.match(JSON.stringify(passRole[0]), /role\/rds-export/)
     assert.deepStrictEqual(passRole[0]?.Condition, { StringEquals: { "iam:PassedToService": "export.rds.amazonaws.com" } })
+  })
+
+  it("gets the daily sweep of old AMIs from EventBridge Scheduler", () => {
+    // Assess
+    template.hasResourceProperties("AWS::Scheduler::Schedule", { Target: Match.objectLike({ Input: Match.stringLikeRegexp('"detail-type":"AMI Sweep Due"') }) })
   })
 
   it("passes the AwsSolutions checks with only acknowledged findings", () => {

@@ -80,5 +80,6 @@ export const exporterStack = (scope: Construct, config: DeployConfig, overrides:
     ...amiObjects.map((resource) => ({ resource: resource.replace(`arn:${stack.partition}:`, "arn:<AWS::Partition>:"), reason: "Stored images, their Glacier copies and image metadata, only under those keys." })),
     ...exportObjects.map((resource) => ({ resource: resource.replace(`arn:${stack.partition}:`, "arn:<AWS::Partition>:"), reason: "Export files, only under the policy's prefix." }))
   ])
+  stack.addSchedules()
   return stack
 }

@@ -1,3 +1,4 @@
+import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
 import { serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
 import { sharerStack } from "./deploy"
@@ -18,6 +19,11 @@ describe("the sharer's stack", () => {
     assert.match(JSON.stringify(withAction("sts:AssumeRole")), /arn:aws:iam::444455556666:role\/backup-actions-dr/)
     assert.deepStrictEqual(withAction("ec2:DeleteSnapshot")[0]?.Condition, { StringEquals: { "ec2:ResourceTag/backup-actions:managed-by": "sharer" } })
     assert.deepStrictEqual(withAction("ec2:ModifySnapshotAttribute")[0]?.Condition, { StringEquals: { "ec2:ResourceTag/backup-actions:managed": "true" } })
+  })
+
+  it("gets the catch-up of missed replicas from EventBridge Scheduler", () => {
+    // Assess
+    template.hasResourceProperties("AWS::Scheduler::Schedule", { Target: Match.objectLike({ Input: Match.stringLikeRegexp('"detail-type":"Replica Catch-Up Due"') }) })
   })
 
   it("passes the AwsSolutions checks with only acknowledged findings", () => {

@@ -36,6 +36,7 @@ export const sharerStack = (scope: Construct, config: DeployConfig, overrides: S
     { resource: `arn:<AWS::Partition>:rds:${region}:${account}:snapshot:*`, reason: "Shares only DB snapshots tagged as the project's, deletes only the sharer's replicas (snapshot tag conditions)." },
     { resource: `arn:<AWS::Partition>:kms:*:${account}:key/*`, reason: "The snapshots' keys, usable only through EC2 and RDS (kms:ViaService)." }
   ])
+  stack.addSchedules()
   return stack
 }
 
