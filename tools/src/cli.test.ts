@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -20,13 +19,13 @@ import {
 } from "@aws-sdk/client-s3"
 import { Effect, Schedule, type Layer, type Scope } from "effect"
 import { DynamoDb, Ebs, S3, awsCall } from "@backup-actions/aws"
-import { workspaceRoot } from "@backup-actions/local"
 import type { Policy } from "@backup-actions/config"
 import { makeExt4Image, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
 import { treeFacts } from "./tree-compare"
+import { runCli } from "./cli-process"
 
 const policy: Policy = {
   rules: [
@@ -50,28 +49,7 @@ let volumeArchive: string
 const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | Scope.Scope>) =>
   Effect.runPromise(Effect.scoped(Effect.provide(effect, local.clients)))
 
-interface CliResult {
-  readonly status: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs the CLI as users do: its own Node.js process, the stack from a file, nothing from this process's AWS settings. */
-const cli = (...args: ReadonlyArray<string>): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const environment = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(BACKUP_ACTIONS_|AWS_)/.test(name)))
-    const child = spawn(process.execPath, ["--import", "tsx", join("apps", "cli", "src", "main.ts"), ...args, "--stack", stackFile], {
-      cwd: workspaceRoot(),
-      env: environment,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (data: Buffer) => (stdout += data.toString()))
-    child.stderr.on("data", (data: Buffer) => (stderr += data.toString()))
-    child.on("error", reject)
-    child.on("close", (status) => resolve({ status, stdout, stderr }))
-  })
+const cli = (...args: ReadonlyArray<string>) => runCli(stackFile, ...args)
 
 const bucket = () => local.stack.artifactBucket
 

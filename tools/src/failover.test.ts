@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -9,9 +8,10 @@ import { AssumeRoleCommand } from "@aws-sdk/client-sts"
 import { Effect, Layer, Option, type Scope } from "effect"
 import { AwsConfig, Ec2, Rds, Sts, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drRoleArn, drTopology, emulatorAwsConfig, provisionDr, workspaceRoot } from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drRoleArn, drTopology, emulatorAwsConfig, provisionDr } from "@backup-actions/local"
 import { sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
+import { runCli } from "./cli-process"
 
 const dr = drTopology()
 /** RDS within the source account (the emulator can't copy a DB snapshot shared from another account). */
@@ -62,28 +62,7 @@ const inDrAccount = <A, E>(effect: Effect.Effect<A, E, Ec2>) =>
     return yield* Effect.provide(effect, Layer.provide(Ec2.Live, AwsConfig.layer({ ...settings, region: DR_REGION, credentials: Option.some(credentials) })))
   })
 
-interface CliResult {
-  readonly status: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs the CLI as users do: its own Node.js process, the stack from a file, nothing from this process's AWS settings. */
-const cli = (...args: ReadonlyArray<string>): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const environment = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(BACKUP_ACTIONS_|AWS_)/.test(name)))
-    const child = spawn(process.execPath, ["--import", "tsx", join("apps", "cli", "src", "main.ts"), ...args, "--stack", stackFile], {
-      cwd: workspaceRoot(),
-      env: environment,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (data: Buffer) => (stdout += data.toString()))
-    child.stderr.on("data", (data: Buffer) => (stderr += data.toString()))
-    child.on("error", reject)
-    child.on("close", (status) => resolve({ status, stdout, stderr }))
-  })
+const cli = (...args: ReadonlyArray<string>) => runCli(stackFile, ...args)
 
 interface Reported {
   readonly region: string

@@ -1,11 +1,10 @@
 import { execFileSync, spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { DescribeParametersCommand, GetParameterCommand } from "@aws-sdk/client-ssm"
 import { Duration, Effect, Schedule } from "effect"
 import { Ssm, awsCall } from "@backup-actions/aws"
-import { localStateDir } from "@backup-actions/local"
+import { freePort, localStateDir } from "@backup-actions/local"
 
 /**
  * A real PostgreSQL server for the local runtime. The emulator restores DB instances
@@ -24,18 +23,6 @@ export interface LocalPostgres {
   readonly psql: (database: string, sql: string, options?: { readonly file?: string }) => string
   readonly stop: () => void
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolvePort(port))
-    })
-  })
 
 /** The newest server installed by Debian's packages (/usr/lib/postgresql/<version>/bin). */
 const serverBinaries = (): string => {

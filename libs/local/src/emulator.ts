@@ -20,7 +20,8 @@ export const EMULATOR_ACCOUNT = "123456789012"
 /** Credentials the emulator accepts; they never reach AWS. */
 export const EMULATOR_CREDENTIALS = { accessKeyId: "testing", secretAccessKey: "testing" } as const
 
-const freePort = (): Promise<number> =>
+/** A TCP port on the loopback interface that nothing listens on right now. */
+export const freePort = (): Promise<number> =>
   new Promise((resolvePort, reject) => {
     const server = createServer()
     server.unref()

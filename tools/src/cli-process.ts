@@ -1,0 +1,29 @@
+import { spawn } from "node:child_process"
+import { join } from "node:path"
+import { workspaceRoot } from "@backup-actions/local"
+
+export interface CliResult {
+  readonly status: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * Runs the CLI as users do: its own Node.js process, the stack from a file, nothing from this
+ * process's AWS settings, so exit codes and messages are tested as they are seen.
+ */
+export const runCli = (stackFile: string, ...args: ReadonlyArray<string>): Promise<CliResult> =>
+  new Promise((resolve, reject) => {
+    const environment = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(BACKUP_ACTIONS_|AWS_)/.test(name)))
+    const child = spawn(process.execPath, ["--import", "tsx", join("apps", "cli", "src", "main.ts"), ...args, "--stack", stackFile], {
+      cwd: workspaceRoot(),
+      env: environment,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (data: Buffer) => (stdout += data.toString()))
+    child.stderr.on("data", (data: Buffer) => (stderr += data.toString()))
+    child.on("error", reject)
+    child.on("close", (status) => resolve({ status, stdout, stderr }))
+  })
