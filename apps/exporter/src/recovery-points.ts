@@ -1,35 +1,31 @@
-import { DeleteBackupCommand } from "@aws-sdk/client-dynamodb"
 import { Effect, Layer } from "effect"
-import { AwsConfig, DynamoDb, Ec2, RecoveryPoints, awsCall, isEmulated, type Backup } from "@backup-actions/aws"
+import { AwsConfig, Ec2, RecoveryPoints, isEmulated, type Backup, type DynamoDb, type Rds } from "@backup-actions/aws"
 import { deregisterWithSnapshots } from "./ami-image"
-import { parseAmiArn, parseDynamoDbBackupArn } from "./arns"
+import { parseAmiArn } from "./arns"
 
 /**
- * The emulator has no AWS Backup recovery points: there the resource behind one is deleted
- * instead (the DynamoDB backup; the AMI, deregistered, and its snapshots), as the shared
- * layer deletes an EBS snapshot, which exercises the same decision path. Against AWS,
- * Backup's DeleteRecoveryPoint (the shared layer) is used.
+ * The emulator has no AWS Backup recovery points: there the shared layer deletes the resource
+ * behind one (an EBS snapshot, a DB snapshot, a DynamoDB backup), and an AMI is deregistered
+ * with its snapshots here, which exercises the same decision path. Against AWS, Backup's
+ * DeleteRecoveryPoint (the shared layer) is used for every kind.
  */
 export const viaEmulatedSources = Layer.effect(
   RecoveryPoints,
-  Effect.map(Effect.all([DynamoDb, Ec2]), ([dynamodb, ec2]) => ({
-    delete: (ref) => {
-      const backup = parseDynamoDbBackupArn(ref.recoveryPointArn)
-      const ami = parseAmiArn(ref.recoveryPointArn)
-      if (backup !== undefined) {
-        return awsCall("dynamodb:DeleteBackup", (abortSignal) => dynamodb.send(new DeleteBackupCommand({ BackupArn: backup.backupArn }), { abortSignal })).pipe(
-          Effect.asVoid
-        )
+  Effect.gen(function* () {
+    const shared = yield* RecoveryPoints
+    const ec2 = yield* Ec2
+    return {
+      delete: (ref) => {
+        const ami = parseAmiArn(ref.recoveryPointArn)
+        return ami === undefined ? shared.delete(ref) : deregisterWithSnapshots(ami.imageId).pipe(Effect.provideService(Ec2, ec2), Effect.asVoid)
       }
-      if (ami !== undefined) return deregisterWithSnapshots(ami.imageId).pipe(Effect.provideService(Ec2, ec2), Effect.asVoid)
-      return Effect.logWarning(`recovery point ${ref.recoveryPointArn} is neither a DynamoDB backup nor an AMI; nothing deleted`)
     }
-  }))
-)
+  })
+).pipe(Layer.provide(RecoveryPoints.viaResources))
 
 /** Backup's API against AWS, the resource behind the recovery point against the emulator. */
-export const ExporterRecoveryPointsLive: Layer.Layer<RecoveryPoints, never, AwsConfig | Backup | DynamoDb | Ec2> = Layer.unwrapEffect(
-  Effect.map(AwsConfig, (settings): Layer.Layer<RecoveryPoints, never, Backup | DynamoDb | Ec2> =>
+export const ExporterRecoveryPointsLive: Layer.Layer<RecoveryPoints, never, AwsConfig | Backup | DynamoDb | Ec2 | Rds> = Layer.unwrapEffect(
+  Effect.map(AwsConfig, (settings): Layer.Layer<RecoveryPoints, never, Backup | DynamoDb | Ec2 | Rds> =>
     isEmulated(settings) ? viaEmulatedSources : RecoveryPoints.viaBackup
   )
 )
