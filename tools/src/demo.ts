@@ -140,22 +140,22 @@ const main = async (): Promise<number> => {
       [rds.snapshotArn, "export:native"]
     ]
     const records = await Promise.all(steps.map(([arn, action]) => run(waitForStep(stack.stack.ledgerTable, arn, action, "10 minutes"))))
-    const finishedAt = Date.now()
 
     say("6/6 waiting for the reporter's report of the run\n")
-    // The reporter reports a run once it has been quiet for a moment; take the first report published after the last step.
-    const report = await run(
+    // The reporter reports a run once it has been quiet for a moment. A step's event reaches it
+    // just after the ledger shows the step finished, so wait for the report that has them all.
+    const { report, summary, dayKey } = await run(
       Effect.gen(function* () {
         const published = yield* reports.drain(1)
         const runs = yield* Effect.forEach(published, (body) => Schema.decodeUnknown(PublishedReport)(body))
-        const latest = runs.filter((event) => event.detail.period === "run" && Date.parse(event.time) >= finishedAt - 1_000).at(-1)
-        if (latest === undefined) return yield* Effect.fail("no report of the whole run yet")
-        return latest
+        const latest = runs.filter((event) => event.detail.period === "run").at(-1)
+        if (latest === undefined) return yield* Effect.fail("no run report yet")
+        const day = latest.detail.json.key.replace(/^reports\/runs\/[^/]+\//, `reports/daily/${new Date().toISOString().slice(0, 10)}/`)
+        const daily = yield* Schema.decodeUnknown(ReportFile)(yield* readText(latest.detail.json.bucket, day))
+        if (daily.entries.length < steps.length) return yield* Effect.fail("the report does not have every step yet")
+        return { report: latest, summary: daily, dayKey: day }
       }).pipe(Effect.retry({ schedule: Schedule.spaced("1 second"), times: 90 }))
     )
-    const dayKey = report.detail.json.key.replace(/^reports\/runs\/[^/]+\//, `reports/daily/${new Date().toISOString().slice(0, 10)}/`)
-    const text = await run(readText(report.detail.json.bucket, dayKey))
-    const summary = Schema.decodeUnknownSync(ReportFile)(text)
     const rows = summary.entries.map((entry) => [
       entry.action,
       entry.status,
