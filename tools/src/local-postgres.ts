@@ -1,10 +1,11 @@
 import { execFileSync, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { DescribeParametersCommand, GetParameterCommand } from "@aws-sdk/client-ssm"
 import { Duration, Effect, Schedule } from "effect"
 import { Ssm, awsCall } from "@backup-actions/aws"
-import { freePort, localStateDir } from "@backup-actions/local"
+import { freePort } from "@backup-actions/local"
 
 /**
  * A real PostgreSQL server for the local runtime. The emulator restores DB instances
@@ -40,9 +41,9 @@ const serverBinaries = (): string => {
 const isRoot = (): boolean => process.getuid?.() === 0
 
 /** A server command, as the postgres user when we are root. */
-const asServerUser = (command: string, args: ReadonlyArray<string>): void => {
+const asServerUser = (command: string, args: ReadonlyArray<string>, cwd: string): void => {
   const [file, argv] = isRoot() ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, [...args]]
-  const result = spawnSync(file, argv, { stdio: "pipe" })
+  const result = spawnSync(file, argv, { stdio: "pipe", cwd })
   if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr.toString().trim()}`)
 }
 
@@ -58,11 +59,11 @@ export const quoteLiteral = (value: string): string => `'${value.replaceAll("'",
 export const startLocalPostgres = async (options: { readonly name: string }): Promise<LocalPostgres> => {
   const bin = serverBinaries()
   const port = await freePort()
-  const dataDir = join(localStateDir(), "postgres", `${options.name}-${port}`)
-  rmSync(dataDir, { recursive: true, force: true })
-  mkdirSync(dataDir, { recursive: true })
+  // Outside the checkout: the postgres user must reach its data directory, and a clone may sit
+  // in a directory only its owner can enter.
+  const dataDir = mkdtempSync(join(tmpdir(), `backup-actions-postgres-${options.name}-`))
   if (isRoot()) execFileSync("chown", ["postgres:postgres", dataDir])
-  asServerUser(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8"])
+  asServerUser(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8"], dataDir)
   asServerUser(join(bin, "pg_ctl"), [
     "-D",
     dataDir,
@@ -72,7 +73,7 @@ export const startLocalPostgres = async (options: { readonly name: string }): Pr
     "-o",
     `-c port=${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dataDir} -c log_statement=none`,
     "start"
-  ])
+  ], dataDir)
   const psql = (database: string, sql: string, psqlOptions: { readonly file?: string } = {}): string =>
     execFileSync(
       join(bin, "psql"),
@@ -81,7 +82,8 @@ export const startLocalPostgres = async (options: { readonly name: string }): Pr
     ).toString()
   const stop = (): void => {
     spawnSync(isRoot() ? "runuser" : join(bin, "pg_ctl"), isRoot() ? ["-u", "postgres", "--", join(bin, "pg_ctl"), "-D", dataDir, "-m", "fast", "-w", "stop"] : ["-D", dataDir, "-m", "fast", "-w", "stop"], {
-      stdio: "ignore"
+      stdio: "ignore",
+      cwd: dataDir
     })
     rmSync(dataDir, { recursive: true, force: true })
   }
