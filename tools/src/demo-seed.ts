@@ -1,7 +1,8 @@
 import { BatchWriteItemCommand, CreateBackupCommand, CreateTableCommand, type AttributeValue } from "@aws-sdk/client-dynamodb"
+import { CreateImageCommand, DescribeImagesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2"
 import { CreateDBInstanceCommand, CreateDBSnapshotCommand } from "@aws-sdk/client-rds"
 import { Effect } from "effect"
-import { DynamoDb, Rds, awsCall } from "@backup-actions/aws"
+import { DynamoDb, Ec2, Rds, awsCall } from "@backup-actions/aws"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION } from "@backup-actions/local"
 
 /** A DynamoDB table of orders with varied item shapes, and an on-demand backup of it. */
@@ -69,5 +70,36 @@ export const seedRdsSnapshot = (instance: string) =>
     return {
       snapshotArn: snapshot.DBSnapshot?.DBSnapshotArn ?? "",
       instanceArn: `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:${instance}`
+    }
+  })
+
+/**
+ * An AMI made with CreateImage from a running instance, as AWS Backup makes one of an EC2
+ * instance, with the snapshots its block device mapping names.
+ */
+export const seedAmi = (name: string, tags: Readonly<Record<string, string>> = {}) =>
+  Effect.gen(function* () {
+    const ec2 = yield* Ec2
+    const base = yield* awsCall("ec2:DescribeImages", (abortSignal) => ec2.send(new DescribeImagesCommand({ Owners: ["amazon"] }), { abortSignal }))
+    const instances = yield* awsCall("ec2:RunInstances", (abortSignal) =>
+      ec2.send(new RunInstancesCommand({ ImageId: base.Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }), { abortSignal })
+    )
+    const instanceId = instances.Instances?.[0]?.InstanceId ?? ""
+    const tagList = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }))
+    const created = yield* awsCall("ec2:CreateImage", (abortSignal) =>
+      ec2.send(
+        new CreateImageCommand({ InstanceId: instanceId, Name: name, ...(tagList.length > 0 ? { TagSpecifications: [{ ResourceType: "image", Tags: tagList }] } : {}) }),
+        { abortSignal }
+      )
+    )
+    const imageId = created.ImageId ?? ""
+    const described = yield* awsCall("ec2:DescribeImages", (abortSignal) => ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }), { abortSignal }))
+    const snapshotIds = (described.Images?.[0]?.BlockDeviceMappings ?? []).flatMap((mapping) => (mapping.Ebs?.SnapshotId === undefined ? [] : [mapping.Ebs.SnapshotId]))
+    return {
+      imageId,
+      instanceId,
+      snapshotIds,
+      imageArn: `arn:aws:ec2:${EMULATOR_REGION}::image/${imageId}`,
+      instanceArn: `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:instance/${instanceId}`
     }
   })

@@ -1,17 +1,23 @@
 /**
  * `npm run demo`: the whole pipeline on the embedded emulator. It seeds real data (an ext4
  * filesystem written as an EBS snapshot through the EBS direct APIs, a DynamoDB table and its
- * backup, a PostgreSQL DB snapshot), sends AWS Backup's "Recovery Point State Change" for each,
- * lets the five services do what the policy asks (archive in both modes, a DR replica in
- * another account and region, a Parquet export, a native RDS export), and prints the
- * reporter's report.
+ * backup, a PostgreSQL DB snapshot, an AMI of an EC2 instance), sends AWS Backup's "Recovery
+ * Point State Change" for each, lets the five services do what the policy asks (archive in
+ * both modes, a DR replica in another account and region, a Parquet export, a native RDS
+ * export, an AMI export in direct mode), and prints the reporter's report.
+ *
+ * The emulator keeps no blocks for the snapshots EC2 itself makes (CreateImage), so the AMI's
+ * snapshot archive cannot read any data there: the demo says so before it starts, and shows
+ * that step failing the way any failed step does (its reason, the source kept, a notification).
  */
 import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
+import { ListSnapshotBlocksCommand } from "@aws-sdk/client-ebs"
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { GetObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, Schedule, Schema, type Layer, type Scope } from "effect"
-import { AwsConfig, Kms, S3, awsCall } from "@backup-actions/aws"
+import { AwsConfig, Ebs, Ec2, Kms, S3, awsCall } from "@backup-actions/aws"
 import { ReportPublished } from "@backup-actions/contracts"
 import type { PolicyDocument } from "@backup-actions/config"
 import {
@@ -23,10 +29,11 @@ import {
   emulatorAwsConfig,
   localStateDir,
   provisionDr,
-  tapBus
+  tapBus,
+  tapTopic
 } from "@backup-actions/local"
 import { sendRecoveryPointCompleted, sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
-import { seedDynamoDbBackup, seedRdsSnapshot } from "./demo-seed"
+import { seedAmi, seedDynamoDbBackup, seedRdsSnapshot } from "./demo-seed"
 import { ReportSummary, formatBytes } from "@backup-actions/reports"
 import { formatRate, table } from "./report"
 import { makeExt4Image, writeSourceTree } from "./seed"
@@ -72,6 +79,7 @@ const demoPolicy = (exportKeyArn: string): PolicyDocument => ({
       }
     },
     { name: "dynamodb-parquet", match: { resourceTypes: ["DynamoDB"] }, export: { mode: "parquet", deleteSourceAfterVerify: false } },
+    { name: "ami-direct", match: { resourceTypes: ["EC2"] }, export: { mode: "direct" } },
     {
       name: "rds-native",
       match: { resourceTypes: ["RDS"] },
@@ -79,6 +87,26 @@ const demoPolicy = (exportKeyArn: string): PolicyDocument => ({
     }
   ]
 })
+
+/**
+ * Whether the EBS direct APIs can list a snapshot's blocks. On AWS they always can; the
+ * emulator answers an internal error for snapshots it did not receive through them.
+ */
+const readableThroughEbsDirect = (snapshotId: string) =>
+  Effect.flatMap(Ebs, (ebs) =>
+    awsCall("ebs:ListSnapshotBlocks", (abortSignal) => ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, MaxResults: 100 }), { abortSignal }), { retries: 0 })
+  ).pipe(
+    Effect.as(true),
+    Effect.catchTag("AwsError", () => Effect.succeed(false))
+  )
+
+const snapshotState = (snapshotId: string) =>
+  Effect.flatMap(Ec2, (ec2) =>
+    awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: "snapshot-id", Values: [snapshotId] }] }), { abortSignal }))
+  ).pipe(Effect.map((described) => described.Snapshots?.[0]?.State ?? "gone"))
+
+/** What the reporter publishes to the topic for a failed step, as the topic delivers it. */
+const FailureNotification = Schema.parseJson(Schema.Struct({ Subject: Schema.optional(Schema.String), Message: Schema.String }))
 
 const ReportFile = Schema.parseJson(ReportSummary)
 const PublishedReport = Schema.parseJson(
@@ -114,22 +142,34 @@ const main = async (): Promise<number> => {
     await run(createExportKey)
     const provisioned = await run(provisionDr(dr))
     const reports = await run(tapBus(stack.stack.busName, ReportPublished.pattern(), "demo-reports"))
+    const notifications = await run(tapTopic(stack.stack.notificationTopicArn, "demo-notifications"))
     say(`    emulator ${stack.emulator.endpoint}; DR account ${provisioned.destinationAccount} in ${provisioned.destinationRegion}; logs in ${join(localStateDir(), "logs")}`)
 
-    say("3/6 seeding: the filesystem as an EBS snapshot (EBS direct APIs), a DynamoDB table and its backup, a PostgreSQL DB snapshot")
+    say("3/6 seeding: the filesystem as an EBS snapshot (EBS direct APIs), a DynamoDB table and its backup, a PostgreSQL DB snapshot, an AMI")
     const snapshot = await run(putImageAsSnapshot(image, "backup-actions demo"))
     const dynamodb = await run(seedDynamoDbBackup("demo-orders", 500))
     const rds = await run(seedRdsSnapshot("demo-postgres"))
+    const ami = await run(seedAmi("demo-web-server", { app: "web" }))
     say(`    ${snapshot.snapshotId}: ${formatBytes(snapshot.volumeBytes)} volume, ${snapshot.blocks} blocks of 512 KiB with data`)
     say(`    ${shortName(dynamodb.backupArn)}: 500 orders; ${shortName(rds.snapshotArn)}: DB snapshot`)
+    say(`    ${ami.imageId}: CreateImage of ${ami.instanceId}, over ${ami.snapshotIds.join(", ")}`)
+    const unreadable = new Set<string>()
+    for (const snapshotId of ami.snapshotIds) {
+      if (!(await run(readableThroughEbsDirect(snapshotId)))) unreadable.add(snapshotId)
+    }
+    if (unreadable.size > 0) {
+      say(`    note: the emulator keeps no blocks for ${[...unreadable].join(", ")}, which EC2 made for the AMI, so its archive will fail;`)
+      say("    that shows a failed step as any other: its reason in the ledger and the report, the source kept, a notification sent")
+    }
 
     say('4/6 sending AWS Backup "Recovery Point State Change" (COMPLETED) for each, as AWS Backup would')
     await run(sendRecoveryPointCompleted({ snapshotId: snapshot.snapshotId, vault: "demo" }))
     await run(sendRecoveryPointCompleted({ snapshotId: snapshot.snapshotId, vault: "archive-volume" }))
     await run(sendRecoveryPointEvent({ recoveryPointArn: dynamodb.backupArn, resourceArn: dynamodb.tableArn, resourceType: "DynamoDB", vault: "demo" }))
     await run(sendRecoveryPointEvent({ recoveryPointArn: rds.snapshotArn, resourceArn: rds.instanceArn, resourceType: "RDS", vault: "demo" }))
+    await run(sendRecoveryPointEvent({ recoveryPointArn: ami.imageArn, resourceArn: ami.instanceArn, resourceType: "EC2", vault: "demo" }))
 
-    say("5/6 waiting for every step: archive (direct, volume), DR replica, Parquet export, RDS export")
+    say("5/6 waiting for every step: archive (direct, volume), DR replica, Parquet export, RDS export, AMI export and its snapshots' archives")
     const ebs = snapshotArn(snapshot.snapshotId)
     const steps: ReadonlyArray<readonly [string, string]> = [
       [ebs, "archive:direct"],
@@ -137,9 +177,14 @@ const main = async (): Promise<number> => {
       [ebs, "archive:volume"],
       [ebs, `replicate:${dr.destinationAccount}:${dr.destinationRegion}`],
       [dynamodb.backupArn, "export:parquet"],
-      [rds.snapshotArn, "export:native"]
+      [rds.snapshotArn, "export:native"],
+      [ami.imageArn, "export:direct"],
+      // The AMI's direct export hands each of its snapshots to the streamer's direct mode.
+      ...ami.snapshotIds.map((snapshotId) => [snapshotArn(snapshotId), "archive:direct"] as const)
     ]
     const records = await Promise.all(steps.map(([arn, action]) => run(waitForStep(stack.stack.ledgerTable, arn, action, "10 minutes"))))
+    const isExpectedFailure = (record: Record<string, unknown>, index: number): boolean =>
+      record["status"] === "failed" && steps[index]?.[1] === "archive:direct" && [...unreadable].some((id) => steps[index]?.[0] === snapshotArn(id))
 
     say("6/6 waiting for the reporter's report of the run\n")
     // The reporter reports a run once it has been quiet for a moment. A step's event reaches it
@@ -169,8 +214,8 @@ const main = async (): Promise<number> => {
     say(table(["action", "status", "recovery point", "read", "stored", "took", "artifact"], rows))
     // Each archive in detail, from its ledger record: what was read and stored, and whether S3's checksum matched ours.
     const archives = records
+      .filter((record, index) => record["status"] === "succeeded" && (steps[index]?.[1] ?? "").startsWith("archive:"))
       .map((record) => record["outcome"] ?? {})
-      .filter((outcome) => outcome.mode === "direct" || outcome.mode === "volume")
       .map((outcome) => {
         const read = Number(outcome.bytesRead ?? 0)
         const stored = Number(outcome.bytesStored ?? 0)
@@ -189,10 +234,21 @@ const main = async (): Promise<number> => {
     say(`\n${summary.total} outcomes: ${summary.succeeded} succeeded, ${summary.failed} failed; read ${formatBytes(summary.bytesRead)}, stored ${formatBytes(summary.bytesStored)}`)
     say(`report: s3://${report.detail.html.bucket}/${report.detail.html.key} (also JSON and CSV); today's: s3://${report.detail.json.bucket}/${dayKey.replace(/json$/, "html")}`)
     say("open an archive with: zstd -dc files.tar.zst | tar -tv   (manifests sit beside each archive)")
+    const expected = records.filter(isExpectedFailure)
+    if (expected.length > 0) {
+      const notified = await run(Effect.flatMap(notifications.drain(5), (bodies) => Effect.forEach(bodies, (body) => Schema.decodeUnknown(FailureNotification)(body))))
+      say("\nThe step the emulator cannot run (its EC2-made snapshots hold no blocks to read):")
+      for (const [index, record] of records.entries()) {
+        if (!isExpectedFailure(record, index)) continue
+        const snapshotId = shortName(steps[index]?.[0] ?? "")
+        say(`    ${steps[index]?.[1] ?? ""} of ${snapshotId}: failed: ${String(record["reason"] ?? "")}`)
+        say(`    the source is kept (snapshot ${await run(snapshotState(snapshotId))}); notifications sent: ${notified.map((entry) => entry.Subject ?? "(no subject)").join("; ") || "none yet"}`)
+      }
+    }
     say(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-    const failed = records.filter((record) => record["status"] !== "succeeded")
-    if (failed.length > 0 || summary.failed > 0) {
-      say(`\n${Math.max(failed.length, summary.failed)} step(s) did not succeed; see the service logs in ${join(localStateDir(), "logs")}`)
+    const failed = records.filter((record, index) => record["status"] !== "succeeded" && !isExpectedFailure(record, index))
+    if (failed.length > 0 || summary.failed > expected.length) {
+      say(`\n${Math.max(failed.length, summary.failed - expected.length)} step(s) did not succeed; see the service logs in ${join(localStateDir(), "logs")}`)
       return 1
     }
     return 0

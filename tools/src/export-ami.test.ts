@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CreateImageCommand, CreateTagsCommand, DescribeImagesCommand, DescribeSnapshotsCommand, RegisterImageCommand, RunInstancesCommand } from "@aws-sdk/client-ec2"
+import { CreateTagsCommand, DescribeImagesCommand, DescribeSnapshotsCommand, RegisterImageCommand } from "@aws-sdk/client-ec2"
 import { PutEventsCommand } from "@aws-sdk/client-eventbridge"
 import { GetObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, Schema, type Layer, type Scope } from "effect"
@@ -13,6 +13,7 @@ import { ExportAction, SCHEDULES, type Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION } from "@backup-actions/local"
 import { sendRecoveryPointEvent, waitForStep } from "./backup-events"
 import { fireSchedule } from "./local-schedules"
+import { seedAmi } from "./demo-seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { startLocalStack, type LocalStack } from "./stack"
 
@@ -64,19 +65,6 @@ const readJson = (bucket: string, key: string) =>
     Effect.flatMap((object) => Effect.promise(() => object.Body?.transformToString() ?? Promise.resolve("null"))),
     Effect.map((text): unknown => JSON.parse(text))
   )
-
-/** An AMI made with CreateImage from a running instance, as AWS Backup makes one of an EC2 instance. */
-const imageOfInstance = (name: string) =>
-  Effect.gen(function* () {
-    const ec2 = yield* Ec2
-    const base = yield* awsCall("ec2:DescribeImages", (abortSignal) => ec2.send(new DescribeImagesCommand({ Owners: ["amazon"] }), { abortSignal }))
-    const instances = yield* awsCall("ec2:RunInstances", (abortSignal) =>
-      ec2.send(new RunInstancesCommand({ ImageId: base.Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }), { abortSignal })
-    )
-    const instanceId = instances.Instances?.[0]?.InstanceId ?? ""
-    const created = yield* awsCall("ec2:CreateImage", (abortSignal) => ec2.send(new CreateImageCommand({ InstanceId: instanceId, Name: name }), { abortSignal }))
-    return { imageId: created.ImageId ?? "", instanceId }
-  })
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "export-ami-test-"))
@@ -190,7 +178,7 @@ describe("the AMI export on the emulator", () => {
 
   it("exports a managed AMI that no event announced on the daily sweep, and leaves the one the event exported alone", async () => {
     // Prepare
-    const { imageId } = await run(imageOfInstance("swept"))
+    const { imageId } = await run(seedAmi("swept"))
     await run(tag(imageId, { team: "sweep", "backup-actions:managed": "true" }))
     const before = await run(waitForStep(local.stack.ledgerTable, amiArn(directImageId), "export:direct"))
     const sweep = SCHEDULES.find((schedule) => schedule.name === "exporter-ami-sweep")

@@ -21,6 +21,20 @@ describe("mapping SDK failures to AwsError", () => {
     ].map((error) => toAwsError("op")(error).kind)
     assert.deepStrictEqual(kinds, ["throttled", "transient", "transient", "not-found", "conflict", "client"])
   })
+
+  it("names the HTTP status, not the parser's complaint, when the answer is not an AWS response", () => {
+    // Prepare: what the SDK throws for an HTML error page with status 500
+    const htmlPage = Object.assign(
+      new SyntaxError(`Unexpected token '<', "<!doctype "... is not valid JSON\n  Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.`),
+      { $metadata: { httpStatusCode: 500 } }
+    )
+    // Act
+    const error = toAwsError("ebs:ListSnapshotBlocks")(htmlPage)
+    // Assess: one clear line, still retried as a server fault
+    assert.strictEqual(error.code, "UnreadableResponse")
+    assert.strictEqual(error.message, "HTTP 500 with a body that is not an AWS response")
+    assert.strictEqual(error.kind, "transient")
+  })
 })
 
 describe("awsCall", () => {

@@ -63,12 +63,25 @@ export const toAwsError =
   (cause: unknown): AwsError => {
     const name = read(cause, "name")
     const errno = read(cause, "code")
-    const code = typeof errno === "string" && TRANSIENT_CODES.has(errno) ? errno : typeof name === "string" ? name : "Unknown"
     const rawMessage = read(cause, "message")
-    const message = typeof rawMessage === "string" && rawMessage.length > 0 ? rawMessage : String(cause)
     const metadata = read(cause, "$metadata")
     const status = read(metadata, "httpStatusCode")
     const httpStatus = typeof status === "number" ? status : undefined
+    // The SDK could not parse the answer (an HTML error page from a proxy or a failing
+    // endpoint): its parser's complaint says nothing useful, the HTTP status does.
+    const unreadable = typeof rawMessage === "string" && rawMessage.includes("Deserialization error")
+    const code = unreadable
+      ? "UnreadableResponse"
+      : typeof errno === "string" && TRANSIENT_CODES.has(errno)
+        ? errno
+        : typeof name === "string"
+          ? name
+          : "Unknown"
+    const message = unreadable
+      ? `HTTP ${httpStatus ?? "?"} with a body that is not an AWS response`
+      : typeof rawMessage === "string" && rawMessage.length > 0
+        ? rawMessage
+        : String(cause)
     const sdkRetryable = read(cause, "$retryable")
     const throttlingFlag = read(sdkRetryable, "throttling")
     const kind: AwsErrorKind =
