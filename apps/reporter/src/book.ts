@@ -40,6 +40,8 @@ export interface Recording {
 export interface RunState {
   readonly lastRecordedAt: number
   readonly lastReportedAt: Option.Option<number>
+  /** When the oldest outcome that no run report covers yet was recorded. */
+  readonly pendingSince: Option.Option<number>
 }
 
 const latestKey = (idempotencyKey: string) => ({ pk: `outcome#${idempotencyKey}`, sk: "latest" })
@@ -59,7 +61,8 @@ const decodeLatest = Schema.decodeUnknown(LatestItem)
 
 const RunStateItem = Schema.Struct({
   lastRecordedAt: Schema.optional(Schema.Number),
-  lastReportedAt: Schema.optional(Schema.Number)
+  lastReportedAt: Schema.optional(Schema.Number),
+  pendingSince: Schema.optional(Schema.Number)
 })
 const decodeRunState = Schema.decodeUnknown(RunStateItem)
 
@@ -86,10 +89,13 @@ export interface OutcomeBookShape {
     window?: { readonly afterMs: number; readonly untilMs: number }
   ) => Effect.Effect<ReadonlyArray<RecordedEntry>, AwsError | CorruptBookEntry>
   readonly runState: Effect.Effect<RunState, AwsError | CorruptBookEntry>
-  /** Moves the run's last recording time forward (never back). */
+  /** Moves the run's last recording time forward (never back), and starts the pending span if none is open. */
   readonly noteRecorded: (recordedAt: number) => Effect.Effect<void, AwsError>
-  /** Claims the run ending at `untilMs`; false when another worker already reported it or a later one. */
-  readonly claimRun: (untilMs: number) => Effect.Effect<boolean, AwsError>
+  /**
+   * Claims the run ending at `untilMs`; false when another worker already reported it or a
+   * later one. With outcomes after `untilMs` still pending, their span starts at `untilMs`.
+   */
+  readonly claimRun: (untilMs: number, options: { readonly stillPending: boolean }) => Effect.Effect<boolean, AwsError>
 }
 
 /** The reporter's record of outcomes, in the ledger table beside the steps. */
@@ -218,17 +224,21 @@ export class OutcomeBook extends Context.Tag("backup-actions/OutcomeBook")<Outco
         const state = yield* decodeRunState(got.Item === undefined ? {} : unmarshall(got.Item)).pipe(
           Effect.mapError((error) => new CorruptBookEntry({ key: "run state", reason: error.message }))
         )
-        return { lastRecordedAt: state.lastRecordedAt ?? 0, lastReportedAt: Option.fromNullable(state.lastReportedAt) }
+        return {
+          lastRecordedAt: state.lastRecordedAt ?? 0,
+          lastReportedAt: Option.fromNullable(state.lastReportedAt),
+          pendingSince: Option.fromNullable(state.pendingSince)
+        }
       })
 
       /** Sets a run-state time if it moves forward; false when it would not. */
-      const advance = (attribute: "lastRecordedAt" | "lastReportedAt", millis: number) =>
+      const advance = (attribute: "lastRecordedAt" | "lastReportedAt", millis: number, pending: string) =>
         awsCall("dynamodb:UpdateItem", (abortSignal) =>
           dynamodb.send(
             new UpdateItemCommand({
               TableName: ledgerTable,
               Key: marshall(RUN_STATE_KEY),
-              UpdateExpression: "SET #at = :at",
+              UpdateExpression: `SET #at = :at${pending}`,
               ConditionExpression: "attribute_not_exists(#at) OR #at < :at",
               ExpressionAttributeNames: { "#at": attribute },
               ExpressionAttributeValues: { ":at": { N: String(millis) } }
@@ -245,8 +255,8 @@ export class OutcomeBook extends Context.Tag("backup-actions/OutcomeBook")<Outco
         markNotified,
         entries,
         runState,
-        noteRecorded: (recordedAt) => Effect.asVoid(advance("lastRecordedAt", recordedAt)),
-        claimRun: (untilMs) => advance("lastReportedAt", untilMs)
+        noteRecorded: (recordedAt) => Effect.asVoid(advance("lastRecordedAt", recordedAt, ", pendingSince = if_not_exists(pendingSince, :at)")),
+        claimRun: (untilMs, { stillPending }) => advance("lastReportedAt", untilMs, stillPending ? ", pendingSince = :at" : " REMOVE pendingSince")
       }
     })
   )

@@ -33,7 +33,7 @@ beforeAll(async () => {
 afterAll(() => emulator.stop())
 
 /** A reporter of its own (own table, queue, topic and bucket) per test, with taps on its topic and on Report Published. */
-const reporterStack = (prefix: string) =>
+const reporterStack = (prefix: string, maxWaitSeconds = 3600) =>
   Effect.gen(function* () {
     const names = topology({ prefix, account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
     const stack = yield* provision(names, EMULATOR_REGION, [{ name: "reporter", patterns: patternsFor("reporter") }])
@@ -49,7 +49,7 @@ const reporterStack = (prefix: string) =>
       workDir: "/tmp",
       notificationTopicArn: Option.some(stack.notificationTopicArn)
     })
-    const layer = Layer.mergeAll(OutcomeBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, Layer.succeed(ReporterSettings, { quietSeconds: 1 })).pipe(
+    const layer = Layer.mergeAll(OutcomeBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, Layer.succeed(ReporterSettings, { quietSeconds: 1, maxWaitSeconds })).pipe(
       Layer.provideMerge(Layer.mergeAll(emulatorClients(emulator.endpoint), settings, emulatorAwsConfig(emulator.endpoint)))
     )
     return { stack, notifications, reports, layer, queueUrl: queue?.url ?? "" }
@@ -157,6 +157,33 @@ describe("the reporter on the emulator", () => {
       // Assess
       assert.strictEqual(due.length, 2)
       assert.strictEqual((yield* local.reports.drain(1)).length, 0)
+    }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
+  )
+
+  it.live("reports a run that never goes quiet once its oldest unreported outcome has waited the longest wait", () =>
+    Effect.gen(function* () {
+      // Prepare: a reporter that waits at most one second; three outcomes, the last two over a second after the first
+      const local = yield* reporterStack("report-stream", 1)
+      yield* onOutcome(archiveEvent({ snapshot: "snap-5", time: "2026-11-22T09:00:00Z" })).pipe(Effect.provide(local.layer))
+      yield* Effect.sleep("1200 millis")
+      yield* onOutcome(archiveEvent({ snapshot: "snap-6", time: "2026-11-22T09:00:01Z" })).pipe(Effect.provide(local.layer))
+      yield* onOutcome(archiveEvent({ snapshot: "snap-7", time: "2026-11-22T09:00:02Z" })).pipe(Effect.provide(local.layer))
+      const due = (yield* Effect.forEach(yield* drainAfterDelay(local), (body) => Schema.decodeUnknown(ReportDueBody)(body)))
+        .map((message) => message.detail.recordedAt)
+        .sort((a, b) => a - b)
+      // Act: the first outcome's message arrives (not yet overdue), then the second's (overdue, newer ones still coming)
+      yield* onReportDue({ detail: { recordedAt: due[0] ?? 0 } }).pipe(Effect.provide(local.layer))
+      const whileBusy = yield* local.reports.drain(1)
+      yield* onReportDue({ detail: { recordedAt: due[1] ?? 0 } }).pipe(Effect.provide(local.layer))
+      const overdue = yield* Effect.forEach(yield* local.reports.drain(2), (body) => Schema.decodeUnknown(PublishedReport)(body))
+      // Act: the last one arrives once the run went quiet
+      yield* onReportDue({ detail: { recordedAt: due[2] ?? 0 } }).pipe(Effect.provide(local.layer))
+      const quiet = yield* Effect.forEach(yield* local.reports.drain(2), (body) => Schema.decodeUnknown(PublishedReport)(body))
+      // Assess: nothing while the wait was short, then the two overdue outcomes, then the rest
+      assert.strictEqual(due.length, 3)
+      assert.strictEqual(whileBusy.length, 0)
+      assert.deepStrictEqual(overdue.map((report) => report.detail.total), [2])
+      assert.deepStrictEqual(quiet.map((report) => report.detail.total), [1])
     }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
   )
 

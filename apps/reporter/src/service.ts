@@ -1,5 +1,5 @@
 import { SendMessageCommand } from "@aws-sdk/client-sqs"
-import { Clock, Config, Context, Effect, Layer } from "effect"
+import { Clock, Config, Context, Effect, Layer, Option } from "effect"
 import { AllClientsLive, AwsConfig, Sqs, awsCall } from "@backup-actions/aws"
 import { ROUTES, ServiceSettings } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
@@ -11,20 +11,31 @@ import { ReportStore, reportPrefix, runName } from "./report-store"
 
 const DAY_MS = 86_400_000
 
-/** How long the reporter waits after the last outcome before it writes the run's report. */
+/**
+ * When the reporter writes a run's report: once no outcome came for `quietSeconds`, and while
+ * outcomes keep coming, at the latest `maxWaitSeconds` after the oldest one not yet reported.
+ */
 export class ReporterSettings extends Context.Tag("backup-actions/ReporterSettings")<
   ReporterSettings,
-  { readonly quietSeconds: number }
+  { readonly quietSeconds: number; readonly maxWaitSeconds: number }
 >() {
-  /** BACKUP_ACTIONS_REPORT_QUIET_SECONDS: 1 to 900 (the longest SQS delay), 60 by default. */
+  /**
+   * BACKUP_ACTIONS_REPORT_QUIET_SECONDS: 1 to 900 (the longest SQS delay), 60 by default.
+   * BACKUP_ACTIONS_REPORT_MAX_WAIT_SECONDS: at least the quiet time, 3600 by default.
+   */
   static readonly fromEnv = Layer.effect(
     ReporterSettings,
-    Effect.map(
-      Config.integer("BACKUP_ACTIONS_REPORT_QUIET_SECONDS").pipe(
+    Config.all({
+      quietSeconds: Config.integer("BACKUP_ACTIONS_REPORT_QUIET_SECONDS").pipe(
         Config.withDefault(60),
         Config.validate({ message: "must be between 1 and 900 seconds", validation: (seconds) => seconds >= 1 && seconds <= 900 })
       ),
-      (quietSeconds) => ({ quietSeconds })
+      maxWaitSeconds: Config.integer("BACKUP_ACTIONS_REPORT_MAX_WAIT_SECONDS").pipe(Config.withDefault(3600))
+    }).pipe(
+      Config.validate({
+        message: "BACKUP_ACTIONS_REPORT_MAX_WAIT_SECONDS must be at least BACKUP_ACTIONS_REPORT_QUIET_SECONDS",
+        validation: ({ quietSeconds, maxWaitSeconds }) => maxWaitSeconds >= quietSeconds
+      })
     )
   )
 }
@@ -109,14 +120,22 @@ const dailySummary = (day: string, generatedAtMs: number) =>
     return summarize({ period: "day", title: `backup-actions daily report ${day}`, generatedAtMs, entries: recorded.map((item) => item.entry) })
   })
 
-/** The run went quiet: write its report (and refresh the day's), unless a later outcome or another worker took over. */
+/**
+ * The run went quiet: write its report (and refresh the day's), unless a later outcome or
+ * another worker took over. A run that never goes quiet is still reported, up to this
+ * message's outcome, once its oldest unreported outcome has waited `maxWaitSeconds`.
+ */
 export const onReportDue = (event: { readonly detail: { readonly recordedAt: number } }) =>
   Effect.gen(function* () {
     const book = yield* OutcomeBook
     const store = yield* ReportStore
+    const { maxWaitSeconds } = yield* ReporterSettings
     const until = event.detail.recordedAt
     const state = yield* book.runState
-    if (state.lastRecordedAt > until) {
+    const stillComing = state.lastRecordedAt > until
+    const waitingSince = Option.orElse(state.pendingSince, () => state.lastReportedAt)
+    const overdue = Option.exists(waitingSince, (since) => until - since >= maxWaitSeconds * 1000)
+    if (stillComing && !overdue) {
       yield* Effect.logDebug("more outcomes came in since; a later report covers them")
       return
     }
@@ -128,7 +147,7 @@ export const onReportDue = (event: { readonly detail: { readonly recordedAt: num
     const summary = summarize({ period: "run", title: `backup-actions run report ${name}`, generatedAtMs: now, entries: recorded.map((item) => item.entry) })
     yield* store.write(reportPrefix("day", dayOf(until)), yield* dailySummary(dayOf(until), now))
     yield* store.write(reportPrefix("run", name), summary)
-    if (!(yield* book.claimRun(until))) {
+    if (!(yield* book.claimRun(until, { stillPending: stillComing }))) {
       yield* Effect.logInfo(`run ${name} was already reported`)
       return
     }
