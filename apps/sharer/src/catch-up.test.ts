@@ -7,11 +7,12 @@ import {
   type DescribeSnapshotsCommandInput,
   type Snapshot
 } from "@aws-sdk/client-ec2"
+import { BackupClient, ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/client-backup"
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge"
 import { DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Layer, TestClock } from "effect"
-import { AwsConfig, DynamoDb, EventBridge } from "@backup-actions/aws"
+import { AwsConfig, Backup, DynamoDb, EventBridge } from "@backup-actions/aws"
 import { PolicySource, ServiceSettings, topology, type Policy } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
@@ -47,8 +48,8 @@ const sourceSnapshot = (index: number): Snapshot => ({
   Tags: [{ Key: "backup-actions:managed", Value: "true" }]
 })
 
-/** The sharer's layers: accounts, EC2, KMS and EventBridge mocked; the ledger on the emulator. */
-const catchUpLayer = (mocks: ReturnType<typeof mockAccounts>, events: EventBridgeClient, policy: Policy) => {
+/** The sharer's layers: accounts, EC2, KMS, AWS Backup and EventBridge mocked; the ledger on the emulator. */
+const catchUpLayer = (mocks: ReturnType<typeof mockAccounts>, events: EventBridgeClient, policy: Policy, backup = new BackupClient({ region: SOURCE_REGION })) => {
   const settings = ServiceSettings.layer({
     busName: names.busName,
     artifactBucket: names.artifactBucket,
@@ -59,7 +60,7 @@ const catchUpLayer = (mocks: ReturnType<typeof mockAccounts>, events: EventBridg
   })
   const ledger = Ledger.Live.pipe(Layer.provide(Layer.provide(DynamoDb.Live, emulatorAwsConfig(emulator.endpoint))), Layer.provide(settings))
   const publisher = Publisher.Live.pipe(Layer.provide(Layer.succeed(EventBridge, events)), Layer.provide(settings))
-  return Layer.mergeAll(mocks.layer, ledger, publisher, settings, PolicySource.layer(policy), AwsConfig.layer({ region: SOURCE_REGION }))
+  return Layer.mergeAll(mocks.layer, ledger, publisher, settings, PolicySource.layer(policy), AwsConfig.layer({ region: SOURCE_REGION }), Layer.succeed(Backup, backup))
 }
 
 describe("the scheduled catch-up", () => {
@@ -215,6 +216,82 @@ describe("the scheduled catch-up", () => {
           `arn:aws:rds:${SOURCE_REGION}:${SOURCE_ACCOUNT}:db:orders`
         ])
       )
+    })
+  )
+
+  it.effect("asks AWS Backup which named vault holds each source and replicates it by the rule for that vault", () =>
+    Effect.gen(function* () {
+      // Prepare: a rule for vault "dr" first, then one for every EBS snapshot; one source in "dr", one elsewhere
+      yield* TestClock.setTime(NOW)
+      const mocks = mockAccounts()
+      const events = new EventBridgeClient({ region: SOURCE_REGION })
+      const published: Array<{ sourceArn: string; rule?: string }> = []
+      mockClient(events)
+        .on(PutEventsCommand)
+        .callsFake(async (input: { Entries?: Array<{ Detail?: string }> }) => {
+          published.push(...(input.Entries ?? []).map((entry) => JSON.parse(entry.Detail ?? "{}")))
+          return { FailedEntryCount: 0, Entries: [{ EventId: "event" }] }
+        })
+      // Indexes the first test did not replicate: the ledger is shared by the file's tests
+      const [inVault, elsewhere] = [sourceSnapshot(SOURCES + 1), sourceSnapshot(SOURCES + 2)]
+      const arnOf = (snapshot: Snapshot) => `arn:aws:ec2:${SOURCE_REGION}::snapshot/${snapshot.SnapshotId ?? ""}`
+      mocks.sourceEc2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [inVault, elsewhere] })
+      mocks.sourceEc2.on(ModifySnapshotAttributeCommand).resolves({})
+      mocks.destinationEc2.on(CopySnapshotCommand).callsFake(async (input: CopySnapshotCommandInput) => ({ SnapshotId: (input.SourceSnapshotId ?? "").replace("0src", "0cpy") }))
+      mocks.destinationEc2.on(DescribeSnapshotsCommand).callsFake(async (input: DescribeSnapshotsCommandInput) => ({
+        Snapshots: (input.SnapshotIds ?? []).map((id) => ({ SnapshotId: id, State: "completed", Encrypted: true, KmsKeyId: DESTINATION_KEY_ARN }))
+      }))
+      const backup = new BackupClient({ region: SOURCE_REGION })
+      const backupMock = mockClient(backup)
+      backupMock
+        .on(ListRecoveryPointsByBackupVaultCommand, { NextToken: undefined })
+        .resolves({ RecoveryPoints: [{ RecoveryPointArn: "arn:aws:ec2:us-east-1::snapshot/snap-0someoneelse00" }], NextToken: "page-2" })
+        .on(ListRecoveryPointsByBackupVaultCommand, { NextToken: "page-2" })
+        .resolves({ RecoveryPoints: [{ RecoveryPointArn: arnOf(inVault) }] })
+      const byVault = { name: "by-vault", match: { resourceTypes: ["EBS"], vaults: ["dr"] }, replicate: plan({ rule: "by-vault", retentionDays: 90 }) }
+      const layer = catchUpLayer(mocks, events, policyOf([byVault, ebsRule]), backup)
+      // Act
+      const summary = yield* catchUpReplicas({ lookBackDays: 7 }).pipe(Effect.provide(layer))
+      // Assess: AWS Backup asked for the named vault's recovery points of the window, every page
+      assert.deepStrictEqual(
+        backupMock.commandCalls(ListRecoveryPointsByBackupVaultCommand).map((call) => call.args[0].input),
+        [
+          { BackupVaultName: "dr", ByCreatedAfter: new Date(NOW - 7 * DAY_MS), MaxResults: 1000, NextToken: undefined },
+          { BackupVaultName: "dr", ByCreatedAfter: new Date(NOW - 7 * DAY_MS), MaxResults: 1000, NextToken: "page-2" }
+        ]
+      )
+      // Assess: each source replicated once, by the rule its vault selects
+      assert.strictEqual(summary.undecided, 0)
+      assert.strictEqual(summary.replicated, 2)
+      assert.deepStrictEqual(
+        published.map((detail) => [detail.sourceArn, detail.rule]).sort(),
+        [
+          [arnOf(inVault), "by-vault"],
+          [arnOf(elsewhere), "dr"]
+        ].sort()
+      )
+    })
+  )
+
+  it.effect("leaves the sources whose rule depends on the vault to their events when AWS Backup cannot list the vault", () =>
+    Effect.gen(function* () {
+      // Prepare
+      yield* TestClock.setTime(NOW)
+      const mocks = mockAccounts()
+      const events = new EventBridgeClient({ region: SOURCE_REGION })
+      mockClient(events).on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "event" }] })
+      mocks.sourceEc2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [sourceSnapshot(SOURCES + 3)] })
+      const backup = new BackupClient({ region: SOURCE_REGION })
+      mockClient(backup)
+        .on(ListRecoveryPointsByBackupVaultCommand)
+        .rejects(Object.assign(new Error("not authorized to perform backup:ListRecoveryPointsByBackupVault"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 403 } }))
+      const byVault = { name: "by-vault", match: { resourceTypes: ["EBS"], vaults: ["dr"] }, replicate: plan({ rule: "by-vault" }) }
+      // Act
+      const summary = yield* catchUpReplicas({ lookBackDays: 7 }).pipe(Effect.provide(catchUpLayer(mocks, events, policyOf([byVault, ebsRule]), backup)))
+      // Assess: nothing copied, the source counted as left to its event
+      assert.strictEqual(summary.undecided, 1)
+      assert.strictEqual(summary.replicated, 0)
+      assert.strictEqual(mocks.destinationEc2.commandCalls(CopySnapshotCommand).length, 0)
     })
   )
 

@@ -1,7 +1,8 @@
+import { ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/client-backup"
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { Clock, Duration, Effect, Option } from "effect"
-import { AwsConfig, awsCall } from "@backup-actions/aws"
+import { AwsConfig, Backup, awsCall } from "@backup-actions/aws"
 import { PolicySource, replicaPlanFor, type Policy, type RecoveryPointFacts, type ReplicaPlan } from "@backup-actions/config"
 import { Ledger } from "@backup-actions/ledger"
 import { AccountAccess, type RegionClients } from "./accounts"
@@ -32,7 +33,7 @@ export interface CatchUpSummary {
   readonly listed: number
   /** Already replicated (their step had succeeded): left alone. */
   readonly alreadyReplicated: number
-  /** Their rule can only be decided by the vault, which a listed snapshot does not name. */
+  /** Their rule can only be decided by the vault, and AWS Backup could not say which vault holds them. */
   readonly undecided: number
   /** No replicate rule selects them. */
   readonly notSelected: number
@@ -127,13 +128,57 @@ export const listDbSources = (clients: RegionClients, sinceMs: number) =>
     return found
   })
 
+/** The vaults that replicate rules are limited to: only then does a source's vault matter. */
+export const vaultsNamedByReplicateRules = (policy: Policy): ReadonlyArray<string> => [
+  ...new Set(policy.rules.flatMap((rule) => (rule.replicate === undefined ? [] : (rule.match.vaults ?? []))))
+]
+
 /**
- * The plan for a listed source, as the event path would find it. A listed snapshot does not
- * name the vault it is in, so when the first rule that matches otherwise also names vaults, the
+ * Which of the named vaults holds each recovery point created since `sinceMs`, from AWS Backup
+ * (a listed snapshot does not name its vault), every page. None when AWS Backup cannot answer:
+ * the sources whose rule depends on the vault are then left to their events.
+ */
+export const vaultsOfRecoveryPoints = (vaults: ReadonlyArray<string>, sinceMs: number) =>
+  Effect.gen(function* () {
+    const backup = yield* Backup
+    const vaultOf: Map<string, string> = new Map()
+    for (const vault of vaults) {
+      let nextToken: string | undefined
+      do {
+        const page = yield* awsCall("backup:ListRecoveryPointsByBackupVault", (abortSignal) =>
+          backup.send(
+            new ListRecoveryPointsByBackupVaultCommand({ BackupVaultName: vault, ByCreatedAfter: new Date(sinceMs), MaxResults: 1000, NextToken: nextToken }),
+            { abortSignal }
+          )
+        )
+        for (const point of page.RecoveryPoints ?? []) {
+          if (point.RecoveryPointArn !== undefined && !vaultOf.has(point.RecoveryPointArn)) vaultOf.set(point.RecoveryPointArn, vault)
+        }
+        nextToken = page.NextToken
+      } while (nextToken !== undefined && nextToken !== "")
+    }
+    return Option.some<ReadonlyMap<string, string>>(vaultOf)
+  }).pipe(
+    Effect.catchTag("AwsError", (error) =>
+      Effect.logWarning(`catch-up: AWS Backup could not list the vaults' recovery points (${error.operation}: ${error.code}: ${error.message}); sources whose rule depends on the vault are left to their events`).pipe(
+        Effect.as(Option.none<ReadonlyMap<string, string>>())
+      )
+    )
+  )
+
+/**
+ * The plan for a listed source, as the event path would find it. With the vault known (from
+ * AWS Backup; a source in none of the listed vaults is in none that a rule names), the rules
+ * decide exactly. Without it, when the first rule that matches otherwise also names vaults, the
  * answer depends on the vault: such a source is left to its event rather than sent where another
  * rule would send it.
  */
-export const catchUpPlanFor = (policy: Policy, facts: Omit<RecoveryPointFacts, "vaultName">): ReplicaPlan | "depends-on-vault" | undefined => {
+export const catchUpPlanFor = (
+  policy: Policy,
+  facts: Omit<RecoveryPointFacts, "vaultName">,
+  vaultName: Option.Option<string> = Option.none()
+): ReplicaPlan | "depends-on-vault" | undefined => {
+  if (Option.isSome(vaultName)) return replicaPlanFor(policy, { ...facts, vaultName: vaultName.value })
   for (const rule of policy.rules) {
     if (rule.replicate === undefined) continue
     // Taking the rule's own first vault as the recovery point's asks whether everything but the vault matches.
@@ -167,6 +212,9 @@ export const catchUpReplicas = (options: { readonly lookBackDays: number }) =>
     const wantsRds = policy.rules.some((rule) => rule.replicate !== undefined && (rule.match.resourceTypes === undefined || rule.match.resourceTypes.includes("RDS")))
     const sources = [...(wantsEbs ? yield* listEbsSources(clients, sinceMs) : []), ...(wantsRds ? yield* listDbSources(clients, sinceMs) : [])]
 
+    const namedVaults = vaultsNamedByReplicateRules(policy)
+    const vaultOf = namedVaults.length === 0 || sources.length === 0 ? Option.none() : yield* vaultsOfRecoveryPoints(namedVaults, sinceMs)
+
     const counts: Record<Outcome, number> = { alreadyReplicated: 0, undecided: 0, notSelected: 0, replicated: 0, failed: 0, busy: 0, errors: 0 }
     const tagsOfResource = new Map<string, Readonly<Record<string, string>>>()
     const groups = new Map<string, { readonly limit: number; readonly jobs: Array<ReplicaJob> }>()
@@ -176,7 +224,9 @@ export const catchUpReplicas = (options: { readonly lookBackDays: number }) =>
         tags = tagsOfResource.get(source.resourceArn) ?? (yield* resourceTags(clients, source.resourceType, source.resourceArn))
         tagsOfResource.set(source.resourceArn, tags)
       }
-      const plan = catchUpPlanFor(policy, { resourceType: source.resourceType, resourceArn: source.resourceArn, ...(tags === undefined ? {} : { tags }) })
+      // In none of the named vaults: no vault-limited rule can take it, whichever vault it is in.
+      const vaultName = Option.map(vaultOf, (vaults) => vaults.get(source.recoveryPointArn) ?? "")
+      const plan = catchUpPlanFor(policy, { resourceType: source.resourceType, resourceArn: source.resourceArn, ...(tags === undefined ? {} : { tags }) }, vaultName)
       if (plan === undefined) {
         counts.notSelected += 1
         continue

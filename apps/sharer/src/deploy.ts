@@ -29,12 +29,15 @@ export const sharerStack = (scope: Construct, config: DeployConfig, overrides: S
   stack.allow(role, ["kms:DescribeKey", "kms:CreateGrant"], [`arn:${stack.partition}:kms:*:${account}:key/*`], {
     StringLike: { "kms:ViaService": ["ec2.*.amazonaws.com", "rds.*.amazonaws.com"] }
   })
+  // The catch-up asks AWS Backup which vault holds a listed snapshot when a rule names vaults.
+  stack.allow(role, ["backup:ListRecoveryPointsByBackupVault"], [`arn:${stack.partition}:backup:${region}:${account}:backup-vault:*`])
   if (config.destinations.length > 0) stack.allow(role, ["sts:AssumeRole"], config.destinations.map((destination) => destination.roleArn))
   stack.acknowledgeWildcards(role, [
     { resource: "*", reason: "EC2 and RDS Describe actions support no resource-level permissions." },
     { resource: `arn:<AWS::Partition>:ec2:${region}::snapshot/*`, reason: "Shares only snapshots tagged as the project's, deletes only the sharer's replicas (resource tag conditions)." },
     { resource: `arn:<AWS::Partition>:rds:${region}:${account}:snapshot:*`, reason: "Shares only DB snapshots tagged as the project's, deletes only the sharer's replicas (snapshot tag conditions)." },
-    { resource: `arn:<AWS::Partition>:kms:*:${account}:key/*`, reason: "The snapshots' keys, usable only through EC2 and RDS (kms:ViaService)." }
+    { resource: `arn:<AWS::Partition>:kms:*:${account}:key/*`, reason: "The snapshots' keys, usable only through EC2 and RDS (kms:ViaService)." },
+    { resource: `arn:<AWS::Partition>:backup:${region}:${account}:backup-vault:*`, reason: "Lists (reads only) the recovery points of the vaults the policy's rules name, which the policy may change without a deployment." }
   ])
   stack.addSchedules()
   return stack
