@@ -1,8 +1,8 @@
 import { Clock, Effect, Layer, Option } from "effect"
 import { AllClientsLive, AwsConfig, type DynamoDb, type Ec2, type Kms, type Rds, type RecoveryPoints, type S3 } from "@backup-actions/aws"
-import { AmiSweepDue, RecoveryPointStateChange, recoveryPointArnOf, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
+import { AmiSweepDue, RecoveryPointStateChange, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, exportPlanFor } from "@backup-actions/config"
-import { Publisher } from "@backup-actions/consumer"
+import { Publisher, requireRecoveryPoint } from "@backup-actions/consumer"
 import { Ledger, runStep, type StepResult } from "@backup-actions/ledger"
 import { exportAmiDirect } from "./ami-direct"
 import { exportAmiToStore } from "./ami-store"
@@ -75,7 +75,11 @@ const exportUnderStep = (request: ExportRequest, kind: ExportKind) =>
 /** The ledger key of an EC2 recovery point: its AMI ARN in the one form the sweep builds too. */
 const ledgerArnOf = (recoveryPointArn: string, kind: ExportKind): string => (kind === "ami" ? (parseAmiArn(recoveryPointArn)?.arn ?? recoveryPointArn) : recoveryPointArn)
 
-/** A completed recovery point whose policy asks for an export: export it under a ledger step and announce the outcome. */
+/**
+ * A completed recovery point whose policy asks for an export: export it under a ledger step and
+ * announce the outcome. An event that names no recovery point is rejected to the DLQ: there is
+ * nothing to export and no ledger key to record a failure under.
+ */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
@@ -83,7 +87,7 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
     const plan = exportPlanFor(policy, { resourceType, resourceArn, vaultName: backupVaultName })
     const kind = kindOf(resourceType)
     if (plan === undefined || kind === undefined) return
-    const recoveryPointArn = ledgerArnOf(recoveryPointArnOf(event) ?? "", kind)
+    const recoveryPointArn = ledgerArnOf(yield* requireRecoveryPoint(event), kind)
     if (kind === "ami" && leftToSweep(plan, creationDate, yield* Clock.currentTimeMillis)) {
       yield* Effect.logInfo(`${recoveryPointArn} is younger than ${plan.olderThanDays} days; the AMI sweep exports it when it is old enough`)
       return

@@ -5,7 +5,6 @@ import {
   RecoveryPointStateChange,
   RestoreCompleted,
   SweepDue,
-  recoveryPointArnOf,
   subscribe,
   snapshotIdFromArn,
   subscribeTo,
@@ -15,7 +14,7 @@ import {
   type EventOf
 } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, archivePlanFor } from "@backup-actions/config"
-import { Publisher } from "@backup-actions/consumer"
+import { Publisher, UnprocessableEvent, requireRecoveryPoint } from "@backup-actions/consumer"
 import { Ledger, failed, runStep, succeeded } from "@backup-actions/ledger"
 import { deleteVolume, restoreVolume, restoreZone, sweepLeftovers } from "./volumes"
 import { deleteRestoredInstance, sweepRestoredInstances } from "./db-instances"
@@ -23,21 +22,25 @@ import { restoreForDump } from "./dump-restore"
 
 type RestoreDetail = DetailOf<typeof RestoreCompleted>
 
-/** A completed EBS recovery point whose policy asks for a volume-mode archive: restore it to a volume. */
+/**
+ * A completed recovery point whose policy asks for a volume-mode archive (restore it to a
+ * volume) or a dump (restore it to a DB instance). An event that names no recovery point is
+ * rejected to the DLQ: there is nothing to restore and no ledger key to record a failure under.
+ */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
     const publisher = yield* Publisher
-    const recoveryPointArn = recoveryPointArnOf(event) ?? ""
     const plan: ArchivePlan | undefined = archivePlanFor(policy, {
       resourceType: event.detail.resourceType,
       resourceArn: event.detail.resourceArn,
       vaultName: event.detail.backupVaultName
     })
-    if (plan?.mode === "dump") {
+    if (plan === undefined || plan.mode === "direct") return
+    const recoveryPointArn = yield* requireRecoveryPoint(event)
+    if (plan.mode === "dump") {
       return yield* restoreForDump({ recoveryPointArn, resourceType: event.detail.resourceType, backupVaultName: event.detail.backupVaultName, plan })
     }
-    if (plan === undefined || plan.mode !== "volume") return
     const snapshotId = snapshotIdFromArn(recoveryPointArn) ?? ""
     const base = {
       schemaVersion: 1 as const,
@@ -74,18 +77,26 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
     if (Option.isSome(result)) yield* publisher.publish(RestoreCompleted, result.value.outcome, [recoveryPointArn])
   }).pipe(Effect.annotateLogs({ service: "restorer" }))
 
-/** An archive of a restored volume or DB instance ended, however it ended: delete what was restored. */
+/**
+ * An archive of a restored volume or DB instance ended, however it ended: delete what was
+ * restored. The streamer always names it; an event that names neither is rejected to the DLQ
+ * (whatever it left behind, the sweep removes by tag).
+ */
 export const onArchiveCompleted = (event: EventOf<typeof ArchiveCompleted>) =>
   Effect.gen(function* () {
-    const instanceId = event.detail.restoredInstanceId
-    if (instanceId !== undefined) {
-      yield* deleteRestoredInstance(instanceId)
-      yield* Effect.logInfo(`deleted restored instance ${instanceId} and its password (dump ${event.detail.status})`)
+    const { restoredInstanceId, restoredVolumeId, mode, correlationId } = event.detail
+    if (restoredInstanceId === undefined && restoredVolumeId === undefined) {
+      return yield* new UnprocessableEvent({
+        reason: `"Archive Completed" event ${event.id} for ${correlationId} (mode ${mode}) names neither a restored volume nor a restored DB instance to delete`
+      })
     }
-    const volumeId = event.detail.restoredVolumeId
-    if (volumeId === undefined) return
-    yield* deleteVolume(volumeId)
-    yield* Effect.logInfo(`deleted restored volume ${volumeId} (archive ${event.detail.status})`)
+    if (restoredInstanceId !== undefined) {
+      yield* deleteRestoredInstance(restoredInstanceId)
+      yield* Effect.logInfo(`deleted restored instance ${restoredInstanceId} and its password (dump ${event.detail.status})`)
+    }
+    if (restoredVolumeId === undefined) return
+    yield* deleteVolume(restoredVolumeId)
+    yield* Effect.logInfo(`deleted restored volume ${restoredVolumeId} (archive ${event.detail.status})`)
   })
 
 /** The scheduled sweep: restored volumes and DB instances that a crash left behind. */

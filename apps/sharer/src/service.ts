@@ -1,8 +1,8 @@
 import { Effect, Layer } from "effect"
 import { AllClientsLive, AwsConfig } from "@backup-actions/aws"
-import { RecoveryPointStateChange, ReplicaCatchUpDue, recoveryPointArnOf, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
+import { RecoveryPointStateChange, ReplicaCatchUpDue, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, mayApply, replicaPlanFor } from "@backup-actions/config"
-import { Publisher } from "@backup-actions/consumer"
+import { Publisher, requireRecoveryPoint } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
 import { AccountAccess } from "./accounts"
 import { catchUpReplicas } from "./catch-up"
@@ -21,7 +21,7 @@ const arnField = (arn: string, index: 3 | 4): string | undefined => {
 /**
  * A completed recovery point: when a rule asks for a replica, copy it to the rule's
  * destination under a ledger step (a replayed event finds the step finished and does nothing)
- * and announce the outcome.
+ * and announce the outcome. An event that names no recovery point is rejected to the DLQ.
  */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
@@ -29,8 +29,7 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
     const access = yield* AccountAccess
     const { resourceType, resourceArn, backupVaultName } = event.detail
     if (!mayApply(policy, "replicate", resourceType)) return
-    const recoveryPointArn = recoveryPointArnOf(event)
-    if (recoveryPointArn === undefined) return yield* Effect.logWarning(`recovery point event ${event.id} names no recovery point`)
+    const recoveryPointArn = yield* requireRecoveryPoint(event)
     const sourceRegion = arnField(recoveryPointArn, 3) ?? event.region
     const tags = replicateRulesNeedTags(policy, resourceType)
       ? yield* Effect.scoped(Effect.flatMap(access.clients({ region: sourceRegion }), (clients) => resourceTags(clients, resourceType, resourceArn)))
@@ -54,9 +53,11 @@ export const onReplicaCatchUpDue = (event: { readonly detail: { readonly lookBac
 
 export const subscriptions = subscriptionSet(subscribeTo(ROUTES.sharer.recoveryPoints, onRecoveryPoint), subscribe(ReplicaCatchUpDue, onReplicaCatchUpDue))
 
+/** The sharer's own services, over whichever clients, settings and policy the caller provides (a process's environment, or a test's emulator). */
+export const SharerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, CopySlots.Live, SourceSharing.Live).pipe(Layer.provideMerge(AccountAccess.Live))
+
 /** Everything the sharer's handler needs, from the environment. */
-export const SharerLive = Layer.mergeAll(Ledger.Live, Publisher.Live, CopySlots.Live, SourceSharing.Live).pipe(
-  Layer.provideMerge(AccountAccess.Live),
+export const SharerLive = SharerServices.pipe(
   Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv, PolicySource.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)
 )

@@ -4,14 +4,13 @@ import {
   ExportCompleted,
   RecoveryPointStateChange,
   RestoreCompleted,
-  recoveryPointArnOf,
   snapshotIdFromArn,
   subscribeTo,
   subscriptionSet,
   type EventOf
 } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, archivePlanFor } from "@backup-actions/config"
-import { Publisher } from "@backup-actions/consumer"
+import { Publisher, UnprocessableEvent, requireRecoveryPoint } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
 import { BlockDevicesLive } from "./block-devices"
 import { archiveDirect } from "./direct"
@@ -19,17 +18,20 @@ import { failedOutcome, publishOutcome } from "./outcome"
 import { archiveVolume } from "./volume"
 import { archiveDump } from "./dump"
 
-/** A completed EBS recovery point whose policy asks for a direct-mode archive. */
+/**
+ * A completed EBS recovery point whose policy asks for a direct-mode archive. An event that
+ * names no recovery point is rejected to the DLQ: there is no snapshot to read.
+ */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
-    const recoveryPointArn = recoveryPointArnOf(event) ?? ""
     const plan = archivePlanFor(policy, {
       resourceType: event.detail.resourceType,
       resourceArn: event.detail.resourceArn,
       vaultName: event.detail.backupVaultName
     })
     if (plan === undefined || plan.mode !== "direct") return
+    const recoveryPointArn = yield* requireRecoveryPoint(event)
     const snapshotId = snapshotIdFromArn(recoveryPointArn)
     const subject = {
       recoveryPointArn,
@@ -45,11 +47,20 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
     yield* archiveDirect(subject)
   })
 
-/** The restorer made a volume for a volume-mode archive, or a DB instance for a dump. */
+/**
+ * The restorer made a volume for a volume-mode archive, or a DB instance for a dump. A
+ * "restored" event that does not say what was restored (or is for direct mode, which never
+ * restores) can never be archived: it is rejected to the DLQ with the reason.
+ */
 export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
   Effect.gen(function* () {
     const { detail } = event
-    if (detail.plan.mode === "dump" && detail.status === "restored" && detail.database !== undefined) {
+    if (detail.status !== "restored") return
+    const rejected = (problem: string) =>
+      new UnprocessableEvent({ reason: `"Restore Completed" event ${event.id} for ${detail.correlationId} (mode ${detail.plan.mode}) ${problem}` })
+    if (detail.plan.mode === "direct") return yield* rejected("is for direct mode, which archives from the snapshot and never restores")
+    if (detail.plan.mode === "dump") {
+      if (detail.database === undefined) return yield* rejected("names no restored DB instance to dump")
       return yield* archiveDump({
         recoveryPointArn: detail.correlationId,
         backupVaultName: detail.backupVaultName,
@@ -58,7 +69,7 @@ export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
         database: detail.database
       })
     }
-    if (detail.plan.mode !== "volume" || detail.status !== "restored" || detail.volumeId === undefined) return
+    if (detail.volumeId === undefined) return yield* rejected("names no restored volume to archive")
     yield* archiveVolume({
       recoveryPointArn: detail.correlationId,
       backupVaultName: detail.backupVaultName,
@@ -72,21 +83,30 @@ export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
 /**
  * The exporter wrote an AMI's metadata in direct mode: archive each of its snapshots through the
  * EBS direct APIs where the export says, one ledger step per snapshot. The snapshots back a
- * registered image, so they are never deleted here.
+ * registered image, so they are never deleted here. The exporter refuses an image without
+ * snapshots, so an export that lists none is rejected to the DLQ rather than ignored.
  */
 export const onAmiExported = (event: EventOf<typeof ExportCompleted>) =>
-  Effect.forEach(
-    event.detail.snapshots ?? [],
-    (snapshot) =>
-      archiveDirect({
-        recoveryPointArn: `arn:aws:ec2:${event.region}::snapshot/${snapshot.snapshotId}`,
-        backupVaultName: "",
-        snapshotId: snapshot.snapshotId,
-        plan: { rule: `ami:${event.detail.imageId ?? event.detail.correlationId}`, mode: "direct", compression: "zstd", deleteSourceAfterVerify: false },
-        mode: "direct"
-      }),
-    { discard: true }
-  )
+  Effect.gen(function* () {
+    const snapshots = event.detail.snapshots ?? []
+    if (snapshots.length === 0) {
+      return yield* new UnprocessableEvent({
+        reason: `"Export Completed" event ${event.id} for ${event.detail.correlationId} (AMI, direct mode) lists no snapshots to archive`
+      })
+    }
+    yield* Effect.forEach(
+      snapshots,
+      (snapshot) =>
+        archiveDirect({
+          recoveryPointArn: `arn:aws:ec2:${event.region}::snapshot/${snapshot.snapshotId}`,
+          backupVaultName: "",
+          snapshotId: snapshot.snapshotId,
+          plan: { rule: `ami:${event.detail.imageId ?? event.detail.correlationId}`, mode: "direct", compression: "zstd", deleteSourceAfterVerify: false },
+          mode: "direct"
+        }),
+      { discard: true }
+    )
+  })
 
 export const subscriptions = subscriptionSet(
   subscribeTo(ROUTES.streamer.recoveryPoints, onRecoveryPoint),

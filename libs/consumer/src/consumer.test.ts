@@ -1,13 +1,14 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { ReceiveMessageCommand, SendMessageCommand, type Message } from "@aws-sdk/client-sqs"
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from "@aws-sdk/client-sqs"
 import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { Sqs, awsCall } from "@backup-actions/aws"
 import { RecoveryPointStateChange, RestoreCompleted, subscribe } from "@backup-actions/contracts"
 import { ServiceSettings, topology } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type Emulator, type ProvisionedStack, emulatorClients, provision, startEmulator } from "@backup-actions/local"
-import { DLQ_REASON_ATTRIBUTE, pollOnce, runConsumer } from "./consumer"
+import { DLQ_REASON_ATTRIBUTE, DLQ_SERVICE_ATTRIBUTE, pollOnce, runConsumer } from "./consumer"
 import { makeLambdaHandler } from "./lambda"
 import { Publisher } from "./publisher"
+import { UnprocessableEvent } from "./unprocessable"
 
 let emulator: Emulator
 let stack: ProvisionedStack
@@ -55,6 +56,62 @@ const drain = (url: string) =>
       sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ["All"] }), { abortSignal })
     )
   ).pipe(Effect.map((result) => result.Messages ?? []))
+
+/** Messages still in a queue, visible, in flight or delayed: a deleted message is in none of them. */
+const messagesIn = (url: string) =>
+  Effect.flatMap(Sqs, (sqs) =>
+    awsCall("sqs:GetQueueAttributes", (abortSignal) =>
+      sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: url,
+          AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+        }),
+        { abortSignal }
+      )
+    )
+  ).pipe(Effect.map((result) => Object.values(result.Attributes ?? {}).reduce((sum, count) => sum + Number(count), 0)))
+
+/** Receives as Lambda's poller would, until `count` messages came, and hands them over as its event. */
+const receiveAsLambdaEvent = (url: string, count: number) =>
+  Effect.gen(function* () {
+    const sqs = yield* Sqs
+    const received: Array<Message> = []
+    for (let round = 0; round < 10 && received.length < count; round += 1) {
+      const batch = yield* awsCall("sqs:ReceiveMessage", (abortSignal) =>
+        sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageSystemAttributeNames: ["ApproximateReceiveCount"] }), {
+          abortSignal
+        })
+      )
+      received.push(...(batch.Messages ?? []))
+    }
+    return {
+      received,
+      event: {
+        Records: received.map((message) => ({
+          messageId: message.MessageId ?? "",
+          receiptHandle: message.ReceiptHandle ?? "",
+          body: message.Body ?? "",
+          attributes: { ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? "1" }
+        }))
+      }
+    }
+  })
+
+/** A handler that rejects the restore of `rejectedSnapshot` and records the others it handles. */
+const rejectingHandler = (rejectedSnapshot: string, reason: string) => {
+  const seen = { rejections: 0, handled: new Array<string>() }
+  const subscriptions = [
+    subscribe(RestoreCompleted, (event) =>
+      event.detail.snapshotId === rejectedSnapshot
+        ? Effect.suspend(() => {
+            seen.rejections += 1
+            return Effect.fail(new UnprocessableEvent({ reason }))
+          })
+        : Effect.sync(() => seen.handled.push(event.detail.snapshotId))
+    )
+  ]
+  return { seen, subscriptions }
+}
 
 describe("the consumer runtime", () => {
   it.live("sends malformed, unknown and unsupported messages to the DLQ with a reason and still handles the next one", () =>
@@ -115,6 +172,60 @@ describe("the consumer runtime", () => {
         yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
       }
       assert.strictEqual(calls, 2)
+    }).pipe(Effect.scoped, Effect.provide(layers()))
+  )
+
+  it.live("sends a message whose handler rejects it to the DLQ with that reason at once, and still handles the next one", () =>
+    Effect.gen(function* () {
+      // Prepare: an event the handler can never act on, then one it can
+      const publisher = yield* Publisher
+      const queueUrl = stack.queues.reporter?.url ?? ""
+      const reason = 'restore of "snap-rejected" names no volume to archive'
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-rejected" })
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-after-rejected" })
+      const { seen, subscriptions } = rejectingHandler("snap-rejected", reason)
+      // Act: one message per receive until both came
+      let received = 0
+      for (let round = 0; round < 10 && received < 2; round += 1) {
+        received += yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
+      }
+      // Assess: handled once, dead-lettered with the handler's reason and the service, gone from the queue
+      assert.strictEqual(received, 2)
+      assert.strictEqual(seen.rejections, 1)
+      assert.deepStrictEqual(seen.handled, ["snap-after-rejected"])
+      const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
+      assert.strictEqual(dead.length, 1)
+      assert.include(dead[0]?.Body ?? "", "snap-rejected")
+      assert.strictEqual(dead[0]?.MessageAttributes?.[DLQ_REASON_ATTRIBUTE]?.StringValue, reason)
+      assert.strictEqual(dead[0]?.MessageAttributes?.[DLQ_SERVICE_ATTRIBUTE]?.StringValue, "reporter")
+      assert.strictEqual(yield* messagesIn(queueUrl), 0)
+    }).pipe(Effect.scoped, Effect.provide(layers()))
+  )
+
+  it.live("as a Lambda handler, dead-letters a rejected message with its reason and reports no batch item failure for it", () =>
+    Effect.gen(function* () {
+      // Prepare: a rejected event and a good one, received as Lambda's poller would
+      const publisher = yield* Publisher
+      const queueUrl = stack.queues.reporter?.url ?? ""
+      const reason = 'restore of "snap-lambda-rejected" names no volume to archive'
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-lambda-rejected" })
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-lambda-accepted" })
+      const { received, event } = yield* receiveAsLambdaEvent(queueUrl, 2)
+      const { seen, subscriptions } = rejectingHandler("snap-lambda-rejected", reason)
+      const handler = makeLambdaHandler(subscriptions, { service: "reporter", concurrency: 2 }, layers())
+      // Act
+      const response = yield* Effect.promise(() => handler(event))
+      // Assess
+      assert.strictEqual(received.length, 2)
+      assert.deepStrictEqual(response.batchItemFailures, [])
+      assert.strictEqual(seen.rejections, 1)
+      assert.deepStrictEqual(seen.handled, ["snap-lambda-accepted"])
+      const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
+      assert.strictEqual(dead.length, 1)
+      assert.include(dead[0]?.Body ?? "", "snap-lambda-rejected")
+      assert.strictEqual(dead[0]?.MessageAttributes?.[DLQ_REASON_ATTRIBUTE]?.StringValue, reason)
+      assert.strictEqual(dead[0]?.MessageAttributes?.[DLQ_SERVICE_ATTRIBUTE]?.StringValue, "reporter")
+      assert.strictEqual(yield* messagesIn(queueUrl), 0)
     }).pipe(Effect.scoped, Effect.provide(layers()))
   )
 

@@ -5,10 +5,11 @@ import {
   SendMessageCommand,
   type Message
 } from "@aws-sdk/client-sqs"
-import { Cause, Duration, Effect, Fiber, Schedule } from "effect"
+import { Cause, Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { AwsError, Sqs, awsCall } from "@backup-actions/aws"
 import { type Subscription, describeDecodeFailure, route } from "@backup-actions/contracts"
 import { ServiceSettings } from "@backup-actions/config"
+import { UnprocessableEvent } from "./unprocessable"
 
 export interface ConsumerOptions {
   /** The service's name, used in logs and on dead-lettered messages. */
@@ -72,10 +73,16 @@ const heartbeat = (queueUrl: string, message: Message, visibilitySeconds: number
     Effect.delay(Duration.seconds(Math.max(1, Math.floor(visibilitySeconds / 3))))
   )
 
+/** The handler's rejection of its event, if that is how it failed. */
+const rejectionOf = <E>(cause: Cause.Cause<E>): Option.Option<UnprocessableEvent> =>
+  Option.filter(Cause.failureOption(cause), (error): error is E & UnprocessableEvent => error instanceof UnprocessableEvent)
+
 /**
  * Handles one message: decode it (a body that can't be decoded goes to the DLQ with the
- * reason), run its handler while extending its visibility, delete it on success. A failed
- * handler leaves the message to come back; after the redrive limit SQS moves it to the DLQ.
+ * reason), run its handler while extending its visibility, delete it on success. A handler
+ * that rejects its event (`UnprocessableEvent`) sends it to the DLQ with its reason at once,
+ * since a retry would fail the same way. Any other failure leaves the message to come back;
+ * after the redrive limit SQS moves it to the DLQ.
  * Returns whether the message is done with (handled or dead-lettered).
  */
 export const handleMessage = <R, E>(
@@ -96,6 +103,11 @@ export const handleMessage = <R, E>(
     yield* Fiber.interrupt(beat)
     if (outcome._tag === "Success") {
       yield* deleteMessage(settings.queueUrl, message)
+      return true
+    }
+    const rejection = rejectionOf(outcome.cause)
+    if (Option.isSome(rejection)) {
+      yield* deadLetter(options.service, message, rejection.value.reason)
       return true
     }
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? "1")

@@ -1,4 +1,5 @@
 export * from "./publisher"
 export * from "./consumer"
+export * from "./unprocessable"
 export * from "./service-main"
 export * from "./lambda"

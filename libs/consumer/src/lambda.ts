@@ -30,8 +30,10 @@ const toMessage = (record: SqsLambdaEvent["Records"][number]): Message => ({
 
 /**
  * A Lambda handler for a service's queue: the same subscriptions, decoding, DLQ and
- * heartbeat as the polling consumer. The layer (and its AWS clients) is built on the first
- * invocation and kept for the warm container's life, never at import time.
+ * heartbeat as the polling consumer. A dead-lettered message (undecodable, or rejected by its
+ * handler) counts as handled, so Lambda does not deliver it again. The layer (and its AWS
+ * clients) is built on the first invocation and kept for the warm container's life, never at
+ * import time.
  */
 export const makeLambdaHandler = <R, E, LE>(
   subscriptions: ReadonlyArray<Subscription<R, E>>,
