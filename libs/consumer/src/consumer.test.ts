@@ -5,6 +5,7 @@ import { Sqs, awsCall } from "@backup-actions/aws"
 import { RecoveryPointStateChange, RestoreCompleted, subscribe } from "@backup-actions/contracts"
 import { ServiceSettings, topology } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type Emulator, type ProvisionedStack, emulatorClients, provision, startEmulator } from "@backup-actions/local"
+import { StepBusy } from "@backup-actions/ledger"
 import { DLQ_REASON_ATTRIBUTE, DLQ_SERVICE_ATTRIBUTE, pollOnce, runConsumer } from "./consumer"
 import { makeLambdaHandler } from "./lambda"
 import { Publisher } from "./publisher"
@@ -58,6 +59,14 @@ const drain = (url: string) =>
   ).pipe(Effect.map((result) => result.Messages ?? []))
 
 /** Messages still in a queue, visible, in flight or delayed: a deleted message is in none of them. */
+/** Messages sent with a delay that has not passed yet. */
+const delayedIn = (url: string) =>
+  Effect.flatMap(Sqs, (sqs) =>
+    awsCall("sqs:GetQueueAttributes", (abortSignal) =>
+      sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessagesDelayed"] }), { abortSignal })
+    )
+  ).pipe(Effect.map((result) => Number(result.Attributes?.["ApproximateNumberOfMessagesDelayed"] ?? "0")))
+
 const messagesIn = (url: string) =>
   Effect.flatMap(Sqs, (sqs) =>
     awsCall("sqs:GetQueueAttributes", (abortSignal) =>
@@ -275,6 +284,39 @@ describe("the consumer runtime", () => {
       assert.deepStrictEqual(response.batchItemFailures, [{ itemIdentifier: failing?.MessageId ?? "" }])
       const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
       assert.deepStrictEqual(dead.map((message) => message.Body), ["not json"])
+    }).pipe(Effect.scoped, Effect.provide(layers()))
+  )
+
+  it.live("defers a duplicate of a step another worker is running until that worker's lease would lapse, as a fresh message", () =>
+    Effect.gen(function* () {
+      // Prepare: the step is busy elsewhere for two more seconds on the first delivery, done on the next
+      const publisher = yield* Publisher
+      const queueUrl = stack.queues.reporter?.url ?? ""
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-busy" })
+      const deliveries: Array<number> = []
+      const subscriptions = [
+        subscribe(RestoreCompleted, (event) =>
+          Effect.suspend(() => {
+            // Messages other tests left behind are simply handled
+            if (event.detail.snapshotId !== "snap-busy") return Effect.void
+            deliveries.push(Date.now())
+            return deliveries.length === 1
+              ? Effect.fail(new StepBusy({ recoveryPointArn: event.detail.correlationId, action: "archive:volume", leaseUntil: Date.now() + 2_000 }))
+              : Effect.void
+          })
+        )
+      ]
+      // Act: the first delivery
+      for (let round = 0; round < 10 && deliveries.length < 1; round += 1) yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
+      const delayedAfterFirst = yield* delayedIn(queueUrl)
+      // Act: poll until it comes back
+      for (let round = 0; round < 30 && deliveries.length < 2; round += 1) yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
+      // Assess: back after the lease plus a margin, never in the DLQ, and gone once handled
+      assert.strictEqual(delayedAfterFirst, 1)
+      assert.strictEqual(deliveries.length, 2)
+      assert.isAtLeast((deliveries[1] ?? 0) - (deliveries[0] ?? 0), 6_000)
+      assert.deepStrictEqual(yield* drain(stack.queues.reporter?.deadLetterUrl ?? ""), [])
+      assert.strictEqual(yield* messagesIn(queueUrl), 0)
     }).pipe(Effect.scoped, Effect.provide(layers()))
   )
 

@@ -5,10 +5,11 @@ import {
   SendMessageCommand,
   type Message
 } from "@aws-sdk/client-sqs"
-import { Cause, Duration, Effect, Fiber, Option, Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { AwsError, Sqs, awsCall } from "@backup-actions/aws"
 import { type Subscription, describeDecodeFailure, route } from "@backup-actions/contracts"
 import { ServiceSettings } from "@backup-actions/config"
+import { StepBusy } from "@backup-actions/ledger"
 import { UnprocessableEvent } from "./unprocessable"
 
 export interface ConsumerOptions {
@@ -65,6 +66,24 @@ const deadLetter = (service: string, message: Message, reason: string) =>
     yield* Effect.logWarning(`moved message ${message.MessageId ?? "?"} to the DLQ: ${reason}`)
   })
 
+/** The longest delay SQS gives a message. */
+const MAX_DELAY_SECONDS = 900
+
+/**
+ * Puts a fresh copy of the message back on the queue, delayed, and removes this one. The copy
+ * starts with a receive count of zero, so waiting on another worker's step never walks a
+ * duplicate towards the DLQ, however long that step runs.
+ */
+const deferMessage = (message: Message, delaySeconds: number) =>
+  Effect.gen(function* () {
+    const sqs = yield* Sqs
+    const settings = yield* ServiceSettings
+    yield* awsCall("sqs:SendMessage", (abortSignal) =>
+      sqs.send(new SendMessageCommand({ QueueUrl: settings.queueUrl, MessageBody: message.Body ?? "", DelaySeconds: delaySeconds }), { abortSignal })
+    )
+    yield* deleteMessage(settings.queueUrl, message)
+  })
+
 /** Keeps the message hidden while its handler runs, however long that takes. */
 const heartbeat = (queueUrl: string, message: Message, visibilitySeconds: number) =>
   changeVisibility(queueUrl, message, visibilitySeconds).pipe(
@@ -72,6 +91,10 @@ const heartbeat = (queueUrl: string, message: Message, visibilitySeconds: number
     Effect.repeat(Schedule.spaced(Duration.seconds(Math.max(1, Math.floor(visibilitySeconds / 3))))),
     Effect.delay(Duration.seconds(Math.max(1, Math.floor(visibilitySeconds / 3))))
   )
+
+/** The step another worker is running, if that is why the handler failed. */
+const busyStepOf = <E>(cause: Cause.Cause<E>): Option.Option<StepBusy> =>
+  Option.filter(Cause.failureOption(cause), (error): error is E & StepBusy => error instanceof StepBusy)
 
 /** The handler's rejection of its event, if that is how it failed. */
 const rejectionOf = <E>(cause: Cause.Cause<E>): Option.Option<UnprocessableEvent> =>
@@ -81,7 +104,8 @@ const rejectionOf = <E>(cause: Cause.Cause<E>): Option.Option<UnprocessableEvent
  * Handles one message: decode it (a body that can't be decoded goes to the DLQ with the
  * reason), run its handler while extending its visibility, delete it on success. A handler
  * that rejects its event (`UnprocessableEvent`) sends it to the DLQ with its reason at once,
- * since a retry would fail the same way. Any other failure leaves the message to come back;
+ * since a retry would fail the same way. A step that another worker is running defers the
+ * message until that worker's lease would lapse. Any other failure leaves the message to come back;
  * after the redrive limit SQS moves it to the DLQ.
  * Returns whether the message is done with (handled or dead-lettered).
  */
@@ -108,6 +132,17 @@ export const handleMessage = <R, E>(
     const rejection = rejectionOf(outcome.cause)
     if (Option.isSome(rejection)) {
       yield* deadLetter(options.service, message, rejection.value.reason)
+      return true
+    }
+    const busy = busyStepOf(outcome.cause)
+    if (Option.isSome(busy)) {
+      // A duplicate (or replay) of a step another worker is running. Come back when its lease
+      // would lapse: by then the step is done (and this copy a no-op), or its worker died and
+      // this copy takes the step over.
+      const now = yield* Clock.currentTimeMillis
+      const delay = Math.min(MAX_DELAY_SECONDS, Math.max(1, Math.ceil((busy.value.leaseUntil - now) / 1000) + 5))
+      yield* deferMessage(message, delay)
+      yield* Effect.logInfo(`${busy.value.action} of ${busy.value.recoveryPointArn} is running elsewhere; this message comes back in ${delay} s`)
       return true
     }
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? "1")
