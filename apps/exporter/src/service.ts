@@ -1,5 +1,5 @@
 import { Clock, Effect, Layer, Option } from "effect"
-import { AllClientsLive, AwsConfig, type DynamoDb, type Ec2, type Kms, type Rds, type RecoveryPoints, type S3 } from "@backup-actions/aws"
+import { AwsConfig, Backup, DynamoDb, Ec2, EventBridge, Kms, Rds, S3, Sqs, type RecoveryPoints } from "@backup-actions/aws"
 import { AmiSweepDue, RecoveryPointStateChange, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, exportPlanFor } from "@backup-actions/config"
 import { Publisher, requireRecoveryPoint } from "@backup-actions/consumer"
@@ -126,6 +126,7 @@ export const subscriptions = subscriptionSet(subscribeTo(ROUTES.exporter.recover
 
 /** Everything the exporter's handlers need, from the environment. */
 export const ExporterLive = Layer.mergeAll(Ledger.Live, Publisher.Live, ExporterRecoveryPointsLive).pipe(
-  Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv, PolicySource.fromEnv)),
+  // The clients this service calls and no others: a smaller bundle, a faster cold start.
+  Layer.provideMerge(Layer.mergeAll(Backup.Live, S3.Live, DynamoDb.Live, Ec2.Live, Kms.Live, Rds.Live, Sqs.Live, EventBridge.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)
 )

@@ -1,6 +1,6 @@
 import { SendMessageCommand } from "@aws-sdk/client-sqs"
 import { Clock, Config, Context, Effect, Layer, Option } from "effect"
-import { AllClientsLive, AwsConfig, Sqs, awsCall } from "@backup-actions/aws"
+import { AwsConfig, DynamoDb, EventBridge, S3, Sns, Sqs, awsCall } from "@backup-actions/aws"
 import { ROUTES, ServiceSettings } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { OutcomeBook, dayOf, daysBetween } from "./book"
@@ -184,6 +184,7 @@ export const subscriptions = subscriptionSet(
 )
 
 export const ReporterLive = Layer.mergeAll(OutcomeBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, ReporterSettings.fromEnv).pipe(
-  Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv)),
+  // The clients this service calls and no others: a smaller bundle, a faster cold start.
+  Layer.provideMerge(Layer.mergeAll(S3.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Sns.Live, ServiceSettings.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)
 )

@@ -1,5 +1,5 @@
 import { Duration, Effect, Layer, Option } from "effect"
-import { AllClientsLive, AwsConfig } from "@backup-actions/aws"
+import { AwsConfig, DynamoDb, Ec2, EventBridge, Rds, Sqs, Ssm } from "@backup-actions/aws"
 import {
   ArchiveCompleted,
   RecoveryPointStateChange,
@@ -114,6 +114,7 @@ export const subscriptions = subscriptionSet(
 )
 
 export const RestorerLive = Layer.mergeAll(Ledger.Live, Publisher.Live).pipe(
-  Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv, PolicySource.fromEnv)),
+  // The clients this service calls and no others: a smaller bundle, a faster cold start.
+  Layer.provideMerge(Layer.mergeAll(Ec2.Live, Rds.Live, Ssm.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)
 )

@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { AllClientsLive, AwsConfig } from "@backup-actions/aws"
+import { AwsConfig, Backup, DynamoDb, Ec2, EventBridge, Kms, Rds, Sqs, Sts } from "@backup-actions/aws"
 import { RecoveryPointStateChange, ReplicaCatchUpDue, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, mayApply, replicaPlanFor } from "@backup-actions/config"
 import { Publisher, requireRecoveryPoint } from "@backup-actions/consumer"
@@ -58,6 +58,7 @@ export const SharerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, CopySl
 
 /** Everything the sharer's handler needs, from the environment. */
 export const SharerLive = SharerServices.pipe(
-  Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv, PolicySource.fromEnv)),
+  // The clients this service calls and no others: a smaller bundle, a faster cold start.
+  Layer.provideMerge(Layer.mergeAll(Ec2.Live, Rds.Live, Kms.Live, Sts.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Backup.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)
 )

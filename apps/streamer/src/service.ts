@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { AllClientsLive, AwsConfig, RecoveryPoints } from "@backup-actions/aws"
+import { AwsConfig, Backup, DynamoDb, Ebs, Ec2, EventBridge, Rds, RecoveryPoints, S3, Sqs, Ssm } from "@backup-actions/aws"
 import {
   ExportCompleted,
   RecoveryPointStateChange,
@@ -116,6 +116,7 @@ export const subscriptions = subscriptionSet(
 
 /** Everything the streamer's handlers need, from the environment. */
 export const StreamerLive = Layer.mergeAll(Ledger.Live, Publisher.Live, RecoveryPoints.Live, BlockDevicesLive).pipe(
-  Layer.provideMerge(Layer.mergeAll(AllClientsLive, ServiceSettings.fromEnv, PolicySource.fromEnv)),
+  // The clients this service calls and no others: a smaller bundle, a faster cold start.
+  Layer.provideMerge(Layer.mergeAll(Backup.Live, Rds.Live, S3.Live, Ebs.Live, Ec2.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Ssm.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)
 )
