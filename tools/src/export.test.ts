@@ -5,21 +5,19 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import {
-  BatchWriteItemCommand,
-  CreateBackupCommand,
-  CreateTableCommand,
   ListBackupsCommand,
   ListTablesCommand,
   type AttributeValue
 } from "@aws-sdk/client-dynamodb"
 import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
-import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBSnapshotsCommand, DescribeExportTasksCommand } from "@aws-sdk/client-rds"
+import { DescribeDBSnapshotsCommand, DescribeExportTasksCommand } from "@aws-sdk/client-rds"
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs"
 import { Effect, Schema, type Layer, type Scope } from "effect"
 import { DynamoDb, Kms, Rds, Sqs, awsCall } from "@backup-actions/aws"
 import { ExportAction, type Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, workspaceRoot } from "@backup-actions/local"
 import { sendRecoveryPointEvent, waitForStep } from "./backup-events"
+import { dbSnapshotOf, tableWithBackup } from "./demo-seed"
 import { startLocalStack, type LocalStack } from "./stack"
 
 const exportRule = (name: string, match: Policy["rules"][number]["match"], action: Schema.Schema.Encoded<typeof ExportAction>) => ({
@@ -113,34 +111,7 @@ const expectedRow = (item: Record<string, AttributeValue>): Record<string, unkno
 const JSON_COLUMNS = ["tags", "scores", "nested", "mixed"]
 
 const createTableWithBackup = (table: string, items: ReadonlyArray<Record<string, AttributeValue>>) =>
-  Effect.gen(function* () {
-    const dynamodb = yield* DynamoDb
-    yield* awsCall("dynamodb:CreateTable", (abortSignal) =>
-      dynamodb.send(
-        new CreateTableCommand({
-          TableName: table,
-          BillingMode: "PAY_PER_REQUEST",
-          KeySchema: [
-            { AttributeName: "pk", KeyType: "HASH" },
-            { AttributeName: "sk", KeyType: "RANGE" }
-          ],
-          AttributeDefinitions: [
-            { AttributeName: "pk", AttributeType: "S" },
-            { AttributeName: "sk", AttributeType: "N" }
-          ]
-        }),
-        { abortSignal }
-      )
-    )
-    for (let start = 0; start < items.length; start += 25) {
-      const batch = items.slice(start, start + 25).map((item) => ({ PutRequest: { Item: item } }))
-      yield* awsCall("dynamodb:BatchWriteItem", (abortSignal) => dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [table]: batch } }), { abortSignal }))
-    }
-    const backup = yield* awsCall("dynamodb:CreateBackup", (abortSignal) =>
-      dynamodb.send(new CreateBackupCommand({ TableName: table, BackupName: `${table}-backup` }), { abortSignal })
-    )
-    return backup.BackupDetails?.BackupArn ?? ""
-  })
+  Effect.map(tableWithBackup(table, { partition: ["pk", "S"], sort: ["sk", "N"] }, items), (seeded) => seeded.backupArn)
 
 const backupArnsOf = (table: string) =>
   Effect.flatMap(DynamoDb, (dynamodb) =>
@@ -268,19 +239,10 @@ describe("the DynamoDB Parquet export on the emulator", () => {
 
 describe("the RDS snapshot export on the emulator", () => {
   const createSnapshot = (instance: string) =>
-    Effect.gen(function* () {
-      const rds = yield* Rds
-      yield* awsCall("rds:CreateDBInstance", (abortSignal) =>
-        rds.send(
-          new CreateDBInstanceCommand({ DBInstanceIdentifier: instance, DBInstanceClass: "db.t3.micro", Engine: "postgres", AllocatedStorage: 20, MasterUsername: "admin", MasterUserPassword: "not-a-secret-1" }),
-          { abortSignal }
-        )
-      )
-      const snapshot = yield* awsCall("rds:CreateDBSnapshot", (abortSignal) =>
-        rds.send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: instance, DBSnapshotIdentifier: `${instance}-snapshot` }), { abortSignal })
-      )
-      return snapshot.DBSnapshot?.DBSnapshotArn ?? ""
-    })
+    Effect.map(
+      dbSnapshotOf(instance, { DBInstanceClass: "db.t3.micro", Engine: "postgres", AllocatedStorage: 20, MasterUsername: "admin", MasterUserPassword: "not-a-secret-1" }),
+      (seeded) => seeded.snapshotArn
+    )
 
   const sendSnapshot = (snapshotArn: string, instance: string, vault: string) =>
     sendRecoveryPointEvent({ recoveryPointArn: snapshotArn, resourceArn: `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:${instance}`, resourceType: "RDS", vault })
