@@ -5,13 +5,14 @@ import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { GetParameterCommand } from "@aws-sdk/client-ssm"
-import { Effect, Fiber, type Layer, type Scope } from "effect"
+import { Effect, Fiber } from "effect"
 import { Rds, Ssm, awsCall } from "@backup-actions/aws"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, localStateDir } from "@backup-actions/local"
 import type { PolicyDocument } from "@backup-actions/config"
 import { sendRecoveryPointEvent, waitForStep } from "./backup-events"
 import { seedShop, startLocalPostgres, syncMasterPasswords, tableFingerprints, type LocalPostgres } from "./local-postgres"
 import { startLocalStack, type LocalStack } from "./stack"
+import { downloadWithAwsCli, runOn, type StackServices } from "./test-support"
 
 const NAME = "db-dump-test"
 const MASTER_USER = "dbadmin"
@@ -29,16 +30,7 @@ let passwordSync: Fiber.RuntimeFiber<unknown, unknown>
 let scratch: string
 const passwordsSet: Array<string> = []
 
-const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | Scope.Scope>) =>
-  Effect.runPromise(Effect.scoped(Effect.provide(effect, local.clients)))
-
-/** Downloads an object with the AWS CLI, a client independent of this project's code. */
-const download = (bucket: string, key: string, file: string): void => {
-  execFileSync("aws", ["--endpoint-url", local.emulator.endpoint, "s3", "cp", `s3://${bucket}/${key}`, file, "--only-show-errors"], {
-    env: { ...process.env, ...local.environment("streamer"), AWS_DEFAULT_REGION: "us-east-1" },
-    stdio: "pipe"
-  })
-}
+const run = <A, E>(effect: Effect.Effect<A, E, StackServices>) => runOn(local, effect)
 
 /** A DB instance and a manual snapshot of it, as AWS Backup leaves one behind; returns the snapshot ARN. */
 const createSnapshot = (instance: string, engine: string) =>
@@ -147,7 +139,7 @@ describe("engine-native dumps of RDS snapshots on the emulator", () => {
     assert.strictEqual(shop.location.key, "archives/rds/shop-db-snapshot/dump/shop.sql.zst")
     // Assess: the dump opens with stock zstd and psql, and restores to the same rows
     const archive = join(scratch, "shop.sql.zst")
-    download(shop.location.bucket, shop.location.key, archive)
+    downloadWithAwsCli(local, shop.location, archive)
     const sql = join(scratch, "shop.sql")
     execFileSync("zstd", ["-q", "-d", "-f", archive, "-o", sql])
     assert.strictEqual(readFileSync(sql).length, shop.bytesRead)
@@ -162,7 +154,7 @@ describe("engine-native dumps of RDS snapshots on the emulator", () => {
     assert.deepStrictEqual(restored, original)
     // Assess: the manifest: engine, versions, databases, sizes and checksums
     const manifest = join(scratch, "manifest.ndjson")
-    download(outcome.manifest.bucket, outcome.manifest.key, manifest)
+    downloadWithAwsCli(local, outcome.manifest, manifest)
     const [header, ...lines] = readFileSync(manifest, "utf8").trim().split("\n").map((line) => JSON.parse(line))
     assert.strictEqual(header.kind, "backup-actions/dump-manifest")
     assert.strictEqual(header.engine, "postgres")

@@ -4,14 +4,14 @@ import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { CreateSnapshotCommand, CreateVolumeCommand, DescribeSnapshotsCommand, DescribeVolumesCommand } from "@aws-sdk/client-ec2"
 import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand } from "@aws-sdk/client-rds"
-import { AssumeRoleCommand } from "@aws-sdk/client-sts"
-import { Effect, Layer, Option, type Scope } from "effect"
-import { AwsConfig, Ec2, Rds, Sts, awsCall } from "@backup-actions/aws"
+import { Effect } from "effect"
+import { Ec2, Rds, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drRoleArn, drTopology, emulatorAwsConfig, provisionDr } from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drRoleArn, drTopology, provisionDr } from "@backup-actions/local"
 import { sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
 import { runCli } from "./cli-process"
+import { inOwnAccount, inRoleAccount, runOn, type StackServices } from "./test-support"
 
 const dr = drTopology()
 /** RDS within the source account (the emulator can't copy a DB snapshot shared from another account). */
@@ -37,30 +37,11 @@ let local: LocalStack
 let scratch: string
 let stackFile: string
 
-type Services = Layer.Layer.Success<LocalStack["clients"]> | AwsConfig | Scope.Scope
-
-const run = <A, E>(effect: Effect.Effect<A, E, Services>) =>
-  Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(local.clients), Effect.provide(emulatorAwsConfig(local.emulator.endpoint)))))
-
-/** Clients of the source account in another region. */
-const inRegion = <A, E>(region: string, effect: Effect.Effect<A, E, Ec2 | Rds>) =>
-  Effect.flatMap(AwsConfig, (settings) => Effect.provide(effect, Layer.provide(Layer.merge(Ec2.Live, Rds.Live), AwsConfig.layer({ ...settings, region }))))
+const run = <A, E>(effect: Effect.Effect<A, E, StackServices>) => runOn(local, effect)
 
 /** An EC2 client of the DR account in the DR region, through the replicator role. */
 const inDrAccount = <A, E>(effect: Effect.Effect<A, E, Ec2>) =>
-  Effect.gen(function* () {
-    const sts = yield* Sts
-    const assumed = yield* awsCall("sts:AssumeRole", (abortSignal) =>
-      sts.send(new AssumeRoleCommand({ RoleArn: drRoleArn(dr), RoleSessionName: "failover-test", ExternalId: dr.externalId }), { abortSignal })
-    )
-    const credentials = {
-      accessKeyId: assumed.Credentials?.AccessKeyId ?? "",
-      secretAccessKey: assumed.Credentials?.SecretAccessKey ?? "",
-      sessionToken: assumed.Credentials?.SessionToken ?? ""
-    }
-    const settings = yield* AwsConfig
-    return yield* Effect.provide(effect, Layer.provide(Ec2.Live, AwsConfig.layer({ ...settings, region: DR_REGION, credentials: Option.some(credentials) })))
-  })
+  inRoleAccount({ roleArn: drRoleArn(dr), externalId: dr.externalId, sessionName: "failover-test", region: DR_REGION }, effect)
 
 const cli = (...args: ReadonlyArray<string>) => runCli(stackFile, ...args)
 
@@ -139,7 +120,7 @@ describe("failover from the DR replicas, on the emulator", () => {
     assert.strictEqual(reported.restored.id, "orders-dr")
     assert.strictEqual(reported.restored.status, "available")
     const instances = await run(
-      inRegion(
+      inOwnAccount(
         DR_REGION,
         Effect.flatMap(Rds, (rds) => awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: "orders-dr" }), { abortSignal })))
       )

@@ -8,7 +8,7 @@ import { DescribeSnapshotsCommand, DescribeVolumesCommand } from "@aws-sdk/clien
 import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { GetObjectCommand } from "@aws-sdk/client-s3"
 import { unmarshall } from "@aws-sdk/util-dynamodb"
-import { Effect, Schedule, type Layer, type Scope } from "effect"
+import { Effect, Schedule } from "effect"
 import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs"
 import { DynamoDb, Ec2, S3, Sqs, awsCall } from "@backup-actions/aws"
 import { tapTopic, type Tap } from "@backup-actions/local"
@@ -17,6 +17,7 @@ import { makeExt4Image, makePartitionedDisk, sha256OfFile, writeSourceTree } fro
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
+import { downloadWithAwsCli, runOn, type StackServices } from "./test-support"
 import { treeFacts } from "./tree-compare"
 
 const policy: Policy = {
@@ -35,16 +36,7 @@ let tree: string
 let image: string
 let snapshot: { snapshotId: string; volumeBytes: number; blocks: number }
 
-const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | Scope.Scope>) =>
-  Effect.runPromise(Effect.scoped(Effect.provide(effect, local.clients)))
-
-/** Downloads an object with the AWS CLI, a client independent of this project's code. */
-const download = (bucket: string, key: string, file: string): void => {
-  execFileSync("aws", ["--endpoint-url", local.emulator.endpoint, "s3", "cp", `s3://${bucket}/${key}`, file, "--only-show-errors"], {
-    env: { ...process.env, ...local.environment("streamer"), AWS_DEFAULT_REGION: "us-east-1" },
-    stdio: "pipe"
-  })
-}
+const run = <A, E>(effect: Effect.Effect<A, E, StackServices>) => runOn(local, effect)
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "pipeline-test-"))
@@ -75,7 +67,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     assert.strictEqual(outcome.bytesRead, snapshot.volumeBytes)
     // Assess: the archive opens with stock zstd and equals the disk, zeros beyond the filesystem
     const archive = join(scratch, "direct.img.zst")
-    download(outcome.location.bucket, outcome.location.key, archive)
+    downloadWithAwsCli(local, outcome.location, archive)
     const restored = join(scratch, "direct.img")
     execFileSync("zstd", ["-q", "-d", "-f", archive, "-o", restored])
     const expected = join(scratch, "expected.img")
@@ -85,7 +77,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     assert.strictEqual(sha256OfFile(restored), sha256OfFile(expected))
     // Assess: the manifest lists every block with data, with its SHA-256
     const manifest = join(scratch, "direct.manifest.ndjson")
-    download(outcome.manifest.bucket, outcome.manifest.key, manifest)
+    downloadWithAwsCli(local, outcome.manifest, manifest)
     const lines = readFileSync(manifest, "utf8").trim().split("\n").map((line) => JSON.parse(line))
     assert.strictEqual(lines[0].kind, "backup-actions/raw-image-manifest")
     assert.strictEqual(lines[0].checksum.value, outcome.checksum.value)
@@ -104,7 +96,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     assert.strictEqual(outcome.verified, true)
     // Extract with stock GNU tar and zstd
     const archive = join(scratch, "files.tar.zst")
-    download(outcome.location.bucket, outcome.location.key, archive)
+    downloadWithAwsCli(local, outcome.location, archive)
     const extracted = join(scratch, "extracted")
     execFileSync("mkdir", ["-p", extracted])
     execFileSync("tar", ["--zstd", "-xpf", archive, "-C", extracted, "--numeric-owner"])
@@ -141,7 +133,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
     assert.strictEqual(record["outcome"].format, "tar")
     const archive = join(scratch, "partitioned.tar.zst")
-    download(record["outcome"].location.bucket, record["outcome"].location.key, archive)
+    downloadWithAwsCli(local, record["outcome"].location, archive)
     const listing = execFileSync("tar", ["--zstd", "-tf", archive]).toString()
     assert.include(listing, "./café/naïve 文件/résumé — ünïcödé.txt")
     assert.include(listing, "./links/hardlink-to-file-0001.txt")
@@ -157,7 +149,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
     assert.strictEqual(record["outcome"].format, "raw")
     const archive = join(scratch, "fallback.img.zst")
-    download(record["outcome"].location.bucket, record["outcome"].location.key, archive)
+    downloadWithAwsCli(local, record["outcome"].location, archive)
     const restored = join(scratch, "fallback.img")
     execFileSync("zstd", ["-q", "-d", "-f", archive, "-o", restored])
     truncateSync(raw, seeded.volumeBytes)
@@ -174,7 +166,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(seeded.snapshotId), "archive:direct"))
     assert.match(record["outcome"].location.key, /\.img\.gz$/)
     const archive = join(scratch, "small.img.gz")
-    download(record["outcome"].location.bucket, record["outcome"].location.key, archive)
+    downloadWithAwsCli(local, record["outcome"].location, archive)
     const head = execFileSync("sh", ["-c", `gzip -dc '${archive}' | head -c ${statSync(small).size} | sha256sum`]).toString().split(" ")[0]
     assert.strictEqual(head, sha256OfFile(small))
   })

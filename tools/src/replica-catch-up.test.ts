@@ -3,15 +3,15 @@ import { CreateSnapshotCommand, CreateVolumeCommand, DescribeSnapshotsCommand, t
 import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { GetItemCommand } from "@aws-sdk/client-dynamodb"
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs"
-import { AssumeRoleCommand } from "@aws-sdk/client-sts"
 import { unmarshall } from "@aws-sdk/util-dynamodb"
-import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
-import { AwsConfig, DynamoDb, Ec2, Rds, Sqs, Sts, awsCall } from "@backup-actions/aws"
+import { Duration, Effect, Schedule } from "effect"
+import { DynamoDb, Ec2, Rds, Sqs, awsCall } from "@backup-actions/aws"
 import { SCHEDULES, type Policy } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drRoleArn, drTopology, emulatorAwsConfig, provisionDr, type ProvisionedDr } from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drRoleArn, drTopology, provisionDr, type ProvisionedDr } from "@backup-actions/local"
 import { sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { fireSchedule } from "./local-schedules"
 import { startLocalStack, type LocalStack } from "./stack"
+import { inOwnAccount, inRoleAccount, runOn, type StackServices } from "./test-support"
 
 /**
  * How many recovery points the catch-up finds without their events, in one run. Each costs the
@@ -53,26 +53,12 @@ const policy: Policy = {
 let local: LocalStack
 let provisioned: ProvisionedDr
 
-type Services = Layer.Layer.Success<LocalStack["clients"]> | AwsConfig | Scope.Scope
-
-const run = <A, E>(effect: Effect.Effect<A, E, Services>) =>
-  Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(local.clients), Effect.provide(emulatorAwsConfig(local.emulator.endpoint)))))
+const run = <A, E>(effect: Effect.Effect<A, E, StackServices>) => runOn(local, effect)
 
 /** An EC2 client of the destination account, through the replicator role, as the sharer gets one. */
 const inDestination = <A, E>(effect: Effect.Effect<A, E, Ec2>) =>
-  Effect.gen(function* () {
-    const sts = yield* Sts
-    const assumed = yield* awsCall("sts:AssumeRole", (abortSignal) =>
-      sts.send(new AssumeRoleCommand({ RoleArn: provisioned.roleArn, RoleSessionName: "catch-up-test", ExternalId: provisioned.externalId }), { abortSignal })
-    )
-    const credentials = {
-      accessKeyId: assumed.Credentials?.AccessKeyId ?? "",
-      secretAccessKey: assumed.Credentials?.SecretAccessKey ?? "",
-      sessionToken: assumed.Credentials?.SessionToken ?? ""
-    }
-    const settings = yield* AwsConfig
-    return yield* Effect.provide(effect, Layer.provide(Ec2.Live, AwsConfig.layer({ ...settings, region: dr.destinationRegion, credentials: Option.some(credentials) })))
-  })
+  // Suspended: `provisioned` is only known once beforeAll has run.
+  Effect.suspend(() => inRoleAccount({ roleArn: provisioned.roleArn, externalId: provisioned.externalId, sessionName: "catch-up-test", region: dr.destinationRegion }, effect))
 
 /** A snapshot of a fresh volume in the source account, with the given tags. */
 const snapshotWithTags = (tags: ReadonlyArray<Tag>) =>
@@ -208,12 +194,10 @@ describe("the sharer's scheduled catch-up, on the emulator", () => {
     const dbStep = await run(ledgerItem(dbSnapshotArn, RDS_ACTION))
     assert.strictEqual(dbStep?.["status"], "succeeded", String(dbStep?.["reason"]))
     const dbReplicas = await run(
-      Effect.flatMap(AwsConfig, (settings) =>
-        Effect.provide(
-          Effect.flatMap(Rds, (rds) =>
-            awsCall("rds:DescribeDBSnapshots", (abortSignal) => rds.send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: "ledger-db" }), { abortSignal }))
-          ),
-          Layer.provide(Rds.Live, AwsConfig.layer({ ...settings, region: sameAccount.destinationRegion }))
+      inOwnAccount(
+        sameAccount.destinationRegion,
+        Effect.flatMap(Rds, (rds) =>
+          awsCall("rds:DescribeDBSnapshots", (abortSignal) => rds.send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: "ledger-db" }), { abortSignal }))
         )
       )
     )

@@ -13,9 +13,8 @@ import {
 } from "@aws-sdk/client-ec2"
 import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBSnapshotsCommand, type Tag as RdsTag } from "@aws-sdk/client-rds"
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs"
-import { AssumeRoleCommand } from "@aws-sdk/client-sts"
-import { Duration, Effect, Layer, Option, Schedule, Schema, type Scope } from "effect"
-import { AwsConfig, Ec2, Rds, Sqs, Sts, awsCall } from "@backup-actions/aws"
+import { Duration, Effect, Schedule, Schema } from "effect"
+import { Ec2, Rds, Sqs, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
 import { ReplicaCompleted } from "@backup-actions/contracts"
 import {
@@ -24,7 +23,6 @@ import {
   drKeyAliasArn,
   drRoleArn,
   drTopology,
-  emulatorAwsConfig,
   provisionDr,
   tapBus,
   type ProvisionedDr,
@@ -33,6 +31,7 @@ import {
 import { sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { startLocalStack, type LocalStack } from "./stack"
+import { inOwnAccount, inRoleAccount, runOn, type StackServices } from "./test-support"
 
 const dr = drTopology()
 /** A cross-region replica within the source account, for RDS (the emulator can't copy a DB snapshot shared from another account). */
@@ -69,31 +68,12 @@ let provisioned: ProvisionedDr
 let provisionedSameAccount: ProvisionedDr
 let replicaEvents: Tap
 
-type Services = Layer.Layer.Success<LocalStack["clients"]> | AwsConfig | Scope.Scope
-
-const run = <A, E>(effect: Effect.Effect<A, E, Services>) =>
-  Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(local.clients), Effect.provide(emulatorAwsConfig(local.emulator.endpoint)))))
+const run = <A, E>(effect: Effect.Effect<A, E, StackServices>) => runOn(local, effect)
 
 /** An EC2 client of the destination account in a region, through the replicator role, as the sharer gets one. */
 const inDestination = <A, E>(region: string, effect: Effect.Effect<A, E, Ec2>) =>
-  Effect.gen(function* () {
-    const sts = yield* Sts
-    const assumed = yield* awsCall("sts:AssumeRole", (abortSignal) =>
-      sts.send(new AssumeRoleCommand({ RoleArn: provisioned.roleArn, RoleSessionName: "replica-test", ExternalId: provisioned.externalId }), { abortSignal })
-    )
-    const credentials = {
-      accessKeyId: assumed.Credentials?.AccessKeyId ?? "",
-      secretAccessKey: assumed.Credentials?.SecretAccessKey ?? "",
-      sessionToken: assumed.Credentials?.SessionToken ?? ""
-    }
-    const settings = yield* AwsConfig
-    const config = AwsConfig.layer({ ...settings, region, credentials: Option.some(credentials) })
-    return yield* Effect.provide(effect, Layer.provide(Ec2.Live, config))
-  })
-
-/** EC2 and RDS clients of the source account in another region. */
-const inSourceAccount = <A, E>(region: string, effect: Effect.Effect<A, E, Ec2 | Rds>) =>
-  Effect.flatMap(AwsConfig, (settings) => Effect.provide(effect, Layer.provide(Layer.merge(Ec2.Live, Rds.Live), AwsConfig.layer({ ...settings, region }))))
+  // Suspended: `provisioned` is only known once beforeAll has run.
+  Effect.suspend(() => inRoleAccount({ roleArn: provisioned.roleArn, externalId: provisioned.externalId, sessionName: "replica-test", region }, effect))
 
 /** A DB instance's snapshot in the client's region, with the given tags. */
 const dbSnapshotWithTags = (instanceId: string, snapshotId: string, tags: ReadonlyArray<RdsTag>) =>
@@ -231,7 +211,7 @@ describe("EBS replicas in the DR account and region, on the emulator", () => {
     const elsewhere = await run(
       Effect.all([
         snapshotsWhere([{ Name: "tag:backup-actions:source-arn", Values: [sourceArn] }]),
-        inSourceAccount(dr.destinationRegion, snapshotsWhere([{ Name: "tag:backup-actions:source-arn", Values: [sourceArn] }])),
+        inOwnAccount(dr.destinationRegion, snapshotsWhere([{ Name: "tag:backup-actions:source-arn", Values: [sourceArn] }])),
         inDestination(EMULATOR_REGION, snapshotsWhere([{ Name: "tag:backup-actions:stand-in-for", Values: [sourceArn] }]))
       ])
     )
@@ -308,7 +288,7 @@ describe("RDS replicas in another region, on the emulator", () => {
     const sourceArn = await run(dbSnapshotWithTags("orders", "awsbackup-job-0001", []))
     const oldTags = sharerTags(resourceArn, new Date(Date.now() - 40 * DAY_MS))
     await run(
-      inSourceAccount(
+      inOwnAccount(
         sameAccount.destinationRegion,
         Effect.all([dbSnapshotWithTags("orders", "dr-expired-ours", oldTags), dbSnapshotWithTags("orders", "expired-not-ours", oldTags.slice(1))])
       )
@@ -321,7 +301,7 @@ describe("RDS replicas in another region, on the emulator", () => {
     const outcome = record["outcome"]
     assert.strictEqual(outcome.replicaArn, `arn:aws:rds:${sameAccount.destinationRegion}:${EMULATOR_ACCOUNT}:snapshot:dr-awsbackup-job-0001`)
     assert.strictEqual(outcome.kmsKeyId, provisionedSameAccount.keyArn)
-    const inDestinationRegion = await run(inSourceAccount(sameAccount.destinationRegion, dbSnapshotsOf("orders")))
+    const inDestinationRegion = await run(inOwnAccount(sameAccount.destinationRegion, dbSnapshotsOf("orders")))
     const replica = inDestinationRegion.find((snapshot) => snapshot.DBSnapshotIdentifier === "dr-awsbackup-job-0001")
     assert.strictEqual(replica?.Encrypted, true)
     assert.strictEqual(replica?.KmsKeyId, provisionedSameAccount.keyArn)

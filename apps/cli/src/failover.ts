@@ -1,8 +1,8 @@
-import { CreateVolumeCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client, type EC2ClientConfig, type Snapshot } from "@aws-sdk/client-ec2"
-import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, RDSClient, RestoreDBInstanceFromDBSnapshotCommand, type DBSnapshot, type RDSClientConfig } from "@aws-sdk/client-rds"
+import { CreateVolumeCommand, DescribeVolumesCommand, EC2Client, type EC2ClientConfig, type Snapshot } from "@aws-sdk/client-ec2"
+import { DescribeDBInstancesCommand, RDSClient, RestoreDBInstanceFromDBSnapshotCommand, type DBSnapshot, type RDSClientConfig } from "@aws-sdk/client-rds"
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts"
 import { Clock, Console, Duration, Effect, Either, Schedule, Schema } from "effect"
-import { AwsConfig, AwsError, awsCall, clientOptions, type AwsSettings } from "@backup-actions/aws"
+import { AwsConfig, AwsError, awsCall, clientOptions, sharerDbSnapshotReplicas, sharerSnapshotReplicas, tagValueIn, type AwsSettings } from "@backup-actions/aws"
 import { CREATED_AT_TAG, MANAGED_BY_TAG, SHARER, SOURCE_ARN_TAG, SOURCE_CREATED_AT_TAG, SOURCE_RESOURCE_TAG } from "@backup-actions/contracts"
 import { OperationFailed, UsageError } from "./errors"
 import { Progress } from "./progress"
@@ -176,9 +176,6 @@ const regionClients = (options: EC2ClientConfig & RDSClientConfig) =>
       })
   )
 
-const tagOf = (tags: ReadonlyArray<{ readonly Key?: string | undefined; readonly Value?: string | undefined }> | undefined, key: string) =>
-  tags?.find((tag) => tag.Key === key)?.Value
-
 const timeOf = (text: string | undefined): number | undefined => {
   const millis = Date.parse(text ?? "")
   return Number.isFinite(millis) ? millis : undefined
@@ -198,74 +195,34 @@ const newestFirst = (left: FoundReplica, right: FoundReplica): number =>
   (right.sourceTakenAt ?? right.createdAt ?? 0) - (left.sourceTakenAt ?? left.createdAt ?? 0) || (right.createdAt ?? 0) - (left.createdAt ?? 0)
 
 const dbReplicas = (rds: RDSClient, source: FailoverSource) =>
-  Effect.gen(function* () {
-    const found: Array<FoundReplica> = []
-    let marker: string | undefined
-    do {
-      const page = yield* awsCall("rds:DescribeDBSnapshots", (abortSignal) =>
-        rds.send(
-          new DescribeDBSnapshotsCommand({
-            SnapshotType: "manual",
-            ...(source.instanceId === undefined ? {} : { Filters: [{ Name: "db-instance-id", Values: [source.instanceId] }] }),
-            MaxRecords: 100,
-            Marker: marker
-          }),
-          { abortSignal }
-        )
-      )
-      for (const snapshot of page.DBSnapshots ?? []) {
-        if (!isReplicaOf(snapshot.TagList, source) || snapshot.Status !== "available" || snapshot.DBSnapshotIdentifier === undefined) continue
-        found.push(dbReplicaOf(snapshot, snapshot.DBSnapshotIdentifier))
-      }
-      marker = page.Marker
-    } while (marker !== undefined && marker !== "")
-    return found.sort(newestFirst)
-  })
-
-const isReplicaOf = (tags: ReadonlyArray<{ readonly Key?: string | undefined; readonly Value?: string | undefined }> | undefined, source: FailoverSource) =>
-  tagOf(tags, REPLICA_TAGS.managedBy) === REPLICA_TAGS.sharer && tagOf(tags, source.matchTag) === source.arn
+  sharerDbSnapshotReplicas(rds, { tag: source.matchTag, value: source.arn, instanceId: source.instanceId }).pipe(
+    Effect.map((snapshots) =>
+      snapshots
+        .flatMap((snapshot) => (snapshot.Status !== "available" || snapshot.DBSnapshotIdentifier === undefined ? [] : [dbReplicaOf(snapshot, snapshot.DBSnapshotIdentifier)]))
+        .sort(newestFirst)
+    )
+  )
 
 const dbReplicaOf = (snapshot: DBSnapshot, id: string): FoundReplica => ({
   id,
   arn: snapshot.DBSnapshotArn ?? id,
   // A DB snapshot copy keeps its source's creation time; the sharer's tag says it too.
-  sourceTakenAt: timeOf(tagOf(snapshot.TagList, REPLICA_TAGS.sourceCreatedAt)) ?? snapshot.OriginalSnapshotCreateTime?.getTime(),
-  createdAt: timeOf(tagOf(snapshot.TagList, REPLICA_TAGS.createdAt))
+  sourceTakenAt: timeOf(tagValueIn(snapshot.TagList, REPLICA_TAGS.sourceCreatedAt)) ?? snapshot.OriginalSnapshotCreateTime?.getTime(),
+  createdAt: timeOf(tagValueIn(snapshot.TagList, REPLICA_TAGS.createdAt))
 })
 
 const ebsReplicas = (ec2: EC2Client, source: FailoverSource, region: string) =>
-  Effect.gen(function* () {
-    const found: Array<FoundReplica> = []
-    let nextToken: string | undefined
-    do {
-      const page = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
-        ec2.send(
-          new DescribeSnapshotsCommand({
-            OwnerIds: ["self"],
-            Filters: [
-              { Name: `tag:${REPLICA_TAGS.managedBy}`, Values: [REPLICA_TAGS.sharer] },
-              { Name: `tag:${source.matchTag}`, Values: [source.arn] },
-              { Name: "status", Values: ["completed"] }
-            ],
-            NextToken: nextToken
-          }),
-          { abortSignal }
-        )
-      )
-      for (const snapshot of page.Snapshots ?? []) {
-        if (!isReplicaOf(snapshot.Tags, source) || snapshot.SnapshotId === undefined) continue
-        found.push(ebsReplicaOf(snapshot, snapshot.SnapshotId, region))
-      }
-      nextToken = page.NextToken
-    } while (nextToken !== undefined && nextToken !== "")
-    return found.sort(newestFirst)
-  })
+  sharerSnapshotReplicas(ec2, { tag: source.matchTag, value: source.arn, completedOnly: true }).pipe(
+    Effect.map((snapshots) =>
+      snapshots.flatMap((snapshot) => (snapshot.SnapshotId === undefined ? [] : [ebsReplicaOf(snapshot, snapshot.SnapshotId, region)])).sort(newestFirst)
+    )
+  )
 
 const ebsReplicaOf = (snapshot: Snapshot, id: string, region: string): FoundReplica => ({
   id,
   arn: `arn:aws:ec2:${region}::snapshot/${id}`,
-  sourceTakenAt: timeOf(tagOf(snapshot.Tags, REPLICA_TAGS.sourceCreatedAt)),
-  createdAt: timeOf(tagOf(snapshot.Tags, REPLICA_TAGS.createdAt)) ?? snapshot.StartTime?.getTime()
+  sourceTakenAt: timeOf(tagValueIn(snapshot.Tags, REPLICA_TAGS.sourceCreatedAt)),
+  createdAt: timeOf(tagValueIn(snapshot.Tags, REPLICA_TAGS.createdAt)) ?? snapshot.StartTime?.getTime()
 })
 
 /** Tags on what a failover makes: where it came from. Not the project's managed tag, so no sweeper ever deletes it. */

@@ -1,7 +1,6 @@
-import { createHash } from "node:crypto"
-import { createReadStream } from "node:fs"
 import { lstat, readlink } from "node:fs/promises"
 import { join } from "node:path"
+import { sha256OfFile } from "@backup-actions/contracts"
 import type { TreeEntry } from "./manifest"
 import type { TarEntry } from "./tar-scan"
 
@@ -97,15 +96,6 @@ export const compareTarWithManifest = (entries: ReadonlyMap<string, TarEntry>, m
   for (const path of entries.keys()) if (!listed.has(path)) problems.add(`${path}: in the archive but not in the manifest`)
   return problems.toArray()
 }
-
-const sha256OfFile = (path: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const hash = createHash("sha256")
-    createReadStream(path, { highWaterMark: 1024 * 1024 })
-      .on("data", (data) => hash.update(data))
-      .on("error", reject)
-      .on("end", () => resolve(hash.digest("hex")))
-  })
 
 /** What is on disk at a path, hashed when it is a regular file. */
 const foundOnDisk = async (path: string, hash: boolean): Promise<(FoundEntry & { readonly inode: string }) | undefined> => {

@@ -3,8 +3,8 @@ import { Clock, Effect } from "effect"
 import { ServiceSettings } from "@backup-actions/config"
 import { succeeded, type StepResult } from "@backup-actions/ledger"
 import { describeImage, snapshotsOf, tagsOf } from "./ami-image"
-import { parseAmiArn } from "./arns"
-import { ImageUnavailable, NotExportable } from "./errors"
+import { amiOfRecoveryPoint } from "./ami-store"
+import { ImageUnavailable } from "./errors"
 import { baseDetail, type ExportDetail, type ExportSubject } from "./outcome"
 import { putJson } from "./upload"
 
@@ -58,10 +58,7 @@ export const imageDocument = (image: Image, recoveryPointArn: string) => ({
 export const exportAmiDirect = (subject: ExportSubject) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
-    const ami = parseAmiArn(subject.recoveryPointArn)
-    if (ami === undefined) {
-      return yield* new NotExportable({ reason: `recovery point "${subject.recoveryPointArn}" is not an AMI ARN (arn:aws:ec2:<region>::image/ami-...)` })
-    }
+    const ami = yield* amiOfRecoveryPoint(subject.recoveryPointArn)
     const image = yield* describeImage(ami.imageId)
     const snapshots = snapshotsOf(image)
     if (snapshots.length === 0) return yield* new ImageUnavailable({ imageId: ami.imageId, reason: "has no EBS snapshots to archive (an instance-store AMI)" })

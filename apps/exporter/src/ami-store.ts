@@ -106,14 +106,24 @@ const deleteSource = (subject: ExportSubject, image: Image, ami: AmiRef) =>
   })
 
 /**
+ * The AMI a recovery point names. Both AMI modes and the archiving after a store-image task
+ * start here, so a recovery point of another kind is refused the same way in each.
+ */
+export const amiOfRecoveryPoint = (recoveryPointArn: string) => {
+  const ami = parseAmiArn(recoveryPointArn)
+  return ami === undefined
+    ? Effect.fail(new NotExportable({ reason: `recovery point "${recoveryPointArn}" is not an AMI ARN (arn:aws:ec2:<region>::image/ami-...)` }))
+    : Effect.succeed(ami)
+}
+
+/**
  * What follows the store-image task: the stored object moved into the dated layout and the
  * policy's storage class, verified, and only then the AMI deleted if the policy asks.
  */
 export const archiveStoredImage = (subject: ExportSubject, image: Image, objectKey: string, limits: CopyLimits = {}) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
-    const ami = parseAmiArn(subject.recoveryPointArn)
-    if (ami === undefined) return yield* new NotExportable({ reason: `recovery point "${subject.recoveryPointArn}" is not an AMI ARN` })
+    const ami = yield* amiOfRecoveryPoint(subject.recoveryPointArn)
     const created = new Date(image.CreationDate ?? subject.creationDate ?? "")
     if (Number.isNaN(created.getTime())) return yield* new NotExportable({ reason: `AMI ${ami.imageId} has no creation date to file it under` })
     const bucket = subject.plan.bucket ?? settings.artifactBucket
@@ -154,10 +164,7 @@ export const archiveStoredImage = (subject: ExportSubject, image: Image, objectK
 export const exportAmiToStore = (subject: ExportSubject, limits: CopyLimits = {}) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
-    const ami = parseAmiArn(subject.recoveryPointArn)
-    if (ami === undefined) {
-      return yield* new NotExportable({ reason: `recovery point "${subject.recoveryPointArn}" is not an AMI ARN (arn:aws:ec2:<region>::image/ami-...)` })
-    }
+    const ami = yield* amiOfRecoveryPoint(subject.recoveryPointArn)
     const image = yield* describeImage(ami.imageId)
     const bucket = subject.plan.bucket ?? settings.artifactBucket
     const objectKey = yield* startOrAdoptStoreTask(ami.imageId, bucket, subject.recoveryPointArn)

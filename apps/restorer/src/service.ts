@@ -113,7 +113,11 @@ export const subscriptions = subscriptionSet(
   subscribe(SweepDue, onSweepDue)
 )
 
-export const RestorerLive = Layer.mergeAll(Ledger.Live, Publisher.Live).pipe(
+/** The restorer's own services over clients and settings given from outside, so tests can point them at the emulator. */
+export const RestorerServices = Layer.mergeAll(Ledger.Live, Publisher.Live)
+
+/** Everything the restorer's handlers need, from the environment. */
+export const RestorerLive = RestorerServices.pipe(
   // The clients this service calls and no others: a smaller bundle, a faster cold start.
   Layer.provideMerge(Layer.mergeAll(Ec2.Live, Rds.Live, Ssm.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)

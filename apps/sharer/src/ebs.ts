@@ -1,35 +1,66 @@
 import { CopySnapshotCommand, DescribeSnapshotsCommand, type EC2Client, type Snapshot } from "@aws-sdk/client-ec2"
 import { Clock, Effect } from "effect"
-import { awsCall } from "@backup-actions/aws"
+import { awsCall, undefinedWhenNotFound, type AwsError } from "@backup-actions/aws"
 import { snapshotIdFromArn } from "@backup-actions/contracts"
 import { succeeded, type StepResult } from "@backup-actions/ledger"
 import { AccountAccess } from "./accounts"
 import { CopyFailed, CopyPending, copyWaitSchedule } from "./copy-wait"
 import { ageSince, describeAwsFailure, failedReplica, replicaBase, type ReplicaDetail, type ReplicaJob } from "./job"
-import { isAwsManagedKey, resolveDestinationKey } from "./keys"
+import { isAwsManagedKey, resolveDestinationKey, type KeyRefused } from "./keys"
 import { pruneReplicas, replicasOf } from "./retention"
 import { SourceSharing } from "./sharing"
 import { CopySlots, destinationKey } from "./slots"
 import { SOURCE_ARN_TAG, replicaTags, tagValue } from "./tags"
 
 const describeSnapshot = (ec2: EC2Client, snapshotId: string) =>
-  awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }), { abortSignal })).pipe(
-    Effect.map((result): Snapshot | undefined => result.Snapshots?.[0]),
-    Effect.catchIf(
-      (error) => error.kind === "not-found",
-      () => Effect.succeed(undefined)
+  undefinedWhenNotFound(
+    awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }), { abortSignal })).pipe(
+      Effect.map((result): Snapshot | undefined => result.Snapshots?.[0])
     )
+  )
+
+/**
+ * Looks at a copy on copyWaitSchedule until `settled` finds it done: the one waiting loop of
+ * EBS and DB snapshot copies. `settled` reads one answer as the finished copy, CopyPending (look
+ * again later) or CopyFailed; a copy that can no longer be found has failed.
+ */
+export const waitUntilCopied = <S, R>(
+  copyId: string,
+  describe: Effect.Effect<S | undefined, AwsError, R>,
+  settled: (copy: S) => Effect.Effect<S, CopyPending | CopyFailed>
+) =>
+  describe.pipe(
+    Effect.flatMap((copy) => (copy === undefined ? new CopyFailed({ snapshotId: copyId, message: "the copy disappeared while it was being made" }) : settled(copy))),
+    Effect.retry({ schedule: copyWaitSchedule, while: (error) => error._tag === "CopyPending" })
   )
 
 /** Waits until the copy is completed, on the backoff schedule; returns the completed snapshot. */
 export const waitForCopy = (ec2: EC2Client, snapshotId: string) =>
-  Effect.gen(function* () {
-    const snapshot = yield* describeSnapshot(ec2, snapshotId)
-    if (snapshot === undefined) return yield* new CopyFailed({ snapshotId, message: "the copy disappeared while it was being made" })
-    if (snapshot.State === "completed") return snapshot
-    if (snapshot.State === "error") return yield* new CopyFailed({ snapshotId, message: snapshot.StateMessage ?? "the copy ended in the error state" })
-    return yield* new CopyPending({ snapshotId, progress: snapshot.Progress ?? "" })
-  }).pipe(Effect.retry({ schedule: copyWaitSchedule, while: (error) => error._tag === "CopyPending" }))
+  waitUntilCopied(snapshotId, describeSnapshot(ec2, snapshotId), (snapshot) =>
+    snapshot.State === "completed"
+      ? Effect.succeed(snapshot)
+      : snapshot.State === "error"
+        ? new CopyFailed({ snapshotId, message: snapshot.StateMessage ?? "the copy ended in the error state" })
+        : new CopyPending({ snapshotId, progress: snapshot.Progress ?? "" })
+  )
+
+/**
+ * Every way a replica job can fail ends as a failed outcome with the reason, for EBS and DB
+ * snapshots alike; the scope of the attempt (shares, intermediate copies) closes first.
+ */
+export const replicaOutcomeOf =
+  (job: ReplicaJob) =>
+  <R>(attempt: Effect.Effect<StepResult<ReplicaDetail>, AwsError | KeyRefused | CopyFailed | CopyPending, R>) =>
+    attempt.pipe(
+      Effect.scoped,
+      Effect.catchTags({
+        AwsError: (error) => Effect.succeed(failedReplica(job, describeAwsFailure(error))),
+        KeyRefused: (error) => Effect.succeed(failedReplica(job, error.reason)),
+        CopyFailed: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} failed: ${error.message}`)),
+        CopyPending: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} was still pending (${error.progress}) after 24 hours`))
+      }),
+      Effect.annotateLogs({ recoveryPoint: job.recoveryPointArn, destination: `${job.plan.destinationAccount}/${job.plan.destinationRegion}` })
+    )
 
 const snapshotArnIn = (partition: string, region: string, snapshotId: string): string => `arn:${partition}:ec2:${region}::snapshot/${snapshotId}`
 
@@ -150,13 +181,4 @@ export const replicateEbsSnapshot = (job: ReplicaJob) =>
       prunedReplicaArns: pruned.map((id) => snapshotArnIn(partition, plan.destinationRegion, id))
     })
     return result
-  }).pipe(
-    Effect.scoped,
-    Effect.catchTags({
-      AwsError: (error) => Effect.succeed(failedReplica(job, describeAwsFailure(error))),
-      KeyRefused: (error) => Effect.succeed(failedReplica(job, error.reason)),
-      CopyFailed: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} failed: ${error.message}`)),
-      CopyPending: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} was still pending (${error.progress}) after 24 hours`))
-    }),
-    Effect.annotateLogs({ recoveryPoint: job.recoveryPointArn, destination: `${job.plan.destinationAccount}/${job.plan.destinationRegion}` })
-  )
+  }).pipe(replicaOutcomeOf(job))

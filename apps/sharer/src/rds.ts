@@ -7,11 +7,12 @@ import {
   type RDSClient
 } from "@aws-sdk/client-rds"
 import { Clock, Duration, Effect } from "effect"
-import { awsCall } from "@backup-actions/aws"
+import { awsCall, sharerDbSnapshotReplicas, undefinedWhenNotFound } from "@backup-actions/aws"
 import { succeeded, type StepResult } from "@backup-actions/ledger"
 import { AccountAccess, type RegionClients } from "./accounts"
-import { CopyFailed, CopyPending, copyWaitSchedule } from "./copy-wait"
-import { ageSince, describeAwsFailure, failedReplica, replicaBase, type ReplicaDetail, type ReplicaJob } from "./job"
+import { CopyFailed, CopyPending } from "./copy-wait"
+import { replicaOutcomeOf, waitUntilCopied } from "./ebs"
+import { ageSince, failedReplica, replicaBase, type ReplicaDetail, type ReplicaJob } from "./job"
 import { isAwsManagedKey, resolveDestinationKey } from "./keys"
 import { CopySlots, destinationKey } from "./slots"
 import { CREATED_AT_TAG, MANAGED_BY_TAG, SHARER, SOURCE_RESOURCE_TAG, replicaTags, tagValue } from "./tags"
@@ -36,25 +37,24 @@ export const dbSnapshotIdentifier = (prefix: string, sourceName: string): string
 const dbSnapshotArn = (partition: string, region: string, account: string, name: string) => `arn:${partition}:rds:${region}:${account}:snapshot:${name}`
 
 const describeDbSnapshot = (rds: RDSClient, identifier: string) =>
-  awsCall("rds:DescribeDBSnapshots", (abortSignal) => rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: identifier }), { abortSignal })).pipe(
-    Effect.map((result): DBSnapshot | undefined => result.DBSnapshots?.[0]),
-    Effect.catchIf(
-      (error) => error.kind === "not-found",
-      () => Effect.succeed(undefined)
+  undefinedWhenNotFound(
+    awsCall("rds:DescribeDBSnapshots", (abortSignal) => rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: identifier }), { abortSignal })).pipe(
+      Effect.map((result): DBSnapshot | undefined => result.DBSnapshots?.[0])
     )
   )
 
+/** The statuses of a DB snapshot copy still being made; any other but available is a failed copy. */
+const STILL_COPYING = new Set(["creating", "copying", "pending"])
+
 /** Waits until the DB snapshot copy is available, on the same backoff as EBS copies. */
 export const waitForDbSnapshot = (rds: RDSClient, identifier: string) =>
-  Effect.gen(function* () {
-    const snapshot = yield* describeDbSnapshot(rds, identifier)
-    if (snapshot === undefined) return yield* new CopyFailed({ snapshotId: identifier, message: "the copy disappeared while it was being made" })
-    if (snapshot.Status === "available") return snapshot
-    if (snapshot.Status === "creating" || snapshot.Status === "copying" || snapshot.Status === "pending") {
-      return yield* new CopyPending({ snapshotId: identifier, progress: `${snapshot.PercentProgress ?? 0}%` })
-    }
-    return yield* new CopyFailed({ snapshotId: identifier, message: `the copy is ${snapshot.Status ?? "in an unknown state"}` })
-  }).pipe(Effect.retry({ schedule: copyWaitSchedule, while: (error) => error._tag === "CopyPending" }))
+  waitUntilCopied(identifier, describeDbSnapshot(rds, identifier), (snapshot) =>
+    snapshot.Status === "available"
+      ? Effect.succeed(snapshot)
+      : STILL_COPYING.has(snapshot.Status ?? "")
+        ? new CopyPending({ snapshotId: identifier, progress: `${snapshot.PercentProgress ?? 0}%` })
+        : new CopyFailed({ snapshotId: identifier, message: `the copy is ${snapshot.Status ?? "in an unknown state"}` })
+  )
 
 const copyDbSnapshot = (
   rds: RDSClient,
@@ -99,31 +99,13 @@ export const pruneDbReplicas = (
   Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
     const limit = now - Duration.toMillis(Duration.days(options.retentionDays))
-    const expired: Array<string> = []
-    let marker: string | undefined
-    do {
-      const page = yield* awsCall("rds:DescribeDBSnapshots", (abortSignal) =>
-        rds.send(
-          new DescribeDBSnapshotsCommand({ SnapshotType: "manual", Filters: [{ Name: "db-instance-id", Values: [options.instanceId] }], Marker: marker }),
-          { abortSignal }
-        )
-      )
-      for (const snapshot of page.DBSnapshots ?? []) {
-        const createdAt = Date.parse(tagValue(snapshot.TagList, CREATED_AT_TAG) ?? "")
-        if (
-          tagValue(snapshot.TagList, MANAGED_BY_TAG) === SHARER &&
-          tagValue(snapshot.TagList, SOURCE_RESOURCE_TAG) === options.sourceResourceArn &&
-          snapshot.DBSnapshotIdentifier !== undefined &&
-          snapshot.DBSnapshotIdentifier !== options.keepIdentifier &&
-          snapshot.Status === "available" &&
-          Number.isFinite(createdAt) &&
-          createdAt < limit
-        ) {
-          expired.push(snapshot.DBSnapshotIdentifier)
-        }
-      }
-      marker = page.Marker
-    } while (marker !== undefined)
+    const replicas = yield* sharerDbSnapshotReplicas(rds, { tag: SOURCE_RESOURCE_TAG, value: options.sourceResourceArn, instanceId: options.instanceId })
+    const expired = replicas.flatMap((snapshot) => {
+      const createdAt = Date.parse(tagValue(snapshot.TagList, CREATED_AT_TAG) ?? "")
+      const identifier = snapshot.DBSnapshotIdentifier
+      const isExpired = identifier !== undefined && identifier !== options.keepIdentifier && snapshot.Status === "available" && Number.isFinite(createdAt) && createdAt < limit
+      return isExpired ? [identifier] : []
+    })
     const deleted: Array<string> = []
     for (const identifier of expired) {
       const gone = yield* deleteDbSnapshot(rds, identifier).pipe(
@@ -244,13 +226,4 @@ export const replicateDbSnapshot = (job: ReplicaJob) =>
       prunedReplicaArns: pruned.map((name) => dbSnapshotArn(source.partition, plan.destinationRegion, plan.destinationAccount, name))
     })
     return result
-  }).pipe(
-    Effect.scoped,
-    Effect.catchTags({
-      AwsError: (error) => Effect.succeed(failedReplica(job, describeAwsFailure(error))),
-      KeyRefused: (error) => Effect.succeed(failedReplica(job, error.reason)),
-      CopyFailed: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} failed: ${error.message}`)),
-      CopyPending: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} was still pending (${error.progress}) after 24 hours`))
-    }),
-    Effect.annotateLogs({ recoveryPoint: job.recoveryPointArn, destination: `${job.plan.destinationAccount}/${job.plan.destinationRegion}` })
-  )
+  }).pipe(replicaOutcomeOf(job))

@@ -1,33 +1,10 @@
-import { DeleteSnapshotCommand, DescribeSnapshotsCommand, type EC2Client, type Snapshot } from "@aws-sdk/client-ec2"
+import { DeleteSnapshotCommand, type EC2Client } from "@aws-sdk/client-ec2"
 import { Clock, Duration, Effect } from "effect"
-import { awsCall } from "@backup-actions/aws"
-import { CREATED_AT_TAG, MANAGED_BY_TAG, SHARER, SOURCE_RESOURCE_TAG, tagValue } from "./tags"
+import { awsCall, sharerSnapshotReplicas } from "@backup-actions/aws"
+import { CREATED_AT_TAG, SOURCE_RESOURCE_TAG, tagValue } from "./tags"
 
-/** The sharer's replicas of one protected resource in the client's account and region, every page. */
-export const replicasOf = (ec2: EC2Client, sourceResourceArn: string) =>
-  Effect.gen(function* () {
-    const found: Array<Snapshot> = []
-    let nextToken: string | undefined
-    do {
-      const page = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
-        ec2.send(
-          new DescribeSnapshotsCommand({
-            OwnerIds: ["self"],
-            Filters: [
-              { Name: `tag:${MANAGED_BY_TAG}`, Values: [SHARER] },
-              { Name: `tag:${SOURCE_RESOURCE_TAG}`, Values: [sourceResourceArn] }
-            ],
-            NextToken: nextToken
-          }),
-          { abortSignal }
-        )
-      )
-      // The filter already asks for the sharer's tags; checking again means a snapshot without them is never a candidate.
-      found.push(...(page.Snapshots ?? []).filter((snapshot) => tagValue(snapshot.Tags, MANAGED_BY_TAG) === SHARER))
-      nextToken = page.NextToken
-    } while (nextToken !== undefined)
-    return found
-  })
+/** The sharer's replicas of one protected resource in the client's account and region, every page, pending copies too. */
+export const replicasOf = (ec2: EC2Client, sourceResourceArn: string) => sharerSnapshotReplicas(ec2, { tag: SOURCE_RESOURCE_TAG, value: sourceResourceArn })
 
 /**
  * Deletes the sharer's completed replicas of the resource whose tagged creation time is older

@@ -1,13 +1,44 @@
 import { Clock, Duration, Effect, Option } from "effect"
 import { ServiceSettings } from "@backup-actions/config"
 import { runStep } from "@backup-actions/ledger"
-import { archiveToS3 } from "./archive-pipeline"
+import { archiveToS3, type ArchiveResult } from "./archive-pipeline"
 import { contentTypeOf } from "./compress"
 import { openEbsDirectSource, CHUNK_BYTES } from "./ebs-direct-source"
 import { archiveAction, archiveKeys } from "./keys"
 import { rawImageManifestHeader, writeManifest } from "./manifest"
 import { archivedOutcome, describeArchiveFailure, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
+
+/**
+ * Writes the manifest of a raw disk image archive and says where the archive and its manifest
+ * are. Direct mode and volume mode's fallback (a disk with no filesystem to mount) write the
+ * same raw image format, so they finish it the same way.
+ */
+export const finishRawImageArchive = (
+  subject: ArchiveSubject,
+  keys: ReturnType<typeof archiveKeys>,
+  written: ArchiveResult,
+  image: { readonly imageBytes: number; readonly blockSize?: number }
+) =>
+  Effect.gen(function* () {
+    const settings = yield* ServiceSettings
+    yield* writeManifest({
+      bucket: settings.artifactBucket,
+      key: keys.manifest,
+      header: rawImageManifestHeader({
+        snapshotId: subject.snapshotId,
+        recoveryPointArn: subject.recoveryPointArn,
+        archiveKey: keys.archive,
+        compression: subject.plan.compression,
+        ...image,
+        chunkBytes: CHUNK_BYTES,
+        archiveBytes: written.size,
+        composite: written.composite
+      }),
+      fragments: written.manifestFragments
+    })
+    return { ...written, format: "raw" as const, bucket: settings.artifactBucket, key: keys.archive, manifestKey: keys.manifest }
+  })
 
 /**
  * Archives a snapshot straight from its blocks through the EBS direct APIs: no volume,
@@ -23,6 +54,9 @@ export const archiveDirect = (subject: ArchiveSubject) =>
         const startedAt = yield* Clock.currentTimeMillis
         const keys = archiveKeys(subject.snapshotId, "direct", "raw", subject.plan.compression)
         const attempt = Effect.gen(function* () {
+          if (subject.snapshotId === "") {
+            return yield* failedOutcome(subject, `recovery point "${subject.recoveryPointArn}" is not an EBS snapshot ARN`, startedAt)
+          }
           const { layout, open } = yield* openEbsDirectSource(subject.snapshotId)
           yield* Effect.logInfo(
             `archiving ${subject.snapshotId} directly: ${layout.volumeBytes} bytes, ${layout.listedBlocks} blocks with data`
@@ -50,27 +84,8 @@ export const archiveDirect = (subject: ArchiveSubject) =>
                 return Effect.logInfo(`${subject.snapshotId}: ${percent}% read, ${progress.storedBytes} bytes stored in ${progress.parts} parts`)
               })
           })
-          yield* writeManifest({
-            bucket: settings.artifactBucket,
-            key: keys.manifest,
-            header: rawImageManifestHeader({
-              snapshotId: subject.snapshotId,
-              recoveryPointArn: subject.recoveryPointArn,
-              archiveKey: keys.archive,
-              compression: subject.plan.compression,
-              imageBytes: layout.volumeBytes,
-              blockSize: layout.blockSize,
-              chunkBytes: CHUNK_BYTES,
-              archiveBytes: written.size,
-              composite: written.composite
-            }),
-            fragments: written.manifestFragments
-          })
-          return yield* archivedOutcome(
-            subject,
-            { ...written, format: "raw", bucket: settings.artifactBucket, key: keys.archive, manifestKey: keys.manifest },
-            startedAt
-          )
+          const archived = yield* finishRawImageArchive(subject, keys, written, { imageBytes: layout.volumeBytes, blockSize: layout.blockSize })
+          return yield* archivedOutcome(subject, archived, startedAt)
         })
         return yield* attempt.pipe(
           Effect.catchTags({

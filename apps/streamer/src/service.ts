@@ -14,7 +14,6 @@ import { Publisher, UnprocessableEvent, requireRecoveryPoint } from "@backup-act
 import { Ledger } from "@backup-actions/ledger"
 import { BlockDevicesLive } from "./block-devices"
 import { archiveDirect } from "./direct"
-import { failedOutcome, publishOutcome } from "./outcome"
 import { archiveVolume } from "./volume"
 import { archiveDump } from "./dump"
 
@@ -40,10 +39,7 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
       plan,
       mode: "direct" as const
     }
-    if (snapshotId === undefined) {
-      const result = yield* failedOutcome(subject, `recovery point "${recoveryPointArn}" is not an EBS snapshot ARN`, Date.now())
-      return yield* publishOutcome(result)
-    }
+    // A recovery point that is not an EBS snapshot fails its step with the reason, in the ledger and the event.
     yield* archiveDirect(subject)
   })
 
@@ -114,8 +110,11 @@ export const subscriptions = subscriptionSet(
   subscribeTo(ROUTES.streamer.amiExports, onAmiExported)
 )
 
+/** The streamer's own services over clients and settings given from outside, so tests can point them at the emulator. */
+export const StreamerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, RecoveryPoints.Live, BlockDevicesLive)
+
 /** Everything the streamer's handlers need, from the environment. */
-export const StreamerLive = Layer.mergeAll(Ledger.Live, Publisher.Live, RecoveryPoints.Live, BlockDevicesLive).pipe(
+export const StreamerLive = StreamerServices.pipe(
   // The clients this service calls and no others: a smaller bundle, a faster cold start.
   Layer.provideMerge(Layer.mergeAll(Backup.Live, Rds.Live, S3.Live, Ebs.Live, Ec2.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Ssm.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)

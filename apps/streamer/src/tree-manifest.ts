@@ -1,8 +1,7 @@
-import { createHash } from "node:crypto"
-import { createReadStream } from "node:fs"
 import { lstat, readdir, readlink } from "node:fs/promises"
 import { join, posix } from "node:path"
 import { Effect } from "effect"
+import { sha256OfFile } from "@backup-actions/contracts"
 import { SourceReadError } from "./stream-source"
 
 /** One line of a file-level manifest. */
@@ -19,15 +18,6 @@ export interface TreeEntry {
   /** For a hard link: the first path of the same inode. */
   readonly linkOf?: string
 }
-
-const sha256File = (path: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const hash = createHash("sha256")
-    createReadStream(path, { highWaterMark: 1024 * 1024 })
-      .on("data", (data) => hash.update(data))
-      .on("error", reject)
-      .on("end", () => resolve(hash.digest("hex")))
-  })
 
 /**
  * Walks a mounted filesystem (not crossing into other mounts) and describes every entry:
@@ -58,7 +48,7 @@ export const describeTree = (root: string) =>
           if (first !== undefined) entries.push({ ...common, linkOf: first })
           else {
             if (stats.nlink > 1) inodes.set(inode, relative)
-            entries.push({ ...common, sha256: await sha256File(absolute) })
+            entries.push({ ...common, sha256: await sha256OfFile(absolute) })
           }
         } else if (type === "symlink") {
           entries.push({ ...common, target: await readlink(absolute) })

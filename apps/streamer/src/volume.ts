@@ -7,9 +7,10 @@ import { archiveToS3, type ChunkSource } from "./archive-pipeline"
 import { BlockDevices } from "./block-devices"
 import { SOURCE_BUFFERS, contentTypeOf } from "./compress"
 import { CHUNK_BYTES } from "./ebs-direct-source"
+import { finishRawImageArchive } from "./direct"
 import { CommandFailed, run } from "./exec"
 import { archiveAction, archiveKeys } from "./keys"
-import { rawImageManifestHeader, writeManifest } from "./manifest"
+import { writeManifest } from "./manifest"
 import { mountReadOnly, type MountedFilesystem } from "./mount"
 import { archivedOutcome, describeArchiveFailure, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
@@ -98,22 +99,7 @@ const rawArchive = (subject: ArchiveSubject, step: StepKey, previousUpload: Uplo
       previousUpload,
       openSource: () => fileChunkSource(device, size, { detectHoles: true, buffers: SOURCE_BUFFERS })
     })
-    yield* writeManifest({
-      bucket: settings.artifactBucket,
-      key: keys.manifest,
-      header: rawImageManifestHeader({
-        snapshotId: subject.snapshotId,
-        recoveryPointArn: subject.recoveryPointArn,
-        archiveKey: keys.archive,
-        compression: subject.plan.compression,
-        imageBytes: size,
-        chunkBytes: CHUNK_BYTES,
-        archiveBytes: written.size,
-        composite: written.composite
-      }),
-      fragments: written.manifestFragments
-    })
-    return { ...written, format: "raw" as const, bucket: settings.artifactBucket, key: keys.archive, manifestKey: keys.manifest }
+    return yield* finishRawImageArchive(subject, keys, written, { imageBytes: size })
   })
 
 /**
