@@ -2,8 +2,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CreateSnapshotCommand, CreateVolumeCommand, DescribeSnapshotsCommand, DescribeVolumesCommand } from "@aws-sdk/client-ec2"
-import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand } from "@aws-sdk/client-rds"
+import {
+  CreateSecurityGroupCommand,
+  CreateSnapshotCommand,
+  CreateVolumeCommand,
+  DescribeSnapshotsCommand,
+  DescribeSubnetsCommand,
+  DescribeVolumesCommand
+} from "@aws-sdk/client-ec2"
+import { CreateDBInstanceCommand, CreateDBSnapshotCommand, CreateDBSubnetGroupCommand, DescribeDBInstancesCommand } from "@aws-sdk/client-rds"
 import { Effect } from "effect"
 import { Ec2, Rds, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
@@ -32,6 +39,33 @@ const policy: Policy = {
     }
   ]
 }
+
+/** A pilot-light network in the DR region: a DB subnet group over the default VPC's subnets and a security group. */
+const pilotLightNetwork = inOwnAccount(
+  DR_REGION,
+  Effect.gen(function* () {
+    const ec2 = yield* Ec2
+    const rds = yield* Rds
+    const subnets = yield* awsCall("ec2:DescribeSubnets", (abortSignal) =>
+      ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "default-for-az", Values: ["true"] }] }), { abortSignal })
+    )
+    const vpcId = subnets.Subnets?.[0]?.VpcId ?? ""
+    yield* awsCall("rds:CreateDBSubnetGroup", (abortSignal) =>
+      rds.send(
+        new CreateDBSubnetGroupCommand({
+          DBSubnetGroupName: "pilot-light",
+          DBSubnetGroupDescription: "failover target",
+          SubnetIds: (subnets.Subnets ?? []).map((subnet) => subnet.SubnetId ?? "")
+        }),
+        { abortSignal }
+      )
+    )
+    const group = yield* awsCall("ec2:CreateSecurityGroup", (abortSignal) =>
+      ec2.send(new CreateSecurityGroupCommand({ GroupName: "pilot-light-db", Description: "failover target", VpcId: vpcId }), { abortSignal })
+    )
+    return { subnetGroup: "pilot-light", securityGroupId: group.GroupId ?? "" }
+  })
+)
 
 let local: LocalStack
 let scratch: string
@@ -85,7 +119,7 @@ afterAll(async () => {
 })
 
 describe("failover from the DR replicas, on the emulator", () => {
-  it("restores a new DB instance in the DR region from the newest replica of the instance and reports its age as the RPO", async () => {
+  it("restores a new DB instance in the DR region's pilot-light network from the newest replica of the instance and reports its age as the RPO", async () => {
     // Prepare: two snapshots of the instance, a moment apart, each replicated to the DR region
     await run(
       Effect.flatMap(Rds, (rds) =>
@@ -108,9 +142,14 @@ describe("failover from the DR replicas, on the emulator", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500))
     const newer = await run(dbSnapshotReplicated("orders", "awsbackup-job-orders-2"))
     assert.isAbove(newer.takenAt, older.takenAt)
+    const network = await run(pilotLightNetwork)
     const before = Date.now()
     // Act
-    const result = await cli("failover", "--source", `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:orders`, "--region", DR_REGION, "--new-instance-id", "orders-dr", "--json")
+    const result = await cli(
+      "failover",
+      ...["--source", `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:orders`, "--region", DR_REGION, "--new-instance-id", "orders-dr"],
+      ...["--db-subnet-group", network.subnetGroup, "--security-group-ids", network.securityGroupId, "--json"]
+    )
     const after = Date.now()
     // Assess: the newest replica was restored, in the DR region, as asked
     assert.strictEqual(result.status, 0, result.stderr)
@@ -127,6 +166,11 @@ describe("failover from the DR replicas, on the emulator", () => {
     )
     const instance = instances.DBInstances?.[0]
     assert.strictEqual(instance?.DBInstanceClass, "db.t4g.micro")
+    assert.strictEqual(instance?.DBSubnetGroup?.DBSubnetGroupName, network.subnetGroup)
+    assert.deepStrictEqual(
+      (instance?.VpcSecurityGroups ?? []).map((group) => group.VpcSecurityGroupId),
+      [network.securityGroupId]
+    )
     assert.strictEqual(instance?.DBInstanceStatus, "available")
     assert.strictEqual(reported.restored.endpoint, `${instance?.Endpoint?.Address}:${instance?.Endpoint?.Port}`)
     assert.deepInclude(instance?.TagList ?? [], { Key: "backup-actions:restored-from", Value: newer.replicaArn })

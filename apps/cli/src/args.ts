@@ -241,6 +241,8 @@ export const parseCommandLine = (argv: ReadonlyArray<string>): Either.Either<Inv
           region: { type: "string" },
           "instance-class": { type: "string" },
           "new-instance-id": { type: "string" },
+          "db-subnet-group": { type: "string" },
+          "security-group-ids": { type: "string" },
           zone: { type: "string" },
           "role-arn": { type: "string" },
           "external-id": { type: "string" },

@@ -14,7 +14,15 @@ describe("the failover command line", () => {
     // Assess
     assert.isTrue(Either.isRight(parsed))
     const command = Either.isRight(parsed) ? parsed.right.command : undefined
-    assert.deepInclude(command, { _tag: "Failover", instanceClass: "db.t4g.micro", region: "us-west-2", newInstanceId: undefined, json: false })
+    assert.deepInclude(command, {
+      _tag: "Failover",
+      instanceClass: "db.t4g.micro",
+      region: "us-west-2",
+      newInstanceId: undefined,
+      dbSubnetGroup: undefined,
+      securityGroupIds: [],
+      json: false
+    })
     assert.deepStrictEqual(command?._tag === "Failover" ? command.source : undefined, {
       arn: "arn:aws:rds:us-east-1:123456789012:db:orders",
       kind: "RDS",
@@ -24,14 +32,16 @@ describe("the failover command line", () => {
     assert.deepStrictEqual(Either.getOrUndefined(snapshot)?.matchTag, "backup-actions:source-arn")
   })
 
-  it("refuses a missing or unknown source, an EBS source without a zone, an external id without a role and a bad instance id", () => {
+  it("refuses a missing or unknown source, an EBS source without a zone or with a DB network, an external id without a role, a bad instance id and a bad security group", () => {
     // Act
     const messages = [
       messageOf(["failover"]),
       messageOf(["failover", "--source", "arn:aws:s3:::bucket"]),
       messageOf(["failover", "--source", "arn:aws:ec2:us-east-1:123456789012:volume/vol-0123456789abcdef0"]),
       messageOf(["failover", "--source", "arn:aws:rds:us-east-1:123456789012:db:orders", "--external-id", "x"]),
-      messageOf(["failover", "--source", "arn:aws:rds:us-east-1:123456789012:db:orders", "--new-instance-id", "1-bad"])
+      messageOf(["failover", "--source", "arn:aws:rds:us-east-1:123456789012:db:orders", "--new-instance-id", "1-bad"]),
+      messageOf(["failover", "--source", "arn:aws:rds:us-east-1:123456789012:db:orders", "--security-group-ids", "sg-0123456789abcdef0,default"]),
+      messageOf(["failover", "--source", "arn:aws:ec2:us-east-1:123456789012:volume/vol-0123456789abcdef0", "--zone", "us-east-1a", "--db-subnet-group", "dr"])
     ]
     // Assess
     assert.include(messages[0], "--source <arn")
@@ -39,6 +49,8 @@ describe("the failover command line", () => {
     assert.include(messages[2], "needs --zone")
     assert.include(messages[3], "--external-id is only used with --role-arn")
     assert.include(messages[4], "is not a DB instance identifier")
+    assert.include(messages[5], '"default" is not a security group id')
+    assert.include(messages[6], "are for a DB instance")
   })
 
   it("names a new DB instance after the source and the time, within the identifier's rules", () => {

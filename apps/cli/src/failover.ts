@@ -35,6 +35,9 @@ export interface FailoverCommand {
   readonly source: FailoverSource
   readonly instanceClass: string
   readonly newInstanceId: string | undefined
+  /** RDS: the pilot-light network, when it is not the DR region's default VPC. */
+  readonly dbSubnetGroup: string | undefined
+  readonly securityGroupIds: ReadonlyArray<string>
   /** The DR region; the stack's region when not given. */
   readonly region: string | undefined
   /** EBS: where the new volume goes. */
@@ -45,7 +48,8 @@ export interface FailoverCommand {
 }
 
 export const FAILOVER_HELP_TEXT = `Usage: backup-actions failover --source <arn> [--region <DR region>] [--instance-class db.t4g.micro]
-                            [--new-instance-id <id>] [--zone <availability zone>]
+                            [--new-instance-id <id>] [--db-subnet-group <name>]
+                            [--security-group-ids <sg-id,...>] [--zone <availability zone>]
                             [--role-arn <DR role> --external-id <id>] [--json]
 
 Pilot-light failover: finds the newest DR replica of the source that the sharer made (by its
@@ -64,6 +68,8 @@ Prints what it made, the endpoint, and the recovery point objective achieved: th
   --region <region>          the DR region (default: the stack's region)
   --instance-class <class>   the new DB instance's class (default db.t4g.micro)
   --new-instance-id <id>     the new DB instance's identifier (default failover-<source>-<time>)
+  --db-subnet-group <name>   RDS: the DB subnet group of the new instance (default: the default VPC's)
+  --security-group-ids <ids> RDS: its VPC security groups, comma-separated (default: the VPC's default)
   --zone <zone>              EBS: the availability zone of the new volume (required)
   --role-arn <arn>           a role in the DR account to assume (else the caller's own account)
   --external-id <id>         the external id the role's trust policy requires
@@ -89,6 +95,8 @@ export const failoverCommandOf = (values: {
   readonly region?: string | undefined
   readonly "instance-class"?: string | undefined
   readonly "new-instance-id"?: string | undefined
+  readonly "db-subnet-group"?: string | undefined
+  readonly "security-group-ids"?: string | undefined
   readonly zone?: string | undefined
   readonly "role-arn"?: string | undefined
   readonly "external-id"?: string | undefined
@@ -108,11 +116,21 @@ export const failoverCommandOf = (values: {
       return yield* usage(`--new-instance-id "${newId}" is not a DB instance identifier (a letter, then letters, digits and single hyphens, at most 63)`)
     }
     if (newId !== undefined && newId.endsWith("-")) return yield* usage(`--new-instance-id "${newId}" must not end with a hyphen`)
+    const subnetGroup = values["db-subnet-group"]
+    const groups = (values["security-group-ids"] ?? "").split(",").map((id) => id.trim()).filter((id) => id !== "")
+    if (source.kind === "EBS" && (subnetGroup !== undefined || groups.length > 0)) {
+      return yield* usage("--db-subnet-group and --security-group-ids are for a DB instance; a volume has no network of its own")
+    }
+    if (subnetGroup !== undefined && !/^[A-Za-z0-9 ._-]{1,255}$/.test(subnetGroup)) return yield* usage(`--db-subnet-group "${subnetGroup}" is not a DB subnet group name`)
+    const badGroup = groups.find((id) => !/^sg-[0-9a-f]{8,17}$/.test(id))
+    if (badGroup !== undefined) return yield* usage(`--security-group-ids: "${badGroup}" is not a security group id (sg-...)`)
     const command: FailoverCommand = {
       _tag: "Failover",
       source,
       instanceClass: values["instance-class"] ?? "db.t4g.micro",
       newInstanceId: newId,
+      dbSubnetGroup: subnetGroup,
+      securityGroupIds: groups,
       region: values.region,
       zone: values.zone,
       roleArn: values["role-arn"],
@@ -289,6 +307,8 @@ const restoreDbInstance = (rds: RDSClient, command: FailoverCommand, replica: Fo
           DBInstanceIdentifier: instanceId,
           DBSnapshotIdentifier: replica.id,
           DBInstanceClass: command.instanceClass,
+          ...(command.dbSubnetGroup === undefined ? {} : { DBSubnetGroupName: command.dbSubnetGroup }),
+          ...(command.securityGroupIds.length === 0 ? {} : { VpcSecurityGroupIds: [...command.securityGroupIds] }),
           Tags: [...failoverTags(command.source, replica, nowMs), { Key: "Name", Value: `failover of ${command.source.arn}` }]
         }),
         { abortSignal }
