@@ -58,7 +58,6 @@ const drain = (url: string) =>
     )
   ).pipe(Effect.map((result) => result.Messages ?? []))
 
-/** Messages still in a queue, visible, in flight or delayed: a deleted message is in none of them. */
 /** Messages sent with a delay that has not passed yet. */
 const delayedIn = (url: string) =>
   Effect.flatMap(Sqs, (sqs) =>
@@ -67,6 +66,7 @@ const delayedIn = (url: string) =>
     )
   ).pipe(Effect.map((result) => Number(result.Attributes?.["ApproximateNumberOfMessagesDelayed"] ?? "0")))
 
+/** Messages still in a queue, visible, in flight or delayed: a deleted message is in none of them. */
 const messagesIn = (url: string) =>
   Effect.flatMap(Sqs, (sqs) =>
     awsCall("sqs:GetQueueAttributes", (abortSignal) =>
