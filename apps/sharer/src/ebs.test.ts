@@ -4,37 +4,16 @@ import {
   DeleteSnapshotCommand,
   DescribeSnapshotsCommand,
   ModifySnapshotAttributeCommand,
-  type DescribeSnapshotsCommandInput,
   type Snapshot
 } from "@aws-sdk/client-ec2"
 import { DescribeKeyCommand } from "@aws-sdk/client-kms"
 import { Effect, Fiber, TestClock } from "effect"
 import { replicateEbsSnapshot } from "./ebs"
-import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, DESTINATION_REGION, SOURCE_REGION, job, mockAccounts } from "./mock-accounts"
+import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, DESTINATION_REGION, SOURCE_REGION, job, mockAccounts, mockDestinationCopies } from "./mock-accounts"
 import { MANAGED_BY_TAG, SOURCE_ARN_TAG, SOURCE_RESOURCE_TAG } from "./tags"
 
 const SOURCE_ID = "snap-0source0000000001"
 const sourceSnapshot: Snapshot = { SnapshotId: SOURCE_ID, State: "completed", VolumeSize: 8, StartTime: new Date("2026-01-01T00:00:00Z") }
-
-/** A destination that completes a copy after `pendingPolls` answers of "pending". */
-const destinationCopies = (mocks: ReturnType<typeof mockAccounts>, pendingPolls = 0) => {
-  const polls = new Map<string, number>()
-  let copies = 0
-  mocks.destinationEc2.on(CopySnapshotCommand).callsFake(async () => {
-    copies += 1
-    const id = `snap-0copy${String(copies).padStart(12, "0")}`
-    polls.set(id, pendingPolls)
-    return { SnapshotId: id }
-  })
-  mocks.destinationEc2.on(DescribeSnapshotsCommand).callsFake(async (input: DescribeSnapshotsCommandInput) => {
-    const id = input.SnapshotIds?.[0]
-    if (id === undefined) return { Snapshots: [] }
-    const left = polls.get(id) ?? 0
-    polls.set(id, left - 1)
-    return { Snapshots: [{ SnapshotId: id, State: left > 0 ? "pending" : "completed", Progress: left > 0 ? "40%" : "100%", Encrypted: true, KmsKeyId: DESTINATION_KEY_ARN }] }
-  })
-  return { copiesMade: () => copies }
-}
 
 describe("replicating an EBS snapshot", () => {
   it.effect("shares the source, copies it encrypted with the destination's key and tags, then takes the share back", () =>
@@ -43,7 +22,7 @@ describe("replicating an EBS snapshot", () => {
       const mocks = mockAccounts()
       mocks.sourceEc2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [sourceSnapshot] })
       mocks.sourceEc2.on(ModifySnapshotAttributeCommand).resolves({})
-      destinationCopies(mocks)
+      mockDestinationCopies(mocks)
       // Act
       const result = yield* replicateEbsSnapshot(job(SOURCE_ID)).pipe(Effect.provide(mocks.layer))
       // Assess: the share, exactly as AWS takes it, added then removed
@@ -80,7 +59,7 @@ describe("replicating an EBS snapshot", () => {
       const mocks = mockAccounts()
       mocks.sourceEc2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [sourceSnapshot] })
       mocks.sourceEc2.on(ModifySnapshotAttributeCommand).resolves({})
-      destinationCopies(mocks, 3)
+      mockDestinationCopies(mocks, { pendingPolls: 3 })
       const polls = () => mocks.destinationEc2.commandCalls(DescribeSnapshotsCommand, { SnapshotIds: ["snap-0copy000000000001"] }).length
       // Act
       const fiber = yield* Effect.fork(replicateEbsSnapshot(job(SOURCE_ID)).pipe(Effect.provide(mocks.layer)))
@@ -105,7 +84,7 @@ describe("replicating an EBS snapshot", () => {
       const sourceKey = `arn:aws:kms:${SOURCE_REGION}:111111111111:key/aws-ebs`
       mocks.sourceEc2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ ...sourceSnapshot, Encrypted: true, KmsKeyId: sourceKey }] })
       mocks.sourceKms.on(DescribeKeyCommand, { KeyId: sourceKey }).resolves({ KeyMetadata: { KeyId: "aws-ebs", Arn: sourceKey, KeyManager: "AWS" } })
-      const copies = destinationCopies(mocks)
+      const copies = mockDestinationCopies(mocks)
       // Act
       const result = yield* replicateEbsSnapshot(job(SOURCE_ID)).pipe(Effect.provide(mocks.layer))
       // Assess
@@ -123,7 +102,7 @@ describe("replicating an EBS snapshot", () => {
       const mocks = mockAccounts()
       mocks.sourceEc2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [sourceSnapshot] })
       mocks.destinationKms.on(DescribeKeyCommand).resolves({ KeyMetadata: { KeyId: "k", Arn: DESTINATION_KEY_ARN, KeyManager: "AWS", KeyState: "Enabled" } })
-      const copies = destinationCopies(mocks)
+      const copies = mockDestinationCopies(mocks)
       // Act
       const result = yield* replicateEbsSnapshot(job(SOURCE_ID)).pipe(Effect.provide(mocks.layer))
       // Assess
@@ -140,7 +119,7 @@ describe("replicating an EBS snapshot", () => {
       const source = job(SOURCE_ID)
       mocks.sourceEc2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [sourceSnapshot] })
       mocks.sourceEc2.on(ModifySnapshotAttributeCommand).resolves({})
-      const copies = destinationCopies(mocks)
+      const copies = mockDestinationCopies(mocks)
       mocks.destinationEc2.on(DescribeSnapshotsCommand, { OwnerIds: ["self"] }).resolves({
         Snapshots: [
           {

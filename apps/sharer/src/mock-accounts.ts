@@ -1,4 +1,4 @@
-import { EC2Client } from "@aws-sdk/client-ec2"
+import { CopySnapshotCommand, DescribeSnapshotsCommand, EC2Client, type CopySnapshotCommandInput, type DescribeSnapshotsCommandInput } from "@aws-sdk/client-ec2"
 import { DescribeKeyCommand, KMSClient } from "@aws-sdk/client-kms"
 import { RDSClient } from "@aws-sdk/client-rds"
 import { mockClient } from "aws-sdk-client-mock"
@@ -75,3 +75,39 @@ export const job = (snapshotId: string, overrides: Partial<ReplicaJob> = {}): Re
   plan: plan(),
   ...overrides
 })
+
+/**
+ * A destination account whose copies stay "pending" for `pendingPolls` answers to
+ * DescribeSnapshots, then complete on the destination's key. It counts the copies made and
+ * how many were in flight at once (from CopySnapshot to the first "completed").
+ */
+export const mockDestinationCopies = (mocks: ReturnType<typeof mockAccounts>, options: { readonly pendingPolls?: number } = {}) => {
+  const pollsLeft = new Map<string, number>()
+  const copiedFrom = new Map<string, string>()
+  let inFlight = 0
+  let mostInFlight = 0
+  mocks.destinationEc2.on(CopySnapshotCommand).callsFake(async (input: CopySnapshotCommandInput) => {
+    inFlight += 1
+    mostInFlight = Math.max(mostInFlight, inFlight)
+    const id = `snap-0copy${String(copiedFrom.size + 1).padStart(12, "0")}`
+    copiedFrom.set(id, input.SourceSnapshotId ?? "")
+    pollsLeft.set(id, options.pendingPolls ?? 0)
+    return { SnapshotId: id }
+  })
+  mocks.destinationEc2.on(DescribeSnapshotsCommand).callsFake(async (input: DescribeSnapshotsCommandInput) => {
+    const id = input.SnapshotIds?.[0]
+    if (id === undefined) return { Snapshots: [] }
+    const left = pollsLeft.get(id) ?? 0
+    pollsLeft.set(id, left - 1)
+    if (left === 0) inFlight -= 1
+    const pending = left > 0
+    return { Snapshots: [{ SnapshotId: id, State: pending ? "pending" : "completed", Progress: pending ? "40%" : "100%", Encrypted: true, KmsKeyId: DESTINATION_KEY_ARN }] }
+  })
+  return {
+    copiesMade: () => copiedFrom.size,
+    /** Each copy's source snapshot id, by the copy's id. */
+    copiedFrom: () => new Map(copiedFrom),
+    inFlight: () => inFlight,
+    mostInFlight: () => mostInFlight
+  }
+}

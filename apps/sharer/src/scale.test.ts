@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CopySnapshotCommand, DescribeSnapshotsCommand, type CopySnapshotCommandInput, type DescribeSnapshotsCommandInput } from "@aws-sdk/client-ec2"
+import { DescribeSnapshotsCommand, type DescribeSnapshotsCommandInput } from "@aws-sdk/client-ec2"
 import { Effect, Fiber, TestClock } from "effect"
 import { replicateEbsSnapshot } from "./ebs"
-import { DESTINATION_KEY_ARN, SOURCE_ACCOUNT, job, mockAccounts, plan } from "./mock-accounts"
+import { SOURCE_ACCOUNT, job, mockAccounts, mockDestinationCopies, plan } from "./mock-accounts"
 
 const SNAPSHOTS = 150
 
@@ -14,29 +14,10 @@ describe("replicating many snapshots to one destination", () => {
     Effect.gen(function* () {
       // Prepare: a destination where each copy stays pending for two polls, counting copies in flight
       const mocks = mockAccounts()
-      let inFlight = 0
-      let mostInFlight = 0
-      const polls = new Map<string, number>()
-      const copiedFrom = new Map<string, string>()
       mocks.sourceEc2.on(DescribeSnapshotsCommand).callsFake(async (input: DescribeSnapshotsCommandInput) => ({
         Snapshots: [{ SnapshotId: input.SnapshotIds?.[0], State: "completed", VolumeSize: 8, StartTime: new Date(0) }]
       }))
-      mocks.destinationEc2.on(CopySnapshotCommand).callsFake(async (input: CopySnapshotCommandInput) => {
-        inFlight += 1
-        mostInFlight = Math.max(mostInFlight, inFlight)
-        const id = `snap-0copy${String(copiedFrom.size + 1).padStart(12, "0")}`
-        copiedFrom.set(id, input.SourceSnapshotId ?? "")
-        polls.set(id, 2)
-        return { SnapshotId: id }
-      })
-      mocks.destinationEc2.on(DescribeSnapshotsCommand).callsFake(async (input: DescribeSnapshotsCommandInput) => {
-        const id = input.SnapshotIds?.[0]
-        if (id === undefined) return { Snapshots: [] }
-        const left = polls.get(id) ?? 0
-        polls.set(id, left - 1)
-        if (left === 0) inFlight -= 1
-        return { Snapshots: [{ SnapshotId: id, State: left > 0 ? "pending" : "completed", Encrypted: true, KmsKeyId: DESTINATION_KEY_ARN }] }
-      })
+      const destination = mockDestinationCopies(mocks, { pendingPolls: 2 })
       // Same account, another region: no share, so only the copies count
       const jobs = Array.from({ length: SNAPSHOTS }, (_, index) =>
         job(`snap-0src${String(index).padStart(13, "0")}`, {
@@ -52,11 +33,11 @@ describe("replicating many snapshots to one destination", () => {
       }
       const results = yield* Fiber.join(fiber)
       // Assess: the bound was reached and never passed, and every snapshot got exactly one replica
-      assert.strictEqual(mostInFlight, 20)
-      assert.strictEqual(inFlight, 0)
-      assert.strictEqual(copiedFrom.size, SNAPSHOTS)
+      assert.strictEqual(destination.mostInFlight(), 20)
+      assert.strictEqual(destination.inFlight(), 0)
+      assert.strictEqual(destination.copiesMade(), SNAPSHOTS)
       assert.deepStrictEqual(
-        [...copiedFrom.values()].sort(),
+        [...destination.copiedFrom().values()].sort(),
         jobs.map((entry) => entry.recoveryPointArn.split("/")[1]).sort()
       )
       assert.isTrue(results.every((result) => result._tag === "Succeeded"))
@@ -68,27 +49,8 @@ describe("replicating many snapshots to one destination", () => {
     Effect.gen(function* () {
       // Prepare
       const mocks = mockAccounts()
-      let inFlight = 0
-      let mostInFlight = 0
-      let made = 0
-      const done = new Set<string>()
       mocks.sourceEc2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: "snap-0src", State: "completed", VolumeSize: 8 }] })
-      mocks.destinationEc2.on(CopySnapshotCommand).callsFake(async () => {
-        inFlight += 1
-        mostInFlight = Math.max(mostInFlight, inFlight)
-        made += 1
-        return { SnapshotId: `snap-0copy${made}` }
-      })
-      mocks.destinationEc2.on(DescribeSnapshotsCommand).callsFake(async (input: DescribeSnapshotsCommandInput) => {
-        const id = input.SnapshotIds?.[0]
-        if (id === undefined) return { Snapshots: [] }
-        if (!done.has(id)) {
-          done.add(id)
-          return { Snapshots: [{ SnapshotId: id, State: "pending" }] }
-        }
-        inFlight -= 1
-        return { Snapshots: [{ SnapshotId: id, State: "completed", Encrypted: true, KmsKeyId: DESTINATION_KEY_ARN }] }
-      })
+      const destination = mockDestinationCopies(mocks, { pendingPolls: 1 })
       const jobs = Array.from({ length: 12 }, (_, index) =>
         job(`snap-0src${index}`, { plan: plan({ destinationAccount: SOURCE_ACCOUNT, roleArn: undefined, externalId: undefined, maxConcurrentCopies: 3 }) })
       )
@@ -100,8 +62,8 @@ describe("replicating many snapshots to one destination", () => {
       }
       const results = yield* Fiber.join(fiber)
       // Assess
-      assert.strictEqual(mostInFlight, 3)
-      assert.strictEqual(made, 12)
+      assert.strictEqual(destination.mostInFlight(), 3)
+      assert.strictEqual(destination.copiesMade(), 12)
       assert.isTrue(results.every((result) => result._tag === "Succeeded"))
     })
   )
