@@ -1,57 +1,13 @@
-import { PutEventsCommand } from "@aws-sdk/client-eventbridge"
 import { GetItemCommand } from "@aws-sdk/client-dynamodb"
 import { unmarshall } from "@aws-sdk/util-dynamodb"
 import { Duration, Effect, Schedule, Schema } from "effect"
-import { DynamoDb, EventBridge, awsCall } from "@backup-actions/aws"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION } from "@backup-actions/local"
+import { DynamoDb, awsCall } from "@backup-actions/aws"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, sendRecoveryPointEvent } from "@backup-actions/local"
+
+/** Kept here too, beside the other senders, for the tools that import it from this module. */
+export { sendRecoveryPointEvent }
 
 export const snapshotArn = (snapshotId: string): string => `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshotId}`
-
-/**
- * Puts an AWS Backup "Recovery Point State Change" (COMPLETED) event on the default bus,
- * shaped as AWS Backup sends it; the forwarding rule takes it to our bus.
- */
-export const sendRecoveryPointEvent = (options: {
-  readonly recoveryPointArn: string
-  readonly resourceArn: string
-  /** As AWS Backup names it: EBS, EC2, RDS, Aurora, DynamoDB, ... */
-  readonly resourceType: string
-  readonly vault: string
-  readonly status?: string
-}) =>
-  Effect.gen(function* () {
-    const events = yield* EventBridge
-    const result = yield* awsCall("events:PutEvents", (abortSignal) =>
-      events.send(
-        new PutEventsCommand({
-          Entries: [
-            {
-              EventBusName: "default",
-              Source: "aws.backup",
-              DetailType: "Recovery Point State Change",
-              Resources: [options.recoveryPointArn],
-              Detail: JSON.stringify({
-                backupVaultArn: `arn:aws:backup:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:backup-vault:${options.vault}`,
-                backupVaultName: options.vault,
-                creationDate: new Date().toISOString(),
-                iamRoleArn: `arn:aws:iam::${EMULATOR_ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole`,
-                resourceArn: options.resourceArn,
-                resourceType: options.resourceType,
-                status: options.status ?? "COMPLETED",
-                storageClass: "WARM",
-                // The emulator drops resources[] on delivery; AWS Backup does not need this.
-                recoveryPointArn: options.recoveryPointArn
-              })
-            }
-          ]
-        }),
-        { abortSignal }
-      )
-    )
-    if ((result.FailedEntryCount ?? 0) > 0) {
-      return yield* Effect.dieMessage(`PutEvents refused the event: ${result.Entries?.[0]?.ErrorMessage ?? "unknown"}`)
-    }
-  })
 
 /** The event AWS Backup sends when an EBS snapshot recovery point is complete. */
 export const sendRecoveryPointCompleted = (options: { readonly snapshotId: string; readonly vault: string; readonly volumeId?: string }) =>

@@ -1,17 +1,15 @@
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { GetObjectCommand } from "@aws-sdk/client-s3"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { S3, awsCall } from "@backup-actions/aws"
 import { ReportPublished } from "@backup-actions/contracts"
-import { ServiceSettings, patternsFor, topology } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import {
-  EMULATOR_ACCOUNT,
-  EMULATOR_REGION,
   emulatorAwsConfig,
   emulatorClients,
-  provision,
+  provisionService,
+  serviceSettingsFor,
   startEmulator,
   drainQueue,
   tapBus,
@@ -35,24 +33,14 @@ afterAll(() => emulator.stop())
 /** A reporter of its own (own table, queue, topic and bucket) per test, with taps on its topic and on Report Published. */
 const reporterStack = (prefix: string, maxWaitSeconds = 3600) =>
   Effect.gen(function* () {
-    const names = topology({ prefix, account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
-    const stack = yield* provision(names, EMULATOR_REGION, [{ name: "reporter", patterns: patternsFor("reporter") }])
+    const stack = yield* provisionService({ prefix, service: "reporter" })
     const notifications = yield* tapTopic(stack.notificationTopicArn, `${prefix}-notifications-tap`)
     const reports = yield* tapBus(stack.busName, ReportPublished.pattern(), `${prefix}-reports-tap`)
-    const queue = stack.queues.reporter
-    const settings = ServiceSettings.layer({
-      busName: stack.busName,
-      artifactBucket: stack.artifactBucket,
-      ledgerTable: stack.ledgerTable,
-      queueUrl: queue?.url ?? "",
-      deadLetterQueueUrl: queue?.deadLetterUrl ?? "",
-      workDir: "/tmp",
-      notificationTopicArn: Option.some(stack.notificationTopicArn)
-    })
+    const settings = serviceSettingsFor(stack, "reporter", { notificationTopicArn: stack.notificationTopicArn })
     const layer = Layer.mergeAll(OutcomeBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, Layer.succeed(ReporterSettings, { quietSeconds: 1, maxWaitSeconds })).pipe(
       Layer.provideMerge(Layer.mergeAll(emulatorClients(emulator.endpoint), settings, emulatorAwsConfig(emulator.endpoint)))
     )
-    return { stack, notifications, reports, layer, queueUrl: queue?.url ?? "" }
+    return { stack, notifications, reports, layer, queueUrl: stack.queues.reporter?.url ?? "" }
   })
 
 const ReportJson = Schema.parseJson(

@@ -1,32 +1,18 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { CreateVolumeCommand, DescribeVolumesCommand } from "@aws-sdk/client-ec2"
 import { CreateDBInstanceCommand, DescribeDBInstancesCommand } from "@aws-sdk/client-rds"
-import { Effect, Either, Layer } from "effect"
-import { AllClientsLive, DynamoDb, Ec2, Rds, awsCall } from "@backup-actions/aws"
+import { Effect, Either } from "effect"
+import { Ec2, Rds, awsCall } from "@backup-actions/aws"
 import { ArchiveCompleted, RecoveryPointStateChange, RestoreCompleted, type ArchiveMode, type DetailOf, type EventOf } from "@backup-actions/contracts"
-import { PolicySource, ServiceSettings, patternsFor, topology, type Policy } from "@backup-actions/config"
+import type { Policy } from "@backup-actions/config"
 import { UnprocessableEvent } from "@backup-actions/consumer"
-import {
-  EMULATOR_ACCOUNT,
-  EMULATOR_REGION,
-  type Emulator,
-  type ProvisionedStack,
-  type Tap,
-  emulatorAwsConfig,
-  emulatorClients,
-  provision,
-  startEmulator,
-  tapBus
-} from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
 import { RestorerServices, onArchiveCompleted, onRecoveryPoint } from "./service"
 import { CREATED_AT_TAG, MANAGED_TAG, RECOVERY_POINT_TAG } from "./volumes"
 
 /** The restorer's ledger and bus on the emulator, with a tap on the bus for every Restore Completed. */
-let emulator: Emulator
-let stack: ProvisionedStack
+let harness: ServiceHarness
 let published: Tap
-const names = topology({ prefix: "restorer-service-test", account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
 
 /** Volume mode for EBS in the "archive-volume" vault, direct mode for the rest of EBS, dumps for RDS. */
 const policy: Policy = {
@@ -38,43 +24,22 @@ const policy: Policy = {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ name: "restorer-service-test" })
-  const provisioned = Effect.gen(function* () {
-    const provisionedStack = yield* provision(names, EMULATOR_REGION, [{ name: "restorer", patterns: patternsFor("restorer") }])
-    const tap = yield* tapBus(provisionedStack.busName, RestoreCompleted.pattern(), "restorer-service-test-restores")
-    return { provisionedStack, tap }
-  })
-  const { provisionedStack, tap } = await Effect.runPromise(Effect.scoped(provisioned.pipe(Effect.provide(emulatorClients(emulator.endpoint)))))
-  stack = provisionedStack
-  published = tap
+  harness = await startServiceHarness({ prefix: "restorer-service-test", service: "restorer" })
+  published = await harness.tapBus(RestoreCompleted.pattern(), "restores")
 })
-afterAll(() => emulator.stop())
+afterAll(() => harness.stop())
 
-const restorerLayer = () => {
-  const settings = ServiceSettings.layer({
-    busName: stack.busName,
-    artifactBucket: stack.artifactBucket,
-    ledgerTable: stack.ledgerTable,
-    queueUrl: stack.queues.restorer?.url ?? "",
-    deadLetterQueueUrl: stack.queues.restorer?.deadLetterUrl ?? "",
-    workDir: "/tmp"
-  })
-  return RestorerServices.pipe(
-    Layer.provideMerge(Layer.mergeAll(AllClientsLive, settings, PolicySource.layer(policy))),
-    Layer.provideMerge(emulatorAwsConfig(emulator.endpoint))
-  )
-}
+const restorerLayer = () => harness.layer(RestorerServices, policy)
 
 /** What the restorer makes and deletes: ledger steps, volumes and DB instances. */
 const restorerState = Effect.gen(function* () {
-  const dynamodb = yield* DynamoDb
   const ec2 = yield* Ec2
   const rds = yield* Rds
-  const ledger = yield* awsCall("dynamodb:Scan", (abortSignal) => dynamodb.send(new ScanCommand({ TableName: stack.ledgerTable, ConsistentRead: true }), { abortSignal }))
+  const steps = yield* ledgerSteps(harness.stack.ledgerTable)
   const volumes = yield* awsCall("ec2:DescribeVolumes", (abortSignal) => ec2.send(new DescribeVolumesCommand({}), { abortSignal }))
   const instances = yield* awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({}), { abortSignal }))
   return {
-    ledgerSteps: (ledger.Items ?? []).map((item) => `${item["pk"]?.S ?? ""} ${item["sk"]?.S ?? ""}`).sort(),
+    ledgerSteps: steps,
     volumes: (volumes.Volumes ?? []).map((volume) => volume.VolumeId ?? "").sort(),
     instances: (instances.DBInstances ?? []).map((instance) => instance.DBInstanceIdentifier ?? "").sort()
   }

@@ -1,9 +1,8 @@
 import { Ledger } from "@backup-actions/ledger"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { ListObjectsV2Command } from "@aws-sdk/client-s3"
-import { Effect, Either, Layer } from "effect"
-import { AllClientsLive, DynamoDb, S3, awsCall } from "@backup-actions/aws"
+import { Effect, Either } from "effect"
+import { S3, awsCall } from "@backup-actions/aws"
 import {
   ArchiveCompleted,
   ExportCompleted,
@@ -13,27 +12,14 @@ import {
   type DetailOf,
   type EventOf
 } from "@backup-actions/contracts"
-import { PolicySource, ServiceSettings, patternsFor, topology, type Policy } from "@backup-actions/config"
+import type { Policy } from "@backup-actions/config"
 import { UnprocessableEvent } from "@backup-actions/consumer"
-import {
-  EMULATOR_ACCOUNT,
-  EMULATOR_REGION,
-  type Emulator,
-  type ProvisionedStack,
-  type Tap,
-  emulatorAwsConfig,
-  emulatorClients,
-  provision,
-  startEmulator,
-  tapBus
-} from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
 import { StreamerServices, onAmiExported, onRecoveryPoint, onRestoreCompleted } from "./service"
 
 /** The streamer's ledger, bucket and bus on the emulator, with a tap on the bus for every Archive Completed. */
-let emulator: Emulator
-let stack: ProvisionedStack
+let harness: ServiceHarness
 let published: Tap
-const names = topology({ prefix: "streamer-service-test", account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
 
 /** Direct mode for EBS in the "archive-direct" vault; volume mode for the rest of EBS; nothing for other types. */
 const policy: Policy = {
@@ -44,41 +30,20 @@ const policy: Policy = {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ name: "streamer-service-test" })
-  const provisioned = Effect.gen(function* () {
-    const provisionedStack = yield* provision(names, EMULATOR_REGION, [{ name: "streamer", patterns: patternsFor("streamer") }])
-    const tap = yield* tapBus(provisionedStack.busName, ArchiveCompleted.pattern(), "streamer-service-test-archives")
-    return { provisionedStack, tap }
-  })
-  const { provisionedStack, tap } = await Effect.runPromise(Effect.scoped(provisioned.pipe(Effect.provide(emulatorClients(emulator.endpoint)))))
-  stack = provisionedStack
-  published = tap
+  harness = await startServiceHarness({ prefix: "streamer-service-test", service: "streamer" })
+  published = await harness.tapBus(ArchiveCompleted.pattern(), "archives")
 })
-afterAll(() => emulator.stop())
+afterAll(() => harness.stop())
 
-const streamerLayer = () => {
-  const settings = ServiceSettings.layer({
-    busName: stack.busName,
-    artifactBucket: stack.artifactBucket,
-    ledgerTable: stack.ledgerTable,
-    queueUrl: stack.queues.streamer?.url ?? "",
-    deadLetterQueueUrl: stack.queues.streamer?.deadLetterUrl ?? "",
-    workDir: "/tmp"
-  })
-  return StreamerServices.pipe(
-    Layer.provideMerge(Layer.mergeAll(AllClientsLive, settings, PolicySource.layer(policy))),
-    Layer.provideMerge(emulatorAwsConfig(emulator.endpoint))
-  )
-}
+const streamerLayer = () => harness.layer(StreamerServices, policy)
 
 /** What the streamer leaves behind when it archives: ledger steps and objects in the artifact bucket. */
 const writtenState = Effect.gen(function* () {
-  const dynamodb = yield* DynamoDb
   const s3 = yield* S3
-  const ledger = yield* awsCall("dynamodb:Scan", (abortSignal) => dynamodb.send(new ScanCommand({ TableName: stack.ledgerTable, ConsistentRead: true }), { abortSignal }))
-  const objects = yield* awsCall("s3:ListObjectsV2", (abortSignal) => s3.send(new ListObjectsV2Command({ Bucket: stack.artifactBucket }), { abortSignal }))
+  const steps = yield* ledgerSteps(harness.stack.ledgerTable)
+  const objects = yield* awsCall("s3:ListObjectsV2", (abortSignal) => s3.send(new ListObjectsV2Command({ Bucket: harness.stack.artifactBucket }), { abortSignal }))
   return {
-    ledgerSteps: (ledger.Items ?? []).map((item) => `${item["pk"]?.S ?? ""} ${item["sk"]?.S ?? ""}`).sort(),
+    ledgerSteps: steps,
     objects: (objects.Contents ?? []).map((object) => object.Key ?? "").sort()
   }
 })

@@ -1,43 +1,26 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from "@aws-sdk/client-sqs"
+import { ReceiveMessageCommand, SendMessageCommand, type Message } from "@aws-sdk/client-sqs"
 import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { Sqs, awsCall } from "@backup-actions/aws"
 import { RecoveryPointStateChange, RestoreCompleted, subscribe } from "@backup-actions/contracts"
-import { ServiceSettings, topology } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, type Emulator, type ProvisionedStack, emulatorClients, provision, startEmulator } from "@backup-actions/local"
+import { type ServiceHarness, delayedMessagesIn, emulatorClients, messagesIn, receiveMessages, startServiceHarness } from "@backup-actions/local"
 import { StepBusy } from "@backup-actions/ledger"
 import { DLQ_REASON_ATTRIBUTE, DLQ_SERVICE_ATTRIBUTE, pollOnce, runConsumer } from "./consumer"
 import { makeLambdaHandler } from "./lambda"
 import { Publisher } from "./publisher"
 import { UnprocessableEvent } from "./unprocessable"
 
-let emulator: Emulator
-let stack: ProvisionedStack
-const names = topology({ prefix: "consumer-test", account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
+/** A queue (named the reporter's) that Restore Completed events reach through the bus, with its DLQ. */
+let harness: ServiceHarness
 
 beforeAll(async () => {
-  emulator = await startEmulator({ name: "consumer-test" })
-  stack = await Effect.runPromise(
-    Effect.scoped(
-      provision(names, EMULATOR_REGION, [{ name: "reporter", patterns: [RestoreCompleted.pattern()] }]).pipe(
-        Effect.provide(emulatorClients(emulator.endpoint))
-      )
-    )
-  )
+  harness = await startServiceHarness({ prefix: "consumer-test", service: "reporter", patterns: [RestoreCompleted.pattern()] })
 })
-afterAll(() => emulator.stop())
+afterAll(() => harness.stop())
 
-const layers = (busName?: string) => {
-  const settings = ServiceSettings.layer({
-    busName: busName ?? stack.busName,
-    artifactBucket: stack.artifactBucket,
-    ledgerTable: stack.ledgerTable,
-    queueUrl: stack.queues.reporter?.url ?? "",
-    deadLetterQueueUrl: stack.queues.reporter?.deadLetterUrl ?? "",
-    workDir: "/tmp"
-  })
-  const clients = emulatorClients(emulator.endpoint)
-  return Layer.mergeAll(clients, settings, Publisher.Live.pipe(Layer.provide(Layer.merge(clients, settings))))
+const layers = () => {
+  const clients = emulatorClients(harness.emulator.endpoint)
+  return Layer.mergeAll(clients, harness.settings, Publisher.Live.pipe(Layer.provide(Layer.merge(clients, harness.settings))))
 }
 
 const restoreDetail = {
@@ -50,35 +33,6 @@ const restoreDetail = {
   snapshotId: "snap-1",
   plan: { rule: "r", mode: "volume" as const, compression: "zstd" as const, deleteSourceAfterVerify: false }
 }
-
-const drain = (url: string) =>
-  Effect.flatMap(Sqs, (sqs) =>
-    awsCall("sqs:ReceiveMessage", (abortSignal) =>
-      sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ["All"] }), { abortSignal })
-    )
-  ).pipe(Effect.map((result) => result.Messages ?? []))
-
-/** Messages sent with a delay that has not passed yet. */
-const delayedIn = (url: string) =>
-  Effect.flatMap(Sqs, (sqs) =>
-    awsCall("sqs:GetQueueAttributes", (abortSignal) =>
-      sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessagesDelayed"] }), { abortSignal })
-    )
-  ).pipe(Effect.map((result) => Number(result.Attributes?.["ApproximateNumberOfMessagesDelayed"] ?? "0")))
-
-/** Messages still in a queue, visible, in flight or delayed: a deleted message is in none of them. */
-const messagesIn = (url: string) =>
-  Effect.flatMap(Sqs, (sqs) =>
-    awsCall("sqs:GetQueueAttributes", (abortSignal) =>
-      sqs.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: url,
-          AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
-        }),
-        { abortSignal }
-      )
-    )
-  ).pipe(Effect.map((result) => Object.values(result.Attributes ?? {}).reduce((sum, count) => sum + Number(count), 0)))
 
 /** Receives as Lambda's poller would, until `count` messages came, and hands them over as its event. */
 const receiveAsLambdaEvent = (url: string, count: number) =>
@@ -128,7 +82,7 @@ describe("the consumer runtime", () => {
       // Prepare: three bad bodies and one good event, published through the bus
       const sqs = yield* Sqs
       const publisher = yield* Publisher
-      const queueUrl = stack.queues.reporter?.url ?? ""
+      const queueUrl = harness.stack.queues.reporter?.url ?? ""
       const bad = [
         "{ this is not json",
         JSON.stringify({ source: "aws.backup", "detail-type": "Backup Vault State Change", detail: {} }),
@@ -153,14 +107,14 @@ describe("the consumer runtime", () => {
       }
       // Assess
       assert.deepStrictEqual(handled, ["snap-1"])
-      const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
+      const dead = yield* receiveMessages(harness.stack.queues.reporter?.deadLetterUrl ?? "")
       const reasons = dead.map((message) => message.MessageAttributes?.[DLQ_REASON_ATTRIBUTE]?.StringValue ?? "").sort()
       assert.strictEqual(reasons.length, 3)
       assert.match(reasons[0] ?? "", /^malformed event: body is not JSON/)
       assert.match(reasons[1] ?? "", /^unknown event type: source "aws.backup", detail-type "Backup Vault State Change"/)
       assert.match(reasons[2] ?? "", /^unsupported schema version 7 of "Restore Completed"/)
       assert.includeMembers(dead.map((message) => message.Body ?? ""), bad)
-      assert.deepStrictEqual(yield* drain(queueUrl), [])
+      assert.deepStrictEqual(yield* receiveMessages(queueUrl), [])
     }).pipe(Effect.scoped, Effect.provide(layers()))
   )
 
@@ -188,7 +142,7 @@ describe("the consumer runtime", () => {
     Effect.gen(function* () {
       // Prepare: an event the handler can never act on, then one it can
       const publisher = yield* Publisher
-      const queueUrl = stack.queues.reporter?.url ?? ""
+      const queueUrl = harness.stack.queues.reporter?.url ?? ""
       const reason = 'restore of "snap-rejected" names no volume to archive'
       yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-rejected" })
       yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-after-rejected" })
@@ -202,7 +156,7 @@ describe("the consumer runtime", () => {
       assert.strictEqual(received, 2)
       assert.strictEqual(seen.rejections, 1)
       assert.deepStrictEqual(seen.handled, ["snap-after-rejected"])
-      const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
+      const dead = yield* receiveMessages(harness.stack.queues.reporter?.deadLetterUrl ?? "")
       assert.strictEqual(dead.length, 1)
       assert.include(dead[0]?.Body ?? "", "snap-rejected")
       assert.strictEqual(dead[0]?.MessageAttributes?.[DLQ_REASON_ATTRIBUTE]?.StringValue, reason)
@@ -215,7 +169,7 @@ describe("the consumer runtime", () => {
     Effect.gen(function* () {
       // Prepare: a rejected event and a good one, received as Lambda's poller would
       const publisher = yield* Publisher
-      const queueUrl = stack.queues.reporter?.url ?? ""
+      const queueUrl = harness.stack.queues.reporter?.url ?? ""
       const reason = 'restore of "snap-lambda-rejected" names no volume to archive'
       yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-lambda-rejected" })
       yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-lambda-accepted" })
@@ -229,7 +183,7 @@ describe("the consumer runtime", () => {
       assert.deepStrictEqual(response.batchItemFailures, [])
       assert.strictEqual(seen.rejections, 1)
       assert.deepStrictEqual(seen.handled, ["snap-lambda-accepted"])
-      const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
+      const dead = yield* receiveMessages(harness.stack.queues.reporter?.deadLetterUrl ?? "")
       assert.strictEqual(dead.length, 1)
       assert.include(dead[0]?.Body ?? "", "snap-lambda-rejected")
       assert.strictEqual(dead[0]?.MessageAttributes?.[DLQ_REASON_ATTRIBUTE]?.StringValue, reason)
@@ -243,7 +197,7 @@ describe("the consumer runtime", () => {
       // Prepare: a good event, one whose handler fails, and a malformed body, received as Lambda's poller would
       const sqs = yield* Sqs
       const publisher = yield* Publisher
-      const queueUrl = stack.queues.reporter?.url ?? ""
+      const queueUrl = harness.stack.queues.reporter?.url ?? ""
       yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-lambda-ok" })
       yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-lambda-fails" })
       yield* awsCall("sqs:SendMessage", (abortSignal) => sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: "not json" }), { abortSignal }))
@@ -282,7 +236,7 @@ describe("the consumer runtime", () => {
       assert.strictEqual(received.length, 3)
       assert.deepStrictEqual(handled, ["snap-lambda-ok"])
       assert.deepStrictEqual(response.batchItemFailures, [{ itemIdentifier: failing?.MessageId ?? "" }])
-      const dead = yield* drain(stack.queues.reporter?.deadLetterUrl ?? "")
+      const dead = yield* receiveMessages(harness.stack.queues.reporter?.deadLetterUrl ?? "")
       assert.deepStrictEqual(dead.map((message) => message.Body), ["not json"])
     }).pipe(Effect.scoped, Effect.provide(layers()))
   )
@@ -291,7 +245,7 @@ describe("the consumer runtime", () => {
     Effect.gen(function* () {
       // Prepare: the step is busy elsewhere for two more seconds on the first delivery, done on the next
       const publisher = yield* Publisher
-      const queueUrl = stack.queues.reporter?.url ?? ""
+      const queueUrl = harness.stack.queues.reporter?.url ?? ""
       yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-busy" })
       const deliveries: Array<number> = []
       const subscriptions = [
@@ -308,14 +262,14 @@ describe("the consumer runtime", () => {
       ]
       // Act: the first delivery
       for (let round = 0; round < 10 && deliveries.length < 1; round += 1) yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
-      const delayedAfterFirst = yield* delayedIn(queueUrl)
+      const delayedAfterFirst = yield* delayedMessagesIn(queueUrl)
       // Act: poll until it comes back
       for (let round = 0; round < 30 && deliveries.length < 2; round += 1) yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
       // Assess: back after the lease plus a margin, never in the DLQ, and gone once handled
       assert.strictEqual(delayedAfterFirst, 1)
       assert.strictEqual(deliveries.length, 2)
       assert.isAtLeast((deliveries[1] ?? 0) - (deliveries[0] ?? 0), 6_000)
-      assert.deepStrictEqual(yield* drain(stack.queues.reporter?.deadLetterUrl ?? ""), [])
+      assert.deepStrictEqual(yield* receiveMessages(harness.stack.queues.reporter?.deadLetterUrl ?? ""), [])
       assert.strictEqual(yield* messagesIn(queueUrl), 0)
     }).pipe(Effect.scoped, Effect.provide(layers()))
   )

@@ -1,6 +1,12 @@
 import { PutRuleCommand, PutTargetsCommand } from "@aws-sdk/client-eventbridge"
 import { SubscribeCommand } from "@aws-sdk/client-sns"
-import { CreateQueueCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs"
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  type QueueAttributeName
+} from "@aws-sdk/client-sqs"
 import { Effect } from "effect"
 import { type AwsError, EventBridge, Sns, Sqs, awsCall } from "@backup-actions/aws"
 import type { EventPattern } from "@backup-actions/contracts"
@@ -83,3 +89,31 @@ export const tapBus = (busName: string, pattern: EventPattern, name: string) =>
     const tap: Tap = { queueUrl: queue.url, drain: drainQueue(queue.url) }
     return tap
   })
+
+const queueCounts = (queueUrl: string, attributeNames: ReadonlyArray<QueueAttributeName>) =>
+  Effect.flatMap(Sqs, (sqs) =>
+    awsCall("sqs:GetQueueAttributes", (abortSignal) =>
+      sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: [...attributeNames] }), { abortSignal })
+    )
+  ).pipe(Effect.map((result) => attributeNames.reduce((sum, name) => sum + Number(result.Attributes?.[name] ?? "0"), 0)))
+
+/**
+ * Messages still in a queue, visible, in flight or delayed: a deleted message is in none of
+ * them, so zero means every message was handled or moved on.
+ */
+export const messagesIn = (queueUrl: string) =>
+  queueCounts(queueUrl, ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"])
+
+/** Messages sent with a delay that has not passed yet: how a deferred message shows before it comes back. */
+export const delayedMessagesIn = (queueUrl: string) => queueCounts(queueUrl, ["ApproximateNumberOfMessagesDelayed"])
+
+/**
+ * Receives what is visible in a queue (up to 10, waiting a second for the first) with every
+ * message attribute, and leaves it there: dead letters are read for the reason beside them.
+ */
+export const receiveMessages = (queueUrl: string) =>
+  Effect.flatMap(Sqs, (sqs) =>
+    awsCall("sqs:ReceiveMessage", (abortSignal) =>
+      sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ["All"] }), { abortSignal })
+    )
+  ).pipe(Effect.map((result) => result.Messages ?? []))
