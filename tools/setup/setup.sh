@@ -30,6 +30,9 @@ command -v aws >/dev/null || missing+=(awscli)
 command -v chromium >/dev/null || missing+=(chromium)
 # PostgreSQL: pg_dump for the streamer's engine dumps, and the local server that stands in for restored DB instances
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v pg_dump >/dev/null || missing+=(postgresql)
+# MariaDB: mariadb-dump for the streamer's MariaDB dumps, and the local server (mariadbd, mariadb-install-db) that stands in for restored MariaDB instances
+[ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
+command -v mariadb >/dev/null && command -v mariadb-dump >/dev/null || missing+=(mariadb-client)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

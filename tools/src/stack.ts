@@ -16,6 +16,7 @@ import {
   type Emulator,
   type ProvisionedStack
 } from "@backup-actions/local"
+import type { LocalMariadb } from "./local-mariadb"
 import type { LocalPostgres } from "./local-postgres"
 
 /** The services that run locally, each with the patterns of its rules. */
@@ -43,6 +44,22 @@ export interface LocalStack {
  */
 export const SERVICE_NODE_FLAGS = ["--max-old-space-size=128"] as const
 
+/**
+ * BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE for the local database servers given: an `engine=host:port`
+ * pair for each, so that a dump reaches the server of its instance's engine, and an instance
+ * of an engine with no local server fails with that reason instead of reaching the wrong one.
+ */
+const databaseEndpointOverride = (servers: {
+  readonly localPostgres?: Pick<LocalPostgres, "endpoint">
+  readonly localMariadb?: Pick<LocalMariadb, "endpoint">
+}): Record<string, string> => {
+  const pairs = [
+    ...(servers.localPostgres === undefined ? [] : [`postgres=${servers.localPostgres.endpoint}`]),
+    ...(servers.localMariadb === undefined ? [] : [`mariadb=${servers.localMariadb.endpoint}`])
+  ]
+  return pairs.length === 0 ? {} : { BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE: pairs.join(",") }
+}
+
 const serviceEntry = (service: ServiceName): string => join(workspaceRoot(), "apps", service, "src", "main.ts")
 
 /**
@@ -55,8 +72,10 @@ export const startLocalStack = async (options: {
   readonly services?: ReadonlyArray<ServiceName>
   /** Extra environment for every service process (tuning knobs, in tests). */
   readonly serviceEnvironment?: Record<string, string>
-  /** A local PostgreSQL server that stands in for every restored DB instance (the emulator's have no engine). */
+  /** A local PostgreSQL server that stands in for restored PostgreSQL instances (the emulator's have no engine). */
   readonly localPostgres?: Pick<LocalPostgres, "endpoint">
+  /** A local MariaDB server that stands in for restored MariaDB instances. */
+  readonly localMariadb?: Pick<LocalMariadb, "endpoint">
 }): Promise<LocalStack> => {
   const emulator = await startEmulator({ name: options.name })
   const clients = emulatorClients(emulator.endpoint)
@@ -79,7 +98,7 @@ export const startLocalStack = async (options: {
     BACKUP_ACTIONS_POLICY: JSON.stringify(options.policy),
     // A local run is short: report it two seconds after its last outcome.
     BACKUP_ACTIONS_REPORT_QUIET_SECONDS: "2",
-    ...(options.localPostgres === undefined ? {} : { BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE: options.localPostgres.endpoint }),
+    ...databaseEndpointOverride(options),
     ...options.serviceEnvironment
   })
   const processes = new Map<ServiceName, ChildProcess>()

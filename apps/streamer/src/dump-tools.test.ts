@@ -50,7 +50,6 @@ describe("dump command lines", () => {
         "--port=3306",
         "--user=dbadmin",
         "--protocol=TCP",
-        "--connect-timeout=20",
         "--single-transaction",
         "--quick",
         "--routines",

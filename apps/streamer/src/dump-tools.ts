@@ -110,8 +110,7 @@ const mysqlFamily = (engine: string, client: string, dump: string): DumpTool => 
     `--port=${connection.port}`,
     `--user=${connection.user}`,
     // "localhost" would otherwise mean the local socket.
-    "--protocol=TCP",
-    "--connect-timeout=20"
+    "--protocol=TCP"
   ]
   return {
     engine,
@@ -121,6 +120,9 @@ const mysqlFamily = (engine: string, client: string, dump: string): DumpTool => 
       command: client,
       args: [
         ...connectionArgs(connection),
+        // The listing runs first, so an unreachable server fails here, in time. The dump tools
+        // (mysqldump, mariadb-dump) refuse this option.
+        "--connect-timeout=20",
         "--batch",
         "--skip-column-names",
         "--raw",

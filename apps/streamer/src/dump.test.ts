@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Option, Redacted } from "effect"
 import type { ChunkSource } from "./archive-pipeline"
-import { databaseEndpoint, dumpKeys, dumpSource } from "./dump"
+import { databaseEndpoint, describeDumpFailure, dumpKeys, dumpSource } from "./dump"
 import type { ToolCommand } from "./dump-tools"
 
 const PASSWORD = "Zq8pW3nR5tY7uI9oP1aS2dF4gH6jK0lX"
@@ -20,6 +20,11 @@ const drain = <E>(source: ChunkSource<E>) =>
   })
 
 const restored = { instanceId: "ba-dump-0123", engine: "postgres", engineVersion: "16.4", address: "ba-dump-0123.abc.us-east-1.rds.amazonaws.com", port: 5432, user: "dbadmin", passwordParameter: "/p" }
+const restoredMariadb = { ...restored, instanceId: "ba-dump-4567", engine: "mariadb", engineVersion: "10.11.9", address: "ba-dump-4567.abc.us-east-1.rds.amazonaws.com", port: 3306 }
+
+/** Runs an effect with BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE set to `value`. */
+const withOverride = <A, E>(value: string, effect: Effect.Effect<A, E>) =>
+  effect.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE", value]]))))
 
 describe("a dump tool's output as a chunk source", () => {
   it.scoped("yields everything the tool wrote when it exits cleanly", () =>
@@ -67,7 +72,65 @@ describe("where a dump connects", () => {
       )
       // Assess
       assert.deepStrictEqual(endpoint, { host: "127.0.0.1", port: 54_321 })
+      assert.strictEqual(error._tag, "InvalidEndpointOverride")
       assert.strictEqual(error.value, "localhost")
+    })
+  )
+
+  it.effect("takes a bare host:port as the endpoint of every engine", () =>
+    Effect.gen(function* () {
+      // Act
+      const endpoint = yield* withOverride("127.0.0.1:3307", databaseEndpoint(restoredMariadb))
+      // Assess
+      assert.deepStrictEqual(endpoint, { host: "127.0.0.1", port: 3307 })
+    })
+  )
+
+  it.effect("chooses the endpoint of the restored instance's engine from engine=host:port pairs", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const override = " postgres=127.0.0.1:5433, mariadb=[::1]:3307 "
+      // Act
+      const forPostgres = yield* withOverride(override, databaseEndpoint(restored))
+      const forMariadb = yield* withOverride(override, databaseEndpoint(restoredMariadb))
+      // Assess
+      assert.deepStrictEqual(forPostgres, { host: "127.0.0.1", port: 5433 })
+      assert.deepStrictEqual(forMariadb, { host: "::1", port: 3307 })
+    })
+  )
+
+  it.effect("refuses a malformed list of pairs as a whole, with the value in the reason", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const malformed = [
+        "postgres=127.0.0.1:5433,127.0.0.1:3307",
+        "postgres=127.0.0.1:5433,postgres=127.0.0.1:5434",
+        "postgres=127.0.0.1:5433,",
+        "postgres=localhost",
+        "=127.0.0.1:5433",
+        "Postgres=127.0.0.1:5433",
+        "mariadb=127.0.0.1:3307;postgres=127.0.0.1:5433"
+      ]
+      for (const value of malformed) {
+        // Act
+        const error = yield* Effect.flip(withOverride(value, databaseEndpoint(restoredMariadb)))
+        // Assess
+        assert.strictEqual(error._tag, "InvalidEndpointOverride", value)
+        assert.strictEqual(
+          describeDumpFailure(error),
+          `BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE is neither host:port nor engine=host:port pairs separated by commas: "${value}"`
+        )
+      }
+    })
+  )
+
+  it.effect("fails with the engine named when the pairs have no endpoint for it", () =>
+    Effect.gen(function* () {
+      // Act
+      const error = yield* Effect.flip(withOverride("postgres=127.0.0.1:5433", databaseEndpoint(restoredMariadb)))
+      // Assess
+      assert.strictEqual(error._tag, "NoEndpointOverrideForEngine")
+      assert.strictEqual(describeDumpFailure(error), 'BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE names no endpoint for engine mariadb: "postgres=127.0.0.1:5433"')
     })
   )
 })

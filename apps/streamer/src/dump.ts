@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process"
 import { DeleteObjectsCommand } from "@aws-sdk/client-s3"
 import { GetParameterCommand } from "@aws-sdk/client-ssm"
-import { Clock, Config, Duration, Effect, Option, Redacted, Schedule, Schema } from "effect"
+import { Clock, Config, Duration, Effect, Either, Option, Redacted, Schedule, Schema } from "effect"
 import { RecoveryPoints, S3, Ssm, awsCall, type AwsError } from "@backup-actions/aws"
 import { ArchiveCompleted, type ArchivePlan, type DetailOf, type RestoredDatabase } from "@backup-actions/contracts"
 import { Publisher } from "@backup-actions/consumer"
@@ -20,7 +20,7 @@ import {
   type DatabaseInfo,
   type DbConnection,
   type DumpTool,
-  type InvalidEndpointOverride,
+  InvalidEndpointOverride,
   type ToolCommand,
   type ToolFailed,
   type UnsupportedEngine
@@ -61,6 +61,38 @@ export const dumpKeys = (snapshotId: string, compression: ArchivePlan["compressi
   }
 }
 
+/** The override names endpoints per engine, but none for the restored instance's engine. */
+export class NoEndpointOverrideForEngine extends Schema.TaggedError<NoEndpointOverrideForEngine>()("NoEndpointOverrideForEngine", {
+  engine: Schema.String,
+  value: Schema.String
+}) {}
+
+/** An engine name as RDS spells it (`postgres`, `mariadb`, `aurora-mysql`). */
+const ENGINE_NAME = /^[a-z][a-z0-9-]*$/
+
+/**
+ * Reads BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE for one engine. `host:port` stands in for every
+ * engine; `engine=host:port` pairs separated by commas let one local stack run a server per
+ * engine. A value that is neither, or names an engine twice, is refused as a whole, so a
+ * typo never sends a dump to the wrong server.
+ */
+export const endpointOverrideFor = (value: string, engine: string) =>
+  Effect.gen(function* () {
+    if (!value.includes("=")) return yield* parseEndpoint(value)
+    const invalid = new InvalidEndpointOverride({ value })
+    const endpoints = new Map<string, { readonly host: string; readonly port: number }>()
+    for (const entry of value.split(",").map((part) => part.trim())) {
+      const separator = entry.indexOf("=")
+      const name = separator < 0 ? "" : entry.slice(0, separator).trim()
+      if (!ENGINE_NAME.test(name) || endpoints.has(name)) return yield* invalid
+      const endpoint = yield* parseEndpoint(entry.slice(separator + 1)).pipe(Either.mapLeft(() => invalid))
+      endpoints.set(name, endpoint)
+    }
+    const chosen = endpoints.get(engine)
+    if (chosen === undefined) return yield* new NoEndpointOverrideForEngine({ engine, value })
+    return chosen
+  })
+
 /**
  * Where to connect: the instance's endpoint, or BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE when it
  * is set. The local runtime sets it, because the emulator's instances have no engine behind
@@ -70,7 +102,7 @@ export const databaseEndpoint = (database: RestoredDatabase) =>
   Effect.gen(function* () {
     const override = yield* Config.option(Config.string("BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE")).pipe(Effect.orDie)
     if (Option.isNone(override)) return { host: database.address, port: database.port }
-    return yield* parseEndpoint(override.value)
+    return yield* endpointOverrideFor(override.value, database.engine)
   })
 
 /** The master password, decrypted; it stays redacted everywhere but in the dump tool's environment. */
@@ -143,7 +175,7 @@ interface DatabaseArchive {
   readonly written: ArchiveResult
 }
 
-type DumpFailure = AwsError | SourceReadError | ToolFailed | UnsupportedEngine | InvalidEndpointOverride | NothingToDump
+type DumpFailure = AwsError | SourceReadError | ToolFailed | UnsupportedEngine | InvalidEndpointOverride | NoEndpointOverrideForEngine | NothingToDump
 
 /** The one-line reason kept in the ledger and sent in Archive Completed. */
 export const describeDumpFailure = (error: DumpFailure): string => {
@@ -157,7 +189,9 @@ export const describeDumpFailure = (error: DumpFailure): string => {
     case "UnsupportedEngine":
       return `engine ${error.engine} has no supported dump tool`
     case "InvalidEndpointOverride":
-      return `BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE is not host:port: "${error.value}"`
+      return `BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE is neither host:port nor engine=host:port pairs separated by commas: "${error.value}"`
+    case "NoEndpointOverrideForEngine":
+      return `BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE names no endpoint for engine ${error.engine}: "${error.value}"`
     case "NothingToDump":
       return `instance ${error.instanceId} has no databases to dump`
   }
