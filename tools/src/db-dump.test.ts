@@ -117,31 +117,69 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true })
 })
 
+/**
+ * Sends the snapshot's event and waits for its restore and its dump, checking what every dump
+ * must show: a restore announced by parameter name only (never a password), and a verified SQL
+ * archive of the restored instance that kept the source.
+ */
+const restoredAndDumped = async (snapshotArn: string, instance: string, engine: string, passwords: ReadonlyArray<string>) => {
+  await run(sendSnapshot(snapshotArn, instance))
+  const restore = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "restore:dump", "3 minutes"))
+  const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "archive:dump", "3 minutes"))
+  assert.strictEqual(restore["status"], "succeeded", String(restore["reason"]))
+  const database = restore["outcome"].database
+  assert.strictEqual(database.engine, engine)
+  assert.strictEqual(database.user, MASTER_USER)
+  assert.strictEqual(database.passwordParameter, `/backup-actions/restored/${database.instanceId}/password`)
+  assert.isAbove(passwords.length, 0)
+  for (const password of passwords) assert.notInclude(JSON.stringify(restore["outcome"]), password)
+  assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
+  const outcome = record["outcome"]
+  assert.strictEqual(outcome.mode, "dump")
+  assert.strictEqual(outcome.format, "sql")
+  assert.isTrue(outcome.verified)
+  assert.isFalse(outcome.sourceDeleted)
+  assert.strictEqual(outcome.restoredInstanceId, database.instanceId)
+  assert.strictEqual(outcome.location.key, `archives/rds/${instance}-snapshot/dump/`)
+  return { database, outcome }
+}
+
+/** After a dump: the restored instance and its password are gone, the snapshot is kept, and no service logged a password. */
+const cleanedUpWithoutLeaks = async (
+  database: { readonly instanceId: string; readonly passwordParameter: string },
+  snapshotName: string,
+  passwords: ReadonlyArray<string>,
+  streamerSays: string
+) => {
+  const instanceGone = await run(
+    becomesMissing(
+      Effect.flatMap(Rds, (rds) =>
+        awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: database.instanceId }), { abortSignal }))
+      )
+    )
+  )
+  assert.isTrue(instanceGone)
+  const parameterGone = await run(
+    becomesMissing(
+      Effect.flatMap(Ssm, (ssm) => awsCall("ssm:GetParameter", (abortSignal) => ssm.send(new GetParameterCommand({ Name: database.passwordParameter }), { abortSignal })))
+    )
+  )
+  assert.isTrue(parameterGone)
+  assert.isTrue(await run(snapshotExists(snapshotName)))
+  const logs = ["restorer", "streamer"].map((service) => readFileSync(join(localStateDir(), "logs", `${NAME}-${service}.log`), "utf8"))
+  assert.include(logs[1], streamerSays)
+  for (const password of passwords) {
+    for (const log of logs) assert.notInclude(log, password)
+  }
+}
+
 describe("engine-native dumps of RDS snapshots on the emulator", () => {
   it("dumps every database of a restored PostgreSQL instance to zstd SQL that restores to identical tables, then deletes the instance and its password", async () => {
     // Prepare
     const snapshotArn = await run(createSnapshot("shop-db", "postgres"))
     // Act
-    await run(sendSnapshot(snapshotArn, "shop-db"))
-    const restore = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "restore:dump", "3 minutes"))
-    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "archive:dump", "3 minutes"))
-    // Assess: the restore, made with a password of our own, announced by parameter name only
-    assert.strictEqual(restore["status"], "succeeded", String(restore["reason"]))
-    const database = restore["outcome"].database
-    assert.strictEqual(database.engine, "postgres")
-    assert.strictEqual(database.user, MASTER_USER)
-    assert.strictEqual(database.passwordParameter, `/backup-actions/restored/${database.instanceId}/password`)
-    assert.isAbove(passwordsSet.length, 0)
-    for (const password of passwordsSet) assert.notInclude(JSON.stringify(restore["outcome"]), password)
-    // Assess: the archive outcome
-    assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
-    const outcome = record["outcome"]
-    assert.strictEqual(outcome.mode, "dump")
-    assert.strictEqual(outcome.format, "sql")
-    assert.isTrue(outcome.verified)
-    assert.isFalse(outcome.sourceDeleted)
-    assert.strictEqual(outcome.restoredInstanceId, database.instanceId)
-    assert.strictEqual(outcome.location.key, "archives/rds/shop-db-snapshot/dump/")
+    const { database, outcome } = await restoredAndDumped(snapshotArn, "shop-db", "postgres", passwordsSet)
+    // Assess: the databases dumped
     const names = outcome.databases.map((entry: { database: string }) => entry.database)
     assert.deepStrictEqual(names, ["postgres", "shop"])
     const shop = outcome.databases.find((entry: { database: string }) => entry.database === "shop")
@@ -173,54 +211,16 @@ describe("engine-native dumps of RDS snapshots on the emulator", () => {
     const shopLine = lines.find((line) => line.database === "shop")
     assert.strictEqual(shopLine.checksum.value, shop.checksum.value)
     assert.strictEqual(shopLine.sqlBytes, shop.bytesRead)
-    // Assess: the instance and its password are gone, the snapshot is kept
-    const instanceGone = await run(
-      becomesMissing(
-        Effect.flatMap(Rds, (rds) =>
-          awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: database.instanceId }), { abortSignal }))
-        )
-      )
-    )
-    assert.isTrue(instanceGone)
-    const parameterGone = await run(
-      becomesMissing(
-        Effect.flatMap(Ssm, (ssm) => awsCall("ssm:GetParameter", (abortSignal) => ssm.send(new GetParameterCommand({ Name: database.passwordParameter }), { abortSignal })))
-      )
-    )
-    assert.isTrue(parameterGone)
-    assert.isTrue(await run(snapshotExists("shop-db-snapshot")))
-    // Assess: no service ever logged a password
-    const logs = ["restorer", "streamer"].map((service) => readFileSync(join(localStateDir(), "logs", `${NAME}-${service}.log`), "utf8"))
-    assert.include(logs[1], "dumped shop")
-    for (const password of passwordsSet) {
-      for (const log of logs) assert.notInclude(log, password)
-    }
+    // Assess: the instance and its password are gone, the snapshot is kept, no password in any log
+    await cleanedUpWithoutLeaks(database, "shop-db-snapshot", passwordsSet, "dumped shop")
   })
 
   it("dumps the databases of a restored MariaDB instance to zstd SQL that restores to identical tables, then deletes the instance and its password", async () => {
     // Prepare
     const snapshotArn = await run(createSnapshot("catalog-db", "mariadb"))
     // Act
-    await run(sendSnapshot(snapshotArn, "catalog-db"))
-    const restore = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "restore:dump", "3 minutes"))
-    const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn, "archive:dump", "3 minutes"))
-    // Assess: the restore, made with a password of our own that the local server now takes
-    assert.strictEqual(restore["status"], "succeeded", String(restore["reason"]))
-    const database = restore["outcome"].database
-    assert.strictEqual(database.engine, "mariadb")
-    assert.strictEqual(database.user, MASTER_USER)
-    assert.strictEqual(database.passwordParameter, `/backup-actions/restored/${database.instanceId}/password`)
-    assert.isAbove(mariadbPasswordsSet.length, 0)
-    for (const password of mariadbPasswordsSet) assert.notInclude(JSON.stringify(restore["outcome"]), password)
-    // Assess: the archive outcome: the user's database only, none of the server's own
-    assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
-    const outcome = record["outcome"]
-    assert.strictEqual(outcome.mode, "dump")
-    assert.strictEqual(outcome.format, "sql")
-    assert.isTrue(outcome.verified)
-    assert.isFalse(outcome.sourceDeleted)
-    assert.strictEqual(outcome.restoredInstanceId, database.instanceId)
-    assert.strictEqual(outcome.location.key, "archives/rds/catalog-db-snapshot/dump/")
+    const { database, outcome } = await restoredAndDumped(snapshotArn, "catalog-db", "mariadb", mariadbPasswordsSet)
+    // Assess: the user's database only, none of the server's own
     assert.deepStrictEqual(
       outcome.databases.map((entry: { database: string }) => entry.database),
       ["shop"]
@@ -257,28 +257,8 @@ describe("engine-native dumps of RDS snapshots on the emulator", () => {
     assert.strictEqual(lines.length, 1)
     assert.strictEqual(lines[0].checksum.value, shop.checksum.value)
     assert.strictEqual(lines[0].sqlBytes, shop.bytesRead)
-    // Assess: the instance and its password are gone, the snapshot is kept
-    const instanceGone = await run(
-      becomesMissing(
-        Effect.flatMap(Rds, (rds) =>
-          awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: database.instanceId }), { abortSignal }))
-        )
-      )
-    )
-    assert.isTrue(instanceGone)
-    const parameterGone = await run(
-      becomesMissing(
-        Effect.flatMap(Ssm, (ssm) => awsCall("ssm:GetParameter", (abortSignal) => ssm.send(new GetParameterCommand({ Name: database.passwordParameter }), { abortSignal })))
-      )
-    )
-    assert.isTrue(parameterGone)
-    assert.isTrue(await run(snapshotExists("catalog-db-snapshot")))
-    // Assess: no service ever logged a password
-    const logs = ["restorer", "streamer"].map((service) => readFileSync(join(localStateDir(), "logs", `${NAME}-${service}.log`), "utf8"))
-    assert.include(logs[1], `dumping 1 database(s) of ${database.instanceId} with mariadb-dump`)
-    for (const password of [...passwordsSet, ...mariadbPasswordsSet]) {
-      for (const log of logs) assert.notInclude(log, password)
-    }
+    // Assess: the instance and its password are gone, the snapshot is kept, no password in any log
+    await cleanedUpWithoutLeaks(database, "catalog-db-snapshot", [...passwordsSet, ...mariadbPasswordsSet], `dumping 1 database(s) of ${database.instanceId} with mariadb-dump`)
   })
 
   it("fails the restore of a SQL Server snapshot with the reason, restoring nothing and keeping the snapshot", async () => {
