@@ -11,7 +11,15 @@ import {
   type Filter,
   type Tag
 } from "@aws-sdk/client-ec2"
-import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBSnapshotsCommand, type Tag as RdsTag } from "@aws-sdk/client-rds"
+import {
+  CreateDBClusterCommand,
+  CreateDBClusterSnapshotCommand,
+  CreateDBInstanceCommand,
+  CreateDBSnapshotCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBSnapshotsCommand,
+  type Tag as RdsTag
+} from "@aws-sdk/client-rds"
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs"
 import { Duration, Effect, Schedule, Schema } from "effect"
 import { Ec2, Rds, Sqs, awsCall } from "@backup-actions/aws"
@@ -57,6 +65,11 @@ const policy: Policy = {
     {
       name: "dr-rds",
       match: { resourceTypes: ["RDS"] },
+      replicate: { destinationAccount: EMULATOR_ACCOUNT, destinationRegion: sameAccount.destinationRegion, kmsKeyId: drKeyAliasArn(sameAccount), retentionDays: 30, maxConcurrentCopies: 20 }
+    },
+    {
+      name: "dr-aurora",
+      match: { resourceTypes: ["Aurora"] },
       replicate: { destinationAccount: EMULATOR_ACCOUNT, destinationRegion: sameAccount.destinationRegion, kmsKeyId: drKeyAliasArn(sameAccount), retentionDays: 30, maxConcurrentCopies: 20 }
     }
   ]
@@ -104,6 +117,29 @@ const dbSnapshotsOf = (instanceId: string) =>
       rds.send(new DescribeDBSnapshotsCommand({ SnapshotType: "manual", Filters: [{ Name: "db-instance-id", Values: [instanceId] }] }), { abortSignal })
     )
   ).pipe(Effect.map((result) => result.DBSnapshots ?? []))
+
+/** An Aurora DB cluster's snapshot in the client's region, with the given tags (the cluster is made once). */
+const clusterSnapshotWithTags = (clusterId: string, snapshotId: string, tags: ReadonlyArray<RdsTag>) =>
+  Effect.gen(function* () {
+    const rds = yield* Rds
+    yield* awsCall("rds:CreateDBCluster", (abortSignal) =>
+      rds.send(
+        new CreateDBClusterCommand({ DBClusterIdentifier: clusterId, Engine: "aurora-postgresql", MasterUsername: "owner", MasterUserPassword: "not-a-secret-0" }),
+        { abortSignal }
+      )
+    ).pipe(Effect.catchIf((error) => error.kind === "conflict", () => Effect.void))
+    const created = yield* awsCall("rds:CreateDBClusterSnapshot", (abortSignal) =>
+      rds.send(new CreateDBClusterSnapshotCommand({ DBClusterIdentifier: clusterId, DBClusterSnapshotIdentifier: snapshotId, Tags: [...tags] }), { abortSignal })
+    )
+    return created.DBClusterSnapshot?.DBClusterSnapshotArn ?? ""
+  })
+
+const clusterSnapshotsOf = (clusterId: string) =>
+  Effect.flatMap(Rds, (rds) =>
+    awsCall("rds:DescribeDBClusterSnapshots", (abortSignal) =>
+      rds.send(new DescribeDBClusterSnapshotsCommand({ SnapshotType: "manual", Filters: [{ Name: "db-cluster-id", Values: [clusterId] }] }), { abortSignal })
+    )
+  ).pipe(Effect.map((result) => result.DBClusterSnapshots ?? []))
 
 const snapshotsWhere = (filters: ReadonlyArray<Filter>) =>
   Effect.flatMap(Ec2, (ec2) =>
@@ -312,5 +348,64 @@ describe("RDS replicas in another region, on the emulator", () => {
     assert.deepStrictEqual(outcome.prunedReplicaArns, [`arn:aws:rds:${sameAccount.destinationRegion}:${EMULATOR_ACCOUNT}:snapshot:dr-expired-ours`])
     const sources = await run(dbSnapshotsOf("orders"))
     assert.deepStrictEqual(sources.map((snapshot) => snapshot.DBSnapshotIdentifier), ["awsbackup-job-0001"])
+  })
+})
+
+describe("Aurora replicas in another region, on the emulator", () => {
+  it("copies a cluster snapshot across regions on the destination's key, tagged, and prunes only its own expired replicas", async () => {
+    // Prepare: a cluster snapshot in the source region, and earlier snapshots of the same cluster in the destination region
+    const resourceArn = `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:cluster:ledger`
+    const sourceArn = await run(clusterSnapshotWithTags("ledger", "awsbackup-job-aurora-0001", [{ Key: "backup-actions:managed", Value: "true" }]))
+    const oldTags = sharerTags(resourceArn, new Date(Date.now() - 40 * DAY_MS))
+    const recentTags = sharerTags(resourceArn, new Date(Date.now() - 5 * DAY_MS))
+    await run(
+      inOwnAccount(
+        sameAccount.destinationRegion,
+        Effect.all([
+          clusterSnapshotWithTags("ledger", "dr-expired-ours", oldTags),
+          clusterSnapshotWithTags("ledger", "dr-recent-ours", recentTags),
+          clusterSnapshotWithTags("ledger", "expired-not-ours", oldTags.slice(1))
+        ])
+      )
+    )
+    // Act
+    await run(sendRecoveryPointEvent({ recoveryPointArn: sourceArn, resourceArn, resourceType: "Aurora", vault: "Default" }))
+    const record = await run(waitForStep(local.stack.ledgerTable, sourceArn, `replicate:${EMULATOR_ACCOUNT}:${sameAccount.destinationRegion}`))
+    // Assess: the outcome
+    assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
+    const outcome = record["outcome"]
+    assert.strictEqual(outcome.resourceType, "Aurora")
+    assert.strictEqual(outcome.rule, "dr-aurora")
+    assert.strictEqual(outcome.replicaArn, `arn:aws:rds:${sameAccount.destinationRegion}:${EMULATOR_ACCOUNT}:cluster-snapshot:dr-awsbackup-job-aurora-0001`)
+    assert.strictEqual(outcome.kmsKeyId, provisionedSameAccount.keyArn)
+    assert.isAtLeast(outcome.replicaAgeSeconds, 0)
+    // Assess: the replica, available, on the destination region's key, with the sharer's tags and not the source's
+    const inDestinationRegion = await run(inOwnAccount(sameAccount.destinationRegion, clusterSnapshotsOf("ledger")))
+    const replica = inDestinationRegion.find((snapshot) => snapshot.DBClusterSnapshotIdentifier === "dr-awsbackup-job-aurora-0001")
+    assert.strictEqual(replica?.Status, "available")
+    assert.strictEqual(replica?.StorageEncrypted, true)
+    assert.strictEqual(replica?.KmsKeyId, provisionedSameAccount.keyArn)
+    const tags = Object.fromEntries((replica?.TagList ?? []).map((tag) => [tag.Key, tag.Value]))
+    assert.deepInclude(tags, {
+      "backup-actions:managed-by": "sharer",
+      "backup-actions:source-arn": sourceArn,
+      "backup-actions:source-resource": resourceArn,
+      "backup-actions:source-account": EMULATOR_ACCOUNT,
+      "backup-actions:rule": "dr-aurora"
+    })
+    assert.notProperty(tags, "backup-actions:managed")
+    // Assess: retention deleted the sharer's expired replica only
+    assert.deepStrictEqual(inDestinationRegion.map((snapshot) => snapshot.DBClusterSnapshotIdentifier).sort(), [
+      "dr-awsbackup-job-aurora-0001",
+      "dr-recent-ours",
+      "expired-not-ours"
+    ])
+    assert.deepStrictEqual(outcome.prunedReplicaArns, [`arn:aws:rds:${sameAccount.destinationRegion}:${EMULATOR_ACCOUNT}:cluster-snapshot:dr-expired-ours`])
+    // Assess: the source is kept
+    const sources = await run(clusterSnapshotsOf("ledger"))
+    assert.deepStrictEqual(sources.map((snapshot) => snapshot.DBClusterSnapshotIdentifier), ["awsbackup-job-aurora-0001"])
+    // Assess: Replica Completed was published on the bus
+    const published = (await run(replicaEvents.drain(5))).map((body) => decodeReplicaEvent(body).detail)
+    assert.deepInclude(published, { status: "replicated", sourceArn })
   })
 })

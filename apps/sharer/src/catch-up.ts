@@ -1,6 +1,6 @@
 import { ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/client-backup"
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
-import { DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
+import { DescribeDBClusterSnapshotsCommand, DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { Clock, Duration, Effect, Option } from "effect"
 import { AwsConfig, Backup, awsCall } from "@backup-actions/aws"
 import { PolicySource, replicaPlanFor, type Policy, type RecoveryPointFacts, type ReplicaPlan } from "@backup-actions/config"
@@ -23,7 +23,7 @@ export const PROJECT_TAG_VALUE = "true"
 export interface CatchUpSource {
   readonly recoveryPointArn: string
   readonly resourceArn: string
-  readonly resourceType: "EBS" | "RDS"
+  readonly resourceType: "EBS" | "RDS" | "Aurora"
   readonly sourceAccount: string
 }
 
@@ -87,43 +87,91 @@ export const listEbsSources = (clients: RegionClients, sinceMs: number) =>
     return found
   })
 
+/** One listed DB or DB cluster snapshot, as the catch-up reads it. */
+interface ListedDbSnapshot {
+  readonly arn: string | undefined
+  /** The DB instance or DB cluster it was taken of. */
+  readonly sourceId: string | undefined
+  readonly status: string | undefined
+  readonly takenAt: Date | undefined
+  readonly tags: ReadonlyArray<{ readonly Key?: string | undefined; readonly Value?: string | undefined }> | undefined
+}
+
+/** One page of the region's DB snapshots (RDS) or DB cluster snapshots (Aurora) of one snapshot type. */
+const dbSnapshotPage = (clients: RegionClients, resourceType: "RDS" | "Aurora", snapshotType: string, marker: string | undefined) =>
+  resourceType === "RDS"
+    ? awsCall("rds:DescribeDBSnapshots", (abortSignal) =>
+        clients.rds.send(new DescribeDBSnapshotsCommand({ SnapshotType: snapshotType, MaxRecords: 100, Marker: marker }), { abortSignal })
+      ).pipe(
+        Effect.map((page) => ({
+          next: page.Marker,
+          snapshots: (page.DBSnapshots ?? []).map(
+            (snapshot): ListedDbSnapshot => ({
+              arn: snapshot.DBSnapshotArn,
+              sourceId: snapshot.DBInstanceIdentifier,
+              status: snapshot.Status,
+              takenAt: snapshot.OriginalSnapshotCreateTime ?? snapshot.SnapshotCreateTime,
+              tags: snapshot.TagList
+            })
+          )
+        }))
+      )
+    : awsCall("rds:DescribeDBClusterSnapshots", (abortSignal) =>
+        clients.rds.send(new DescribeDBClusterSnapshotsCommand({ SnapshotType: snapshotType, MaxRecords: 100, Marker: marker }), { abortSignal })
+      ).pipe(
+        Effect.map((page) => ({
+          next: page.Marker,
+          snapshots: (page.DBClusterSnapshots ?? []).map(
+            (snapshot): ListedDbSnapshot => ({
+              arn: snapshot.DBClusterSnapshotArn,
+              sourceId: snapshot.DBClusterIdentifier,
+              status: snapshot.Status,
+              takenAt: snapshot.SnapshotCreateTime,
+              tags: snapshot.TagList
+            })
+          )
+        }))
+      )
+
 /**
- * The project's available DB instance snapshots in the client's region taken since `sinceMs`:
- * those AWS Backup made (type awsbackup) and manual ones, every page. DescribeDBSnapshots has no
- * tag filter, so the tags are read from each snapshot's TagList.
+ * The project's available DB instance snapshots (as resource type RDS) and Aurora DB cluster
+ * snapshots (as Aurora) in the client's region taken since `sinceMs`: those AWS Backup made
+ * (type awsbackup) and manual ones, every page. Neither listing has a tag filter, so the tags
+ * are read from each snapshot's TagList. `resourceTypes` says which to list: those a replicate
+ * rule selects (DB instance snapshots unless told otherwise).
  */
-export const listDbSources = (clients: RegionClients, sinceMs: number) =>
+export const listDbSources = (clients: RegionClients, sinceMs: number, resourceTypes: ReadonlyArray<"RDS" | "Aurora"> = ["RDS"]) =>
   Effect.gen(function* () {
     const partition = partitionOf(clients.region)
     const found: Array<CatchUpSource> = []
-    for (const snapshotType of ["awsbackup", "manual"]) {
-      let marker: string | undefined
-      do {
-        const page = yield* awsCall("rds:DescribeDBSnapshots", (abortSignal) =>
-          clients.rds.send(new DescribeDBSnapshotsCommand({ SnapshotType: snapshotType, MaxRecords: 100, Marker: marker }), { abortSignal })
-        )
-        for (const snapshot of page.DBSnapshots ?? []) {
-          const takenAt = (snapshot.OriginalSnapshotCreateTime ?? snapshot.SnapshotCreateTime)?.getTime() ?? 0
-          const account = /^arn:[^:]+:rds:[^:]+:(\d{12}):/.exec(snapshot.DBSnapshotArn ?? "")?.[1]
-          if (
-            snapshot.DBSnapshotArn === undefined ||
-            account === undefined ||
-            snapshot.DBInstanceIdentifier === undefined ||
-            snapshot.Status !== "available" ||
-            !isProjects(snapshot.TagList) ||
-            takenAt < sinceMs
-          ) {
-            continue
+    for (const resourceType of resourceTypes) {
+      for (const snapshotType of ["awsbackup", "manual"]) {
+        let marker: string | undefined
+        do {
+          const page = yield* dbSnapshotPage(clients, resourceType, snapshotType, marker)
+          for (const snapshot of page.snapshots) {
+            const takenAt = snapshot.takenAt?.getTime() ?? 0
+            const account = /^arn:[^:]+:rds:[^:]+:(\d{12}):/.exec(snapshot.arn ?? "")?.[1]
+            if (
+              snapshot.arn === undefined ||
+              account === undefined ||
+              snapshot.sourceId === undefined ||
+              snapshot.status !== "available" ||
+              !isProjects(snapshot.tags) ||
+              takenAt < sinceMs
+            ) {
+              continue
+            }
+            found.push({
+              recoveryPointArn: snapshot.arn,
+              resourceArn: `arn:${partition}:rds:${clients.region}:${account}:${resourceType === "RDS" ? "db" : "cluster"}:${snapshot.sourceId}`,
+              resourceType,
+              sourceAccount: account
+            })
           }
-          found.push({
-            recoveryPointArn: snapshot.DBSnapshotArn,
-            resourceArn: `arn:${partition}:rds:${clients.region}:${account}:db:${snapshot.DBInstanceIdentifier}`,
-            resourceType: "RDS",
-            sourceAccount: account
-          })
-        }
-        marker = page.Marker
-      } while (marker !== undefined && marker !== "")
+          marker = page.next
+        } while (marker !== undefined && marker !== "")
+      }
     }
     return found
   })
@@ -192,7 +240,7 @@ export const catchUpPlanFor = (
 type Outcome = keyof Omit<CatchUpSummary, "listed">
 
 /**
- * The scheduled catch-up: lists the project's EBS and DB snapshots of the window in the sharer's
+ * The scheduled catch-up: lists the project's EBS, DB and DB cluster snapshots of the window in the sharer's
  * own account and region, and runs every one that a replicate rule selects and whose step has
  * not succeeded through the same ledger step as its event would. The copies of each destination
  * run at most `maxConcurrentCopies` at a time (and CopySlots keeps the bound together with the
@@ -208,9 +256,10 @@ export const catchUpReplicas = (options: { readonly lookBackDays: number }) =>
     const now = yield* Clock.currentTimeMillis
     const sinceMs = now - Duration.toMillis(Duration.days(options.lookBackDays))
     const clients = yield* access.clients({ region: settings.region })
-    const wantsEbs = policy.rules.some((rule) => rule.replicate !== undefined && (rule.match.resourceTypes === undefined || rule.match.resourceTypes.includes("EBS")))
-    const wantsRds = policy.rules.some((rule) => rule.replicate !== undefined && (rule.match.resourceTypes === undefined || rule.match.resourceTypes.includes("RDS")))
-    const sources = [...(wantsEbs ? yield* listEbsSources(clients, sinceMs) : []), ...(wantsRds ? yield* listDbSources(clients, sinceMs) : [])]
+    const wants = (resourceType: string) =>
+      policy.rules.some((rule) => rule.replicate !== undefined && (rule.match.resourceTypes === undefined || rule.match.resourceTypes.includes(resourceType)))
+    const dbTypes = (["RDS", "Aurora"] as const).filter(wants)
+    const sources = [...(wants("EBS") ? yield* listEbsSources(clients, sinceMs) : []), ...(dbTypes.length > 0 ? yield* listDbSources(clients, sinceMs, dbTypes) : [])]
 
     const namedVaults = vaultsNamedByReplicateRules(policy)
     const vaultOf = namedVaults.length === 0 || sources.length === 0 ? Option.none() : yield* vaultsOfRecoveryPoints(namedVaults, sinceMs)

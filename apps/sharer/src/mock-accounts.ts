@@ -1,6 +1,20 @@
 import { CopySnapshotCommand, DescribeSnapshotsCommand, EC2Client, type CopySnapshotCommandInput, type DescribeSnapshotsCommandInput } from "@aws-sdk/client-ec2"
 import { DescribeKeyCommand, KMSClient } from "@aws-sdk/client-kms"
-import { RDSClient } from "@aws-sdk/client-rds"
+import {
+  CopyDBClusterSnapshotCommand,
+  CopyDBSnapshotCommand,
+  DBClusterSnapshotNotFoundFault,
+  DBSnapshotNotFoundFault,
+  DeleteDBClusterSnapshotCommand,
+  DeleteDBSnapshotCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBSnapshotsCommand,
+  RDSClient,
+  type CopyDBClusterSnapshotCommandInput,
+  type CopyDBSnapshotCommandInput,
+  type DescribeDBClusterSnapshotsCommandInput,
+  type DescribeDBSnapshotsCommandInput
+} from "@aws-sdk/client-rds"
 import { mockClient } from "aws-sdk-client-mock"
 import { Layer } from "effect"
 import type { ReplicaPlan } from "@backup-actions/config"
@@ -8,6 +22,7 @@ import { AccountAccess, type AccountTarget, type RegionClients } from "./account
 import type { ReplicaJob } from "./job"
 import { SourceSharing } from "./sharing"
 import { CopySlots } from "./slots"
+import { MANAGED_BY_TAG, SHARER } from "./tags"
 
 /**
  * For unit tests: mocked clients for the source account and for the destination account, so
@@ -110,4 +125,39 @@ export const mockDestinationCopies = (mocks: ReturnType<typeof mockAccounts>, op
     inFlight: () => inFlight,
     mostInFlight: () => mostInFlight
   }
+}
+
+/**
+ * An account's mocked RDS in which a DB snapshot copy (`instances`) or a DB cluster snapshot
+ * copy (`clusters`) is available at once, encrypted with `kmsKeyId` and tagged as the sharer's;
+ * a snapshot not copied yet is not found, and deletes succeed.
+ */
+export const mockRdsCopies = (mock: ReturnType<typeof mockAccounts>["destinationRds"], kmsKeyId: string, of: "instances" | "clusters") => {
+  const copied = new Set<string>()
+  const copy = { Status: "available", KmsKeyId: kmsKeyId, TagList: [{ Key: MANAGED_BY_TAG, Value: SHARER }] }
+  if (of === "instances") {
+    mock.on(CopyDBSnapshotCommand).callsFake(async (input: CopyDBSnapshotCommandInput) => {
+      copied.add(input.TargetDBSnapshotIdentifier ?? "")
+      return { DBSnapshot: { DBSnapshotIdentifier: input.TargetDBSnapshotIdentifier, Status: "creating" } }
+    })
+    mock.on(DescribeDBSnapshotsCommand).callsFake(async (input: DescribeDBSnapshotsCommandInput) => {
+      const identifier = input.DBSnapshotIdentifier
+      if (identifier === undefined) return { DBSnapshots: [] }
+      if (!copied.has(identifier)) throw new DBSnapshotNotFoundFault({ message: `${identifier} not found`, $metadata: {} })
+      return { DBSnapshots: [{ ...copy, DBSnapshotIdentifier: identifier, Encrypted: true }] }
+    })
+    mock.on(DeleteDBSnapshotCommand).resolves({})
+    return
+  }
+  mock.on(CopyDBClusterSnapshotCommand).callsFake(async (input: CopyDBClusterSnapshotCommandInput) => {
+    copied.add(input.TargetDBClusterSnapshotIdentifier ?? "")
+    return { DBClusterSnapshot: { DBClusterSnapshotIdentifier: input.TargetDBClusterSnapshotIdentifier, Status: "creating" } }
+  })
+  mock.on(DescribeDBClusterSnapshotsCommand).callsFake(async (input: DescribeDBClusterSnapshotsCommandInput) => {
+    const identifier = input.DBClusterSnapshotIdentifier
+    if (identifier === undefined) return { DBClusterSnapshots: [] }
+    if (!copied.has(identifier)) throw new DBClusterSnapshotNotFoundFault({ message: `${identifier} not found`, $metadata: {} })
+    return { DBClusterSnapshots: [{ ...copy, DBClusterSnapshotIdentifier: identifier, StorageEncrypted: true }] }
+  })
+  mock.on(DeleteDBClusterSnapshotCommand).resolves({})
 }

@@ -1,15 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import {
-  CopyDBSnapshotCommand,
-  DBSnapshotNotFoundFault,
-  DeleteDBSnapshotCommand,
-  DescribeDBSnapshotsCommand,
-  ModifyDBSnapshotAttributeCommand,
-  type DescribeDBSnapshotsCommandInput
-} from "@aws-sdk/client-rds"
+import { CopyDBSnapshotCommand, DeleteDBSnapshotCommand, DescribeDBSnapshotsCommand, ModifyDBSnapshotAttributeCommand } from "@aws-sdk/client-rds"
 import { DescribeKeyCommand } from "@aws-sdk/client-kms"
 import { Effect } from "effect"
-import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, SOURCE_ACCOUNT, SOURCE_REGION, job, mockAccounts, plan } from "./mock-accounts"
+import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, SOURCE_ACCOUNT, SOURCE_REGION, job, mockAccounts, mockRdsCopies, plan } from "./mock-accounts"
 import { dbSnapshotIdentifier, replicateDbSnapshot } from "./rds"
 import { MANAGED_BY_TAG } from "./tags"
 
@@ -26,22 +19,6 @@ const dbJob = () =>
     plan: plan({ stagingKmsKeyId: "alias/dr-staging" })
   })
 
-/** Answers DescribeDBSnapshots with not-found until the snapshot was copied, then as available. */
-const copiesOn = (mock: ReturnType<typeof mockAccounts>["destinationRds"], kmsKeyId: string) => {
-  const copied = new Set<string>()
-  mock.on(CopyDBSnapshotCommand).callsFake(async (input: { TargetDBSnapshotIdentifier: string }) => {
-    copied.add(input.TargetDBSnapshotIdentifier)
-    return { DBSnapshot: { DBSnapshotIdentifier: input.TargetDBSnapshotIdentifier, Status: "creating" } }
-  })
-  mock.on(DescribeDBSnapshotsCommand).callsFake(async (input: DescribeDBSnapshotsCommandInput) => {
-    const identifier = input.DBSnapshotIdentifier ?? ""
-    if (input.DBSnapshotIdentifier === undefined) return { DBSnapshots: [] }
-    if (!copied.has(identifier)) throw new DBSnapshotNotFoundFault({ message: `${identifier} not found`, $metadata: {} })
-    return { DBSnapshots: [{ DBSnapshotIdentifier: identifier, Status: "available", Encrypted: true, KmsKeyId: kmsKeyId, TagList: [{ Key: MANAGED_BY_TAG, Value: "sharer" }] }] }
-  })
-  mock.on(DeleteDBSnapshotCommand).resolves({})
-}
-
 describe("replicating an RDS DB snapshot", () => {
   it.effect("shares it, stages a copy in the source region, copies that across on the destination's key and deletes the intermediate", () =>
     Effect.gen(function* () {
@@ -53,8 +30,8 @@ describe("replicating an RDS DB snapshot", () => {
       mocks.sourceRds.on(ModifyDBSnapshotAttributeCommand).resolves({})
       mocks.sourceKms.on(DescribeKeyCommand).resolves({ KeyMetadata: { KeyId: "source-cmk", Arn: SOURCE_KEY, KeyManager: "CUSTOMER", KeyState: "Enabled" } })
       mocks.stagingKms.on(DescribeKeyCommand).resolves({ KeyMetadata: { KeyId: "staging-cmk", Arn: STAGING_KEY, KeyManager: "CUSTOMER", KeyState: "Enabled" } })
-      copiesOn(mocks.stagingRds, STAGING_KEY)
-      copiesOn(mocks.destinationRds, DESTINATION_KEY_ARN)
+      mockRdsCopies(mocks.stagingRds, STAGING_KEY, "instances")
+      mockRdsCopies(mocks.destinationRds, DESTINATION_KEY_ARN, "instances")
       const stagingName = "dr-staging-awsbackup-job-1234abcd"
       // Act
       const result = yield* replicateDbSnapshot(dbJob()).pipe(Effect.provide(mocks.layer))
@@ -95,7 +72,7 @@ describe("replicating an RDS DB snapshot", () => {
         DBSnapshots: [{ DBSnapshotIdentifier: SOURCE_NAME, Status: "available", Encrypted: true, KmsKeyId: SOURCE_KEY }]
       })
       mocks.sourceKms.on(DescribeKeyCommand).resolves({ KeyMetadata: { KeyId: "aws-rds", Arn: SOURCE_KEY, KeyManager: "AWS" } })
-      copiesOn(mocks.destinationRds, DESTINATION_KEY_ARN)
+      mockRdsCopies(mocks.destinationRds, DESTINATION_KEY_ARN, "instances")
       // Act
       const result = yield* replicateDbSnapshot(dbJob()).pipe(Effect.provide(mocks.layer))
       // Assess
@@ -107,10 +84,10 @@ describe("replicating an RDS DB snapshot", () => {
     })
   )
 
-  it("turns AWS Backup's snapshot names into valid DB snapshot identifiers", () => {
+  it("turns AWS Backup's snapshot names into valid DB snapshot identifiers, in lower case as RDS keeps them", () => {
     // Act
-    const names = [dbSnapshotIdentifier("dr", "awsbackup:job-12ab--34"), dbSnapshotIdentifier("dr", `x${"-".repeat(300)}`)]
+    const names = [dbSnapshotIdentifier("dr", "awsbackup:job-12ab--34"), dbSnapshotIdentifier("dr", `x${"-".repeat(300)}`), dbSnapshotIdentifier("dr", "AwsBackup:Job-12AB")]
     // Assess
-    assert.deepStrictEqual(names, ["dr-awsbackup-job-12ab-34", "dr-x"])
+    assert.deepStrictEqual(names, ["dr-awsbackup-job-12ab-34", "dr-x", "dr-awsbackup-job-12ab"])
   })
 })

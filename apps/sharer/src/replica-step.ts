@@ -1,18 +1,23 @@
 import { Duration, Effect, Option } from "effect"
 import { ServiceSettings } from "@backup-actions/config"
 import { runStep } from "@backup-actions/ledger"
+import { isClusterSnapshotArn, replicateClusterSnapshot } from "./aurora"
 import { replicateEbsSnapshot } from "./ebs"
 import { failedReplica, publishReplica, replicaAction, type ReplicaJob } from "./job"
 import { replicateDbSnapshot } from "./rds"
 
-/** Copies the recovery point the way its resource type needs. */
+/**
+ * Copies the recovery point the way its resource type needs. An RDS or Aurora recovery point
+ * goes by its ARN: a DB cluster snapshot (Aurora, or a Multi-AZ DB cluster that AWS Backup
+ * reports as RDS) takes the cluster snapshot calls, a DB snapshot the instance ones.
+ */
 export const replicate = (job: ReplicaJob) => {
   switch (job.resourceType) {
     case "EBS":
       return replicateEbsSnapshot(job)
     case "RDS":
     case "Aurora":
-      return replicateDbSnapshot(job)
+      return isClusterSnapshotArn(job.recoveryPointArn) ? replicateClusterSnapshot(job) : replicateDbSnapshot(job)
     default:
       return Effect.succeed(failedReplica(job, `the sharer does not replicate ${job.resourceType} recovery points`))
   }

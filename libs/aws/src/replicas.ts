@@ -1,5 +1,5 @@
 import { DescribeSnapshotsCommand, type EC2Client } from "@aws-sdk/client-ec2"
-import { DescribeDBSnapshotsCommand, type RDSClient } from "@aws-sdk/client-rds"
+import { DescribeDBClusterSnapshotsCommand, DescribeDBSnapshotsCommand, type RDSClient } from "@aws-sdk/client-rds"
 import { Effect } from "effect"
 import { MANAGED_BY_TAG, SHARER } from "@backup-actions/contracts"
 import { awsCall } from "./call"
@@ -85,4 +85,25 @@ export const sharerDbSnapshotReplicas = (rds: RDSClient, selector: ReplicaSelect
         { abortSignal }
       )
     ).pipe(Effect.map((page) => ({ items: (page.DBSnapshots ?? []).filter((snapshot) => isSharerReplica(snapshot.TagList, selector)), next: page.Marker })))
+  )
+
+/**
+ * The sharer's manual DB cluster snapshot replicas (Aurora) in the client's account and region,
+ * every page, whatever their status. DescribeDBClusterSnapshots can't filter by tag either: each
+ * snapshot's TagList is read, and `clusterId` (the DB cluster the replicas were taken of) narrows
+ * the listing when it is known.
+ */
+export const sharerClusterSnapshotReplicas = (rds: RDSClient, selector: ReplicaSelector & { readonly clusterId?: string | undefined }) =>
+  collectPages((marker) =>
+    awsCall("rds:DescribeDBClusterSnapshots", (abortSignal) =>
+      rds.send(
+        new DescribeDBClusterSnapshotsCommand({
+          SnapshotType: "manual",
+          ...(selector.clusterId === undefined ? {} : { Filters: [{ Name: "db-cluster-id", Values: [selector.clusterId] }] }),
+          MaxRecords: 100,
+          Marker: marker
+        }),
+        { abortSignal }
+      )
+    ).pipe(Effect.map((page) => ({ items: (page.DBClusterSnapshots ?? []).filter((snapshot) => isSharerReplica(snapshot.TagList, selector)), next: page.Marker })))
   )

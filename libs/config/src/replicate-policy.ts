@@ -46,8 +46,8 @@ export const ReplicateAction = Schema.Struct({
    */
   kmsKeyId: DestinationKey,
   /**
-   * RDS only, when copying to another account and region: the destination account's key in
-   * the source region, for the intermediate copy (a shared encrypted DB snapshot is copied into
+   * RDS and Aurora only, when copying to another account and region: the destination account's
+   * key in the source region, for the intermediate copy (a shared encrypted DB or cluster snapshot is copied into
    * the destination account in its own region first); the intermediate is deleted afterwards.
    */
   stagingKmsKeyId: Schema.optional(DestinationKey),

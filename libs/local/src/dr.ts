@@ -66,12 +66,12 @@ export const replicatorPermissions = (dr: DrTopology) => ({
   Statement: [
     {
       Effect: "Allow",
-      Action: ["ec2:CopySnapshot", "ec2:CreateTags", "ec2:DescribeSnapshots", "ec2:DescribeAvailabilityZones", "rds:CopyDBSnapshot", "rds:DescribeDBSnapshots", "rds:AddTagsToResource"],
+      Action: ["ec2:CopySnapshot", "ec2:CreateTags", "ec2:DescribeSnapshots", "ec2:DescribeAvailabilityZones", "rds:CopyDBSnapshot", "rds:DescribeDBSnapshots", "rds:CopyDBClusterSnapshot", "rds:DescribeDBClusterSnapshots", "rds:AddTagsToResource"],
       Resource: "*"
     },
     {
       Effect: "Allow",
-      Action: ["ec2:DeleteSnapshot", "rds:DeleteDBSnapshot"],
+      Action: ["ec2:DeleteSnapshot", "rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot"],
       Resource: "*",
       Condition: { StringEquals: { "aws:ResourceTag/backup-actions:managed-by": "sharer" } }
     },

@@ -1,0 +1,32 @@
+import { assert, describe, it } from "@effect/vitest"
+import { statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
+import { sharerStack } from "./deploy"
+
+describe("the sharer's stack, for Aurora cluster snapshots", () => {
+  const { template } = synthesizeService((app) => sharerStack(app, testDeployConfig(), { image: testImage() }))
+  const statements = statementsOf(template)
+  const withAction = (action: string) => statements.filter((statement) => [statement.Action].flat().includes(action))
+
+  it("shares only the project's cluster snapshots and deletes only the replicas it tagged", () => {
+    // Act
+    const share = withAction("rds:ModifyDBClusterSnapshotAttribute")
+    const remove = withAction("rds:DeleteDBClusterSnapshot")
+    // Assess
+    assert.strictEqual(share.length, 1)
+    assert.deepStrictEqual(share[0]?.Condition, { StringEquals: { "rds:cluster-snapshot-tag/backup-actions:managed": "true" } })
+    assert.match(JSON.stringify(share[0]), /:cluster-snapshot:\*/)
+    assert.strictEqual(remove.length, 1)
+    assert.deepStrictEqual(remove[0]?.Condition, { StringEquals: { "rds:cluster-snapshot-tag/backup-actions:managed-by": "sharer" } })
+    assert.match(JSON.stringify(remove[0]), /:cluster-snapshot:\*/)
+  })
+
+  it("copies and tags cluster snapshots only on cluster snapshot ARNs", () => {
+    // Act
+    const copy = withAction("rds:CopyDBClusterSnapshot")
+    // Assess
+    assert.strictEqual(copy.length, 1)
+    assert.includeMembers([copy[0]?.Action].flat(), ["rds:CopyDBClusterSnapshot", "rds:AddTagsToResource"])
+    assert.match(JSON.stringify(copy[0]), /:cluster-snapshot:\*/)
+    assert.notMatch(JSON.stringify(copy[0]), /:snapshot:\*/)
+  })
+})
