@@ -12,8 +12,6 @@ import {
   type Tag
 } from "@aws-sdk/client-ec2"
 import {
-  CreateDBClusterCommand,
-  CreateDBClusterSnapshotCommand,
   CreateDBInstanceCommand,
   CreateDBSnapshotCommand,
   DescribeDBClusterSnapshotsCommand,
@@ -26,6 +24,7 @@ import { Ec2, Rds, Sqs, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
 import { ReplicaCompleted } from "@backup-actions/contracts"
 import {
+  auroraClusterSnapshot,
   EMULATOR_ACCOUNT,
   EMULATOR_REGION,
   drKeyAliasArn,
@@ -118,21 +117,9 @@ const dbSnapshotsOf = (instanceId: string) =>
     )
   ).pipe(Effect.map((result) => result.DBSnapshots ?? []))
 
-/** An Aurora DB cluster's snapshot in the client's region, with the given tags (the cluster is made once). */
+/** An Aurora DB cluster's snapshot in the stack's region, with the given tags (the cluster is made once). */
 const clusterSnapshotWithTags = (clusterId: string, snapshotId: string, tags: ReadonlyArray<RdsTag>) =>
-  Effect.gen(function* () {
-    const rds = yield* Rds
-    yield* awsCall("rds:CreateDBCluster", (abortSignal) =>
-      rds.send(
-        new CreateDBClusterCommand({ DBClusterIdentifier: clusterId, Engine: "aurora-postgresql", MasterUsername: "owner", MasterUserPassword: "not-a-secret-0" }),
-        { abortSignal }
-      )
-    ).pipe(Effect.catchIf((error) => error.kind === "conflict", () => Effect.void))
-    const created = yield* awsCall("rds:CreateDBClusterSnapshot", (abortSignal) =>
-      rds.send(new CreateDBClusterSnapshotCommand({ DBClusterIdentifier: clusterId, DBClusterSnapshotIdentifier: snapshotId, Tags: [...tags] }), { abortSignal })
-    )
-    return created.DBClusterSnapshot?.DBClusterSnapshotArn ?? ""
-  })
+  Effect.flatMap(Rds, (rds) => auroraClusterSnapshot(rds, clusterId, snapshotId, tags))
 
 const clusterSnapshotsOf = (clusterId: string) =>
   Effect.flatMap(Rds, (rds) =>

@@ -2,8 +2,6 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { CreateKeyCommand, DescribeKeyCommand } from "@aws-sdk/client-kms"
 import {
   CopyDBClusterSnapshotCommand,
-  CreateDBClusterCommand,
-  CreateDBClusterSnapshotCommand,
   DBClusterSnapshotNotFoundFault,
   DeleteDBClusterSnapshotCommand,
   DescribeDBClusterSnapshotsCommand,
@@ -15,7 +13,7 @@ import {
 import { Effect, Layer, TestClock } from "effect"
 import { awsCall } from "@backup-actions/aws"
 import type { ReplicaPlan } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, emulatorAwsConfig, emulatorClients, startEmulator, type Emulator } from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, auroraClusterSnapshot, emulatorAwsConfig, emulatorClients, startEmulator, type Emulator } from "@backup-actions/local"
 import { AccountAccess, type AccountAccessShape } from "./accounts"
 import { replicateClusterSnapshot } from "./aurora"
 import { listDbSources } from "./catch-up"
@@ -55,21 +53,6 @@ const onEmulator = () => {
   return { rdsRequests, layer: Layer.merge(recording, CopySlots.Live) }
 }
 
-/** A DB cluster (created once) and a snapshot of it with the given tags, in the clients' region; returns the snapshot's ARN. */
-const clusterSnapshot = (rds: RDSClient, clusterId: string, snapshotId: string, tags: ReadonlyArray<Tag>) =>
-  Effect.gen(function* () {
-    yield* awsCall("rds:CreateDBCluster", (abortSignal) =>
-      rds.send(
-        new CreateDBClusterCommand({ DBClusterIdentifier: clusterId, Engine: "aurora-postgresql", MasterUsername: "owner", MasterUserPassword: "not-a-secret-0" }),
-        { abortSignal }
-      )
-    ).pipe(Effect.catchIf((error) => error.kind === "conflict", () => Effect.void))
-    const created = yield* awsCall("rds:CreateDBClusterSnapshot", (abortSignal) =>
-      rds.send(new CreateDBClusterSnapshotCommand({ DBClusterIdentifier: clusterId, DBClusterSnapshotIdentifier: snapshotId, Tags: [...tags] }), { abortSignal })
-    )
-    return created.DBClusterSnapshot?.DBClusterSnapshotArn ?? ""
-  })
-
 describe("Aurora cluster snapshot replicas on the emulator", () => {
   it.effect("copies a cluster snapshot to another region on the destination's key with the sharer's tags, pre-signed in the source region, once", () => {
     const { rdsRequests, layer } = onEmulator()
@@ -79,7 +62,7 @@ describe("Aurora cluster snapshot replicas on the emulator", () => {
       const access = yield* AccountAccess
       const source = yield* access.clients({ region: "us-east-1" })
       const destination = yield* access.clients({ region: "us-west-2" })
-      const sourceArn = yield* clusterSnapshot(source.rds, "orders", "awsbackup-job-aurora-0001", PROJECT_TAGS)
+      const sourceArn = yield* auroraClusterSnapshot(source.rds, "orders", "awsbackup-job-aurora-0001", PROJECT_TAGS)
       const key = yield* awsCall("kms:CreateKey", (abortSignal) => destination.kms.send(new CreateKeyCommand({ Description: "DR replicas" }), { abortSignal }))
       const keyArn = key.KeyMetadata?.Arn ?? ""
       const resourceArn = `arn:aws:rds:us-east-1:${EMULATOR_ACCOUNT}:cluster:orders`
@@ -136,9 +119,9 @@ describe("Aurora cluster snapshot replicas on the emulator", () => {
       // Prepare: in a region of its own, three snapshots of one cluster
       const access = yield* AccountAccess
       const clients = yield* access.clients({ region: "eu-central-1" })
-      const projects = yield* clusterSnapshot(clients.rds, "inventory", "inventory-1", PROJECT_TAGS)
-      yield* clusterSnapshot(clients.rds, "inventory", "someone-elses", [])
-      yield* clusterSnapshot(clients.rds, "inventory", "dr-inventory-0", [...PROJECT_TAGS, { Key: MANAGED_BY_TAG, Value: "sharer" }])
+      const projects = yield* auroraClusterSnapshot(clients.rds, "inventory", "inventory-1", PROJECT_TAGS)
+      yield* auroraClusterSnapshot(clients.rds, "inventory", "someone-elses", [])
+      yield* auroraClusterSnapshot(clients.rds, "inventory", "dr-inventory-0", [...PROJECT_TAGS, { Key: MANAGED_BY_TAG, Value: "sharer" }])
       // Act
       const sources = yield* listDbSources(clients, Date.now() - 7 * DAY_MS, ["Aurora"])
       // Assess
