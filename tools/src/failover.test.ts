@@ -10,18 +10,25 @@ import {
   DescribeSubnetsCommand,
   DescribeVolumesCommand
 } from "@aws-sdk/client-ec2"
-import { CreateDBInstanceCommand, CreateDBSnapshotCommand, CreateDBSubnetGroupCommand, DescribeDBInstancesCommand } from "@aws-sdk/client-rds"
+import {
+  CreateDBInstanceCommand,
+  CreateDBSnapshotCommand,
+  CreateDBSubnetGroupCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBClustersCommand,
+  DescribeDBInstancesCommand
+} from "@aws-sdk/client-rds"
 import { Effect } from "effect"
-import { Ec2, Rds, awsCall } from "@backup-actions/aws"
+import { Ec2, Rds, awsCall, type AwsError } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drRoleArn, drTopology, provisionDr } from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, auroraClusterSnapshot, drKeyAliasArn, drRoleArn, drTopology, provisionDr } from "@backup-actions/local"
 import { sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
 import { runCli } from "./cli-process"
 import { inOwnAccount, inRoleAccount, runOn, type StackServices } from "./test-support"
 
 const dr = drTopology()
-/** RDS within the source account (the emulator can't copy a DB snapshot shared from another account). */
+/** RDS and Aurora within the source account (the emulator can't copy a DB snapshot shared from another account). */
 const sameAccount = drTopology({ destinationAccount: EMULATOR_ACCOUNT, keyAlias: "alias/backup-actions-dr-failover" })
 const DR_REGION = dr.destinationRegion
 
@@ -36,36 +43,42 @@ const policy: Policy = {
       name: "dr-rds",
       match: { resourceTypes: ["RDS"] },
       replicate: { destinationAccount: EMULATOR_ACCOUNT, destinationRegion: DR_REGION, kmsKeyId: drKeyAliasArn(sameAccount), retentionDays: 30, maxConcurrentCopies: 20 }
+    },
+    {
+      name: "dr-aurora",
+      match: { resourceTypes: ["Aurora"] },
+      replicate: { destinationAccount: EMULATOR_ACCOUNT, destinationRegion: DR_REGION, kmsKeyId: drKeyAliasArn(sameAccount), retentionDays: 30, maxConcurrentCopies: 20 }
     }
   ]
 }
 
 /** A pilot-light network in the DR region: a DB subnet group over the default VPC's subnets and a security group. */
-const pilotLightNetwork = inOwnAccount(
-  DR_REGION,
-  Effect.gen(function* () {
-    const ec2 = yield* Ec2
-    const rds = yield* Rds
-    const subnets = yield* awsCall("ec2:DescribeSubnets", (abortSignal) =>
-      ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "default-for-az", Values: ["true"] }] }), { abortSignal })
-    )
-    const vpcId = subnets.Subnets?.[0]?.VpcId ?? ""
-    yield* awsCall("rds:CreateDBSubnetGroup", (abortSignal) =>
-      rds.send(
-        new CreateDBSubnetGroupCommand({
-          DBSubnetGroupName: "pilot-light",
-          DBSubnetGroupDescription: "failover target",
-          SubnetIds: (subnets.Subnets ?? []).map((subnet) => subnet.SubnetId ?? "")
-        }),
-        { abortSignal }
+const pilotLightNetwork = (name: string) =>
+  inOwnAccount(
+    DR_REGION,
+    Effect.gen(function* () {
+      const ec2 = yield* Ec2
+      const rds = yield* Rds
+      const subnets = yield* awsCall("ec2:DescribeSubnets", (abortSignal) =>
+        ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "default-for-az", Values: ["true"] }] }), { abortSignal })
       )
-    )
-    const group = yield* awsCall("ec2:CreateSecurityGroup", (abortSignal) =>
-      ec2.send(new CreateSecurityGroupCommand({ GroupName: "pilot-light-db", Description: "failover target", VpcId: vpcId }), { abortSignal })
-    )
-    return { subnetGroup: "pilot-light", securityGroupId: group.GroupId ?? "" }
-  })
-)
+      const vpcId = subnets.Subnets?.[0]?.VpcId ?? ""
+      yield* awsCall("rds:CreateDBSubnetGroup", (abortSignal) =>
+        rds.send(
+          new CreateDBSubnetGroupCommand({
+            DBSubnetGroupName: name,
+            DBSubnetGroupDescription: "failover target",
+            SubnetIds: (subnets.Subnets ?? []).map((subnet) => subnet.SubnetId ?? "")
+          }),
+          { abortSignal }
+        )
+      )
+      const group = yield* awsCall("ec2:CreateSecurityGroup", (abortSignal) =>
+        ec2.send(new CreateSecurityGroupCommand({ GroupName: `${name}-db`, Description: "failover target", VpcId: vpcId }), { abortSignal })
+      )
+      return { subnetGroup: name, securityGroupId: group.GroupId ?? "" }
+    })
+  )
 
 let local: LocalStack
 let scratch: string
@@ -82,24 +95,86 @@ const cli = (...args: ReadonlyArray<string>) => runCli(stackFile, ...args)
 interface Reported {
   readonly region: string
   readonly replica: { readonly id: string; readonly arn: string; readonly sourceTakenAt?: string }
-  readonly restored: { readonly kind: string; readonly id: string; readonly status: string; readonly endpoint?: string; readonly availabilityZone?: string }
+  readonly restored: {
+    readonly kind: string
+    readonly id: string
+    readonly instanceId?: string
+    readonly status: string
+    readonly endpoint?: string
+    readonly availabilityZone?: string
+  }
   readonly rpoSeconds: number
   readonly rpoFrom: string
 }
 
-/** A DB snapshot of the instance, replicated to the DR region through its AWS Backup event; returns the source snapshot's time. */
-const dbSnapshotReplicated = (instanceId: string, snapshotId: string) =>
+/** A recovery point in the source region: its ARN, the resource it was taken of and when. */
+interface TakenSnapshot {
+  readonly arn: string
+  readonly resourceArn: string
+  readonly takenAt: number
+}
+
+/** A DB snapshot of the instance. */
+const dbSnapshot = (instanceId: string, snapshotId: string) =>
   Effect.gen(function* () {
     const rds = yield* Rds
     const created = yield* awsCall("rds:CreateDBSnapshot", (abortSignal) =>
       rds.send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: instanceId, DBSnapshotIdentifier: snapshotId }), { abortSignal })
     )
-    const arn = created.DBSnapshot?.DBSnapshotArn ?? ""
-    yield* sendRecoveryPointEvent({ recoveryPointArn: arn, resourceArn: `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:${instanceId}`, resourceType: "RDS", vault: "Default" })
-    const step = yield* waitForStep(local.stack.ledgerTable, arn, `replicate:${EMULATOR_ACCOUNT}:${DR_REGION}`)
-    assert.strictEqual(step["status"], "succeeded", String(step["reason"]))
-    return { takenAt: created.DBSnapshot?.SnapshotCreateTime?.getTime() ?? 0, replicaArn: String(step["outcome"].replicaArn) }
+    const taken: TakenSnapshot = {
+      arn: created.DBSnapshot?.DBSnapshotArn ?? "",
+      resourceArn: `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:${instanceId}`,
+      takenAt: created.DBSnapshot?.SnapshotCreateTime?.getTime() ?? 0
+    }
+    return taken
   })
+
+/** A snapshot of the Aurora cluster (the cluster is made on first use). */
+const clusterSnapshot = (clusterId: string, snapshotId: string) =>
+  Effect.gen(function* () {
+    const rds = yield* Rds
+    const arn = yield* auroraClusterSnapshot(rds, clusterId, snapshotId, [{ Key: "backup-actions:managed", Value: "true" }])
+    const described = yield* awsCall("rds:DescribeDBClusterSnapshots", (abortSignal) =>
+      rds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: snapshotId }), { abortSignal })
+    )
+    const taken: TakenSnapshot = {
+      arn,
+      resourceArn: `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:cluster:${clusterId}`,
+      takenAt: described.DBClusterSnapshots?.[0]?.SnapshotCreateTime?.getTime() ?? 0
+    }
+    return taken
+  })
+
+/** A snapshot replicated to the DR region by the sharer through its AWS Backup event; returns its time and its replica. */
+const replicatedSnapshot = (resourceType: "RDS" | "Aurora", takeSnapshot: Effect.Effect<TakenSnapshot, AwsError, Rds>) =>
+  Effect.gen(function* () {
+    const taken = yield* takeSnapshot
+    yield* sendRecoveryPointEvent({ recoveryPointArn: taken.arn, resourceArn: taken.resourceArn, resourceType, vault: "Default" })
+    const step = yield* waitForStep(local.stack.ledgerTable, taken.arn, `replicate:${EMULATOR_ACCOUNT}:${DR_REGION}`)
+    assert.strictEqual(step["status"], "succeeded", String(step["reason"]))
+    return { takenAt: taken.takenAt, replicaArn: String(step["outcome"].replicaArn) }
+  })
+
+/** Two replicated snapshots a moment apart; returns the newer, which a failover has to choose. */
+const twoReplicatedSnapshots = async (resourceType: "RDS" | "Aurora", takeSnapshot: (snapshotId: string) => Effect.Effect<TakenSnapshot, AwsError, Rds>) => {
+  const older = await run(replicatedSnapshot(resourceType, takeSnapshot("awsbackup-job-1")))
+  await new Promise((resolve) => setTimeout(resolve, 1_500))
+  const newer = await run(replicatedSnapshot(resourceType, takeSnapshot("awsbackup-job-2")))
+  assert.isAbove(newer.takenAt, older.takenAt)
+  return newer
+}
+
+/** Runs `failover --json` of the source into the network and reads what it printed. */
+const failoverInto = async (network: { readonly subnetGroup: string; readonly securityGroupId: string }, sourceArn: string, ...options: ReadonlyArray<string>) => {
+  const result = await cli(
+    "failover",
+    ...["--source", sourceArn, "--region", DR_REGION, ...options],
+    ...["--db-subnet-group", network.subnetGroup, "--security-group-ids", network.securityGroupId, "--json"]
+  )
+  assert.strictEqual(result.status, 0, result.stderr)
+  const reported: Reported = JSON.parse(result.stdout)
+  return reported
+}
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "failover-test-"))
@@ -138,22 +213,13 @@ describe("failover from the DR replicas, on the emulator", () => {
         )
       )
     )
-    const older = await run(dbSnapshotReplicated("orders", "awsbackup-job-orders-1"))
-    await new Promise((resolve) => setTimeout(resolve, 1_500))
-    const newer = await run(dbSnapshotReplicated("orders", "awsbackup-job-orders-2"))
-    assert.isAbove(newer.takenAt, older.takenAt)
-    const network = await run(pilotLightNetwork)
+    const newer = await twoReplicatedSnapshots("RDS", (snapshotId) => dbSnapshot("orders", snapshotId))
+    const network = await run(pilotLightNetwork("pilot-light"))
     const before = Date.now()
     // Act
-    const result = await cli(
-      "failover",
-      ...["--source", `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:orders`, "--region", DR_REGION, "--new-instance-id", "orders-dr"],
-      ...["--db-subnet-group", network.subnetGroup, "--security-group-ids", network.securityGroupId, "--json"]
-    )
+    const reported = await failoverInto(network, `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:orders`, "--new-instance-id", "orders-dr")
     const after = Date.now()
     // Assess: the newest replica was restored, in the DR region, as asked
-    assert.strictEqual(result.status, 0, result.stderr)
-    const reported: Reported = JSON.parse(result.stdout)
     assert.strictEqual(reported.replica.arn, newer.replicaArn)
     assert.strictEqual(reported.restored.kind, "db-instance")
     assert.strictEqual(reported.restored.id, "orders-dr")
@@ -220,12 +286,104 @@ describe("failover from the DR replicas, on the emulator", () => {
     assert.isAtMost(reported.rpoSeconds, Math.ceil((after - seeded.takenAt) / 1000))
   })
 
+  it("restores an Aurora cluster from the newest replica of the cluster, adds its writer instance and prints the writer endpoint and the RPO", async () => {
+    // Prepare: two snapshots of the cluster, a moment apart, each replicated to the DR region
+    const newer = await twoReplicatedSnapshots("Aurora", (snapshotId) => clusterSnapshot("ledger", snapshotId))
+    const network = await run(pilotLightNetwork("pilot-light-aurora"))
+    const before = Date.now()
+    // Act
+    const reported = await failoverInto(network, `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:cluster:ledger`)
+    const after = Date.now()
+    // Assess: the newest replica was restored into a cluster named after the source and the time
+    assert.strictEqual(reported.replica.arn, newer.replicaArn)
+    assert.strictEqual(reported.restored.kind, "db-cluster")
+    assert.match(reported.restored.id, /^failover-ledger-\d{12}$/)
+    assert.strictEqual(reported.restored.instanceId, `${reported.restored.id}-writer`)
+    assert.strictEqual(reported.restored.status, "available")
+    const { clusters, instances } = await run(
+      inOwnAccount(
+        DR_REGION,
+        Effect.flatMap(Rds, (rds) =>
+          Effect.all({
+            clusters: awsCall("rds:DescribeDBClusters", (abortSignal) => rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: reported.restored.id }), { abortSignal })),
+            instances: awsCall("rds:DescribeDBInstances", (abortSignal) =>
+              rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: reported.restored.instanceId }), { abortSignal })
+            )
+          })
+        )
+      )
+    )
+    const cluster = clusters.DBClusters?.[0]
+    assert.strictEqual(cluster?.Status, "available")
+    assert.strictEqual(cluster?.Engine, "aurora-postgresql")
+    assert.strictEqual(cluster?.DBSubnetGroup, network.subnetGroup)
+    assert.deepStrictEqual(
+      (cluster?.VpcSecurityGroups ?? []).map((group) => group.VpcSecurityGroupId),
+      [network.securityGroupId]
+    )
+    assert.deepInclude(cluster?.TagList ?? [], { Key: "backup-actions:restored-from", Value: newer.replicaArn })
+    assert.deepStrictEqual(cluster?.DBClusterMembers?.map((member) => ({ id: member.DBInstanceIdentifier, writer: member.IsClusterWriter })), [
+      { id: reported.restored.instanceId, writer: true }
+    ])
+    // Assess: the writer, of the class Aurora's default, in the cluster, available
+    const writer = instances.DBInstances?.[0]
+    assert.strictEqual(writer?.DBClusterIdentifier, reported.restored.id)
+    assert.strictEqual(writer?.DBInstanceClass, "db.t4g.medium")
+    assert.strictEqual(writer?.Engine, "aurora-postgresql")
+    assert.strictEqual(writer?.DBInstanceStatus, "available")
+    assert.deepInclude(writer?.TagList ?? [], { Key: "backup-actions:failover-of", Value: `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:cluster:ledger` })
+    // Assess: the endpoint printed is the cluster's writer endpoint, and the RPO counts from the newer source snapshot
+    assert.strictEqual(reported.restored.endpoint, `${cluster?.Endpoint}:${cluster?.Port}`)
+    assert.strictEqual(reported.rpoFrom, "source snapshot")
+    assert.strictEqual(Date.parse(reported.replica.sourceTakenAt ?? ""), newer.takenAt)
+    assert.isAtLeast(reported.rpoSeconds, Math.floor((before - newer.takenAt) / 1000))
+    assert.isAtMost(reported.rpoSeconds, Math.ceil((after - newer.takenAt) / 1000))
+  })
+
+  it("prints the restored cluster, its writer and the writer endpoint as text, with the identifier and the class asked for", async () => {
+    // Prepare
+    const replica = await run(replicatedSnapshot("Aurora", clusterSnapshot("payments", "awsbackup-job-payments-1")))
+    // Act
+    const result = await cli(
+      "failover",
+      ...["--source", `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:cluster:payments`, "--region", DR_REGION],
+      ...["--new-instance-id", "payments-dr", "--instance-class", "db.r6g.large"]
+    )
+    // Assess
+    assert.strictEqual(result.status, 0, result.stderr)
+    const described = await run(
+      inOwnAccount(
+        DR_REGION,
+        Effect.flatMap(Rds, (rds) =>
+          Effect.all({
+            clusters: awsCall("rds:DescribeDBClusters", (abortSignal) => rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: "payments-dr" }), { abortSignal })),
+            instances: awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: "payments-dr-writer" }), { abortSignal }))
+          })
+        )
+      )
+    )
+    const cluster = described.clusters.DBClusters?.[0]
+    assert.strictEqual(described.instances.DBInstances?.[0]?.DBInstanceClass, "db.r6g.large")
+    const lines = result.stdout.split("\n")
+    assert.include(lines, `  replica   ${replica.replicaArn} (source taken ${new Date(replica.takenAt).toISOString()})`)
+    assert.include(lines, "  restored  DB cluster payments-dr with writer DB instance payments-dr-writer: available")
+    assert.include(lines, `  endpoint  ${cluster?.Endpoint}:${cluster?.Port} (writer)`)
+    assert.match(result.stdout, /\n {2}RPO {7}\d+m \d{2}s \(\d+ s\)\n$/)
+  })
+
   it("exits 1 and says where it looked when the source has no replica", async () => {
     // Act
-    const result = await cli("failover", "--source", `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:never-replicated`, "--region", DR_REGION)
+    const instance = await cli("failover", "--source", `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:never-replicated`, "--region", DR_REGION)
+    const cluster = await cli("failover", "--source", `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:cluster:never-replicated`, "--region", DR_REGION)
     // Assess
-    assert.strictEqual(result.status, 1)
-    assert.include(result.stderr, `no replica of arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:never-replicated in ${DR_REGION}`)
-    assert.strictEqual(result.stdout, "")
+    assert.strictEqual(instance.status, 1)
+    assert.include(instance.stderr, `no replica of arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:never-replicated in ${DR_REGION}`)
+    assert.strictEqual(instance.stdout, "")
+    assert.strictEqual(cluster.status, 1)
+    assert.include(
+      cluster.stderr,
+      `no replica of arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:cluster:never-replicated in ${DR_REGION} of the caller's account: no available DB cluster snapshot tagged backup-actions:managed-by=sharer and backup-actions:source-resource=`
+    )
+    assert.strictEqual(cluster.stdout, "")
   })
 })

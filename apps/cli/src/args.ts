@@ -54,7 +54,7 @@ Commands:
   replay     replay the bus archive over a time window
   verify     re-read an archive and check it against its manifest
   restore    extract a tar archive into a directory, or write a raw image as a new EBS snapshot
-  failover   bring the newest DR replica of a DB instance or volume up in the DR account and region
+  failover   bring the newest DR replica of a DB instance, Aurora cluster or volume up in the DR account and region
 
 Run \`backup-actions <command> --help\` for a command's options.
 

@@ -1,8 +1,27 @@
 import { CreateVolumeCommand, DescribeVolumesCommand, EC2Client, type EC2ClientConfig, type Snapshot } from "@aws-sdk/client-ec2"
-import { DescribeDBInstancesCommand, RDSClient, RestoreDBInstanceFromDBSnapshotCommand, type DBSnapshot, type RDSClientConfig } from "@aws-sdk/client-rds"
+import {
+  CreateDBInstanceCommand,
+  DescribeDBClustersCommand,
+  DescribeDBInstancesCommand,
+  RDSClient,
+  RestoreDBClusterFromSnapshotCommand,
+  RestoreDBInstanceFromDBSnapshotCommand,
+  type RDSClientConfig
+} from "@aws-sdk/client-rds"
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts"
 import { Clock, Console, Duration, Effect, Either, Schedule, Schema } from "effect"
-import { AwsConfig, AwsError, awsCall, clientOptions, sharerDbSnapshotReplicas, sharerSnapshotReplicas, tagValueIn, type AwsSettings } from "@backup-actions/aws"
+import {
+  AwsConfig,
+  AwsError,
+  awsCall,
+  clientOptions,
+  sharerClusterSnapshotReplicas,
+  sharerDbSnapshotReplicas,
+  sharerSnapshotReplicas,
+  tagValueIn,
+  type AwsSettings,
+  type TagList
+} from "@backup-actions/aws"
 import { CREATED_AT_TAG, MANAGED_BY_TAG, SHARER, SOURCE_ARN_TAG, SOURCE_CREATED_AT_TAG, SOURCE_RESOURCE_TAG } from "@backup-actions/contracts"
 import { OperationFailed, UsageError } from "./errors"
 import { Progress } from "./progress"
@@ -23,19 +42,22 @@ export const REPLICA_TAGS = {
 /** What a failover was asked to bring back: a protected resource (its newest replica) or one recovery point. */
 export interface FailoverSource {
   readonly arn: string
-  readonly kind: "RDS" | "EBS"
+  /** RDS: a DB instance and its DB snapshots; Aurora: a DB cluster and its cluster snapshots. */
+  readonly kind: "RDS" | "Aurora" | "EBS"
   /** A protected resource's replicas carry its ARN in source-resource; a recovery point's in source-arn. */
   readonly matchTag: string
-  /** The DB instance of an RDS resource ARN: narrows the listing of DB snapshots. */
-  readonly instanceId: string | undefined
+  /** The DB instance or DB cluster of a resource ARN: narrows the listing of (cluster) snapshots, which can't be filtered by tag. */
+  readonly resourceId: string | undefined
 }
 
 export interface FailoverCommand {
   readonly _tag: "Failover"
   readonly source: FailoverSource
+  /** The new DB instance's class; for Aurora, the class of the cluster's writer. */
   readonly instanceClass: string
+  /** The new DB instance's identifier; for Aurora, the new cluster's (its writer is `<id>-writer`). */
   readonly newInstanceId: string | undefined
-  /** RDS: the pilot-light network, when it is not the DR region's default VPC. */
+  /** RDS and Aurora: the pilot-light network, when it is not the DR region's default VPC. */
   readonly dbSubnetGroup: string | undefined
   readonly securityGroupIds: ReadonlyArray<string>
   /** The DR region; the stack's region when not given. */
@@ -47,7 +69,7 @@ export interface FailoverCommand {
   readonly json: boolean
 }
 
-export const FAILOVER_HELP_TEXT = `Usage: backup-actions failover --source <arn> [--region <DR region>] [--instance-class db.t4g.micro]
+export const FAILOVER_HELP_TEXT = `Usage: backup-actions failover --source <arn> [--region <DR region>] [--instance-class <class>]
                             [--new-instance-id <id>] [--db-subnet-group <name>]
                             [--security-group-ids <sg-id,...>] [--zone <availability zone>]
                             [--role-arn <DR role> --external-id <id>] [--json]
@@ -58,18 +80,23 @@ recovery point) in the DR account and region, and brings it up there:
 
   an RDS DB instance (arn:...:rds:...:db:<id>) or DB snapshot (arn:...:rds:...:snapshot:<id>):
       RestoreDBInstanceFromDBSnapshot into a new DB instance, then waits until it is available
+  an Aurora DB cluster (arn:...:rds:...:cluster:<id>) or cluster snapshot (...:cluster-snapshot:<id>):
+      RestoreDBClusterFromSnapshot into a new cluster, waits until it is available, then
+      CreateDBInstance of one writer instance in it (<cluster id>-writer) and waits for that too
   an EBS volume (arn:...:ec2:...:volume/<id>) or snapshot (arn:...:ec2:...::snapshot/<id>):
       CreateVolume from the replica in --zone, then waits until it is available
 
-Prints what it made, the endpoint, and the recovery point objective achieved: the replica's age
+Prints what it made, the endpoint (a cluster's writer endpoint), and the recovery point objective achieved: the replica's age
 (now minus the time its source snapshot was taken). Exit code 1 when there is no replica.
 
-  --source <arn>             the protected DB instance or volume, or one of its snapshots
+  --source <arn>             the protected DB instance, Aurora cluster or volume, or one of its snapshots
   --region <region>          the DR region (default: the stack's region)
-  --instance-class <class>   the new DB instance's class (default db.t4g.micro)
-  --new-instance-id <id>     the new DB instance's identifier (default failover-<source>-<time>)
-  --db-subnet-group <name>   RDS: the DB subnet group of the new instance (default: the default VPC's)
-  --security-group-ids <ids> RDS: its VPC security groups, comma-separated (default: the VPC's default)
+  --instance-class <class>   the new DB instance's class (default db.t4g.micro; for Aurora the
+                             writer's, default db.t4g.medium, the smallest class Aurora runs)
+  --new-instance-id <id>     the new DB instance's identifier, or the new Aurora cluster's
+                             (default failover-<source>-<time>)
+  --db-subnet-group <name>   RDS, Aurora: the new instance's or cluster's DB subnet group (default: the default VPC's)
+  --security-group-ids <ids> RDS, Aurora: its VPC security groups, comma-separated (default: the VPC's default)
   --zone <zone>              EBS: the availability zone of the new volume (required)
   --role-arn <arn>           a role in the DR account to assume (else the caller's own account)
   --external-id <id>         the external id the role's trust policy requires
@@ -78,16 +105,22 @@ Prints what it made, the endpoint, and the recovery point objective achieved: th
 /** Reads a source ARN: which kind of resource, and which tag its replicas carry it in. */
 export const parseFailoverSource = (arn: string): Either.Either<FailoverSource, string> => {
   const db = /^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:db:([A-Za-z][A-Za-z0-9-]*)$/.exec(arn)
-  if (db !== null) return Either.right({ arn, kind: "RDS", matchTag: REPLICA_TAGS.sourceResource, instanceId: db[1] })
-  if (/^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:snapshot:.+$/.test(arn)) return Either.right({ arn, kind: "RDS", matchTag: REPLICA_TAGS.sourceArn, instanceId: undefined })
+  if (db !== null) return Either.right({ arn, kind: "RDS", matchTag: REPLICA_TAGS.sourceResource, resourceId: db[1] })
+  if (/^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:snapshot:.+$/.test(arn)) return Either.right({ arn, kind: "RDS", matchTag: REPLICA_TAGS.sourceArn, resourceId: undefined })
+  const cluster = /^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:cluster:([A-Za-z][A-Za-z0-9-]*)$/.exec(arn)
+  if (cluster !== null) return Either.right({ arn, kind: "Aurora", matchTag: REPLICA_TAGS.sourceResource, resourceId: cluster[1] })
+  if (/^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:cluster-snapshot:.+$/.test(arn)) return Either.right({ arn, kind: "Aurora", matchTag: REPLICA_TAGS.sourceArn, resourceId: undefined })
   if (/^arn:[^:]+:ec2:[a-z0-9-]+:\d{12}:volume\/vol-[0-9a-f]+$/.test(arn)) {
-    return Either.right({ arn, kind: "EBS", matchTag: REPLICA_TAGS.sourceResource, instanceId: undefined })
+    return Either.right({ arn, kind: "EBS", matchTag: REPLICA_TAGS.sourceResource, resourceId: undefined })
   }
-  if (/^arn:[^:]+:ec2:[a-z0-9-]+:\d*:snapshot\/snap-[0-9a-f]+$/.test(arn)) return Either.right({ arn, kind: "EBS", matchTag: REPLICA_TAGS.sourceArn, instanceId: undefined })
+  if (/^arn:[^:]+:ec2:[a-z0-9-]+:\d*:snapshot\/snap-[0-9a-f]+$/.test(arn)) return Either.right({ arn, kind: "EBS", matchTag: REPLICA_TAGS.sourceArn, resourceId: undefined })
   return Either.left(
-    `--source "${arn}" is neither a DB instance or DB snapshot ARN (arn:aws:rds:<region>:<account>:db:<id>, ...:snapshot:<id>) nor an EBS volume or snapshot ARN`
+    `--source "${arn}" is neither a DB instance or DB snapshot ARN (arn:aws:rds:<region>:<account>:db:<id>, ...:snapshot:<id>), an Aurora DB cluster or cluster snapshot ARN (...:cluster:<id>, ...:cluster-snapshot:<id>), nor an EBS volume or snapshot ARN`
   )
 }
+
+/** What names the writer instance of a restored cluster after the cluster. */
+const WRITER_SUFFIX = "-writer"
 
 /** The parsed options of `failover`, checked together. */
 export const failoverCommandOf = (values: {
@@ -104,7 +137,7 @@ export const failoverCommandOf = (values: {
 }): Either.Either<FailoverCommand, UsageError> =>
   Either.gen(function* () {
     const usage = (message: string) => Either.left(new UsageError({ message, command: "failover" }))
-    if (values.source === undefined) return yield* usage("--source <arn of the protected DB instance, volume or one of their snapshots> is required")
+    if (values.source === undefined) return yield* usage("--source <arn of the protected DB instance, Aurora cluster, volume or one of their snapshots> is required")
     const source = yield* Either.mapLeft(parseFailoverSource(values.source), (message) => new UsageError({ message, command: "failover" }))
     if (source.kind === "EBS" && values.zone === undefined) return yield* usage("an EBS source needs --zone <availability zone> for the new volume")
     if (values["external-id"] !== undefined && values["role-arn"] === undefined) return yield* usage("--external-id is only used with --role-arn")
@@ -112,14 +145,18 @@ export const failoverCommandOf = (values: {
       return yield* usage(`--role-arn "${values["role-arn"]}" is not an IAM role ARN`)
     }
     const newId = values["new-instance-id"]
-    if (newId !== undefined && !/^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/.test(newId)) {
-      return yield* usage(`--new-instance-id "${newId}" is not a DB instance identifier (a letter, then letters, digits and single hyphens, at most 63)`)
+    // A cluster's identifier leaves room for its writer's `-writer`.
+    const longestId = source.kind === "Aurora" ? 63 - WRITER_SUFFIX.length : 63
+    if (newId !== undefined && !new RegExp(`^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,${longestId - 1}}$`).test(newId)) {
+      return yield* usage(
+        `--new-instance-id "${newId}" is not a ${source.kind === "Aurora" ? "DB cluster" : "DB instance"} identifier (a letter, then letters, digits and single hyphens, at most ${longestId})`
+      )
     }
     if (newId !== undefined && newId.endsWith("-")) return yield* usage(`--new-instance-id "${newId}" must not end with a hyphen`)
     const subnetGroup = values["db-subnet-group"]
     const groups = (values["security-group-ids"] ?? "").split(",").map((id) => id.trim()).filter((id) => id !== "")
     if (source.kind === "EBS" && (subnetGroup !== undefined || groups.length > 0)) {
-      return yield* usage("--db-subnet-group and --security-group-ids are for a DB instance; a volume has no network of its own")
+      return yield* usage("--db-subnet-group and --security-group-ids are for a DB instance or cluster; a volume has no network of its own")
     }
     if (subnetGroup !== undefined && !/^[A-Za-z0-9 ._-]{1,255}$/.test(subnetGroup)) return yield* usage(`--db-subnet-group "${subnetGroup}" is not a DB subnet group name`)
     const badGroup = groups.find((id) => !/^sg-[0-9a-f]{8,17}$/.test(id))
@@ -127,7 +164,7 @@ export const failoverCommandOf = (values: {
     const command: FailoverCommand = {
       _tag: "Failover",
       source,
-      instanceClass: values["instance-class"] ?? "db.t4g.micro",
+      instanceClass: values["instance-class"] ?? (source.kind === "Aurora" ? "db.t4g.medium" : "db.t4g.micro"),
       newInstanceId: newId,
       dbSubnetGroup: subnetGroup,
       securityGroupIds: groups,
@@ -206,28 +243,56 @@ interface FoundReplica {
   /** When its source was taken, when known; else undefined. */
   readonly sourceTakenAt: number | undefined
   readonly createdAt: number | undefined
+  /** RDS and Aurora: the engine, which a cluster restore has to name. */
+  readonly engine: string | undefined
 }
 
 /** Newest first: by the time the source was taken, then by when the replica was made. */
 const newestFirst = (left: FoundReplica, right: FoundReplica): number =>
   (right.sourceTakenAt ?? right.createdAt ?? 0) - (left.sourceTakenAt ?? left.createdAt ?? 0) || (right.createdAt ?? 0) - (left.createdAt ?? 0)
 
-const dbReplicas = (rds: RDSClient, source: FailoverSource) =>
-  sharerDbSnapshotReplicas(rds, { tag: source.matchTag, value: source.arn, instanceId: source.instanceId }).pipe(
-    Effect.map((snapshots) =>
-      snapshots
-        .flatMap((snapshot) => (snapshot.Status !== "available" || snapshot.DBSnapshotIdentifier === undefined ? [] : [dbReplicaOf(snapshot, snapshot.DBSnapshotIdentifier)]))
-        .sort(newestFirst)
-    )
-  )
+/** What a DB snapshot and a DB cluster snapshot replica have in common, for choosing among them. */
+interface RdsSnapshotReplica {
+  readonly id: string | undefined
+  readonly arn: string | undefined
+  readonly status: string | undefined
+  readonly engine: string | undefined
+  readonly tags: TagList
+  /** A DB snapshot copy keeps its source's creation time; a cluster snapshot copy does not. */
+  readonly originalCreateTime: Date | undefined
+}
 
-const dbReplicaOf = (snapshot: DBSnapshot, id: string): FoundReplica => ({
-  id,
-  arn: snapshot.DBSnapshotArn ?? id,
-  // A DB snapshot copy keeps its source's creation time; the sharer's tag says it too.
-  sourceTakenAt: timeOf(tagValueIn(snapshot.TagList, REPLICA_TAGS.sourceCreatedAt)) ?? snapshot.OriginalSnapshotCreateTime?.getTime(),
-  createdAt: timeOf(tagValueIn(snapshot.TagList, REPLICA_TAGS.createdAt))
-})
+/** The available ones of the sharer's RDS replicas, newest first. */
+const usableRdsReplicas = (snapshots: ReadonlyArray<RdsSnapshotReplica>): ReadonlyArray<FoundReplica> =>
+  snapshots
+    .flatMap((snapshot) =>
+      snapshot.status !== "available" || snapshot.id === undefined
+        ? []
+        : [
+            {
+              id: snapshot.id,
+              arn: snapshot.arn ?? snapshot.id,
+              sourceTakenAt: timeOf(tagValueIn(snapshot.tags, REPLICA_TAGS.sourceCreatedAt)) ?? snapshot.originalCreateTime?.getTime(),
+              createdAt: timeOf(tagValueIn(snapshot.tags, REPLICA_TAGS.createdAt)),
+              engine: snapshot.engine
+            }
+          ]
+    )
+    .sort(newestFirst)
+
+/** The sharer's DB snapshot replicas, or for Aurora its DB cluster snapshot replicas, available ones newest first. */
+const rdsReplicas = (rds: RDSClient, source: FailoverSource) => {
+  const selector = { tag: source.matchTag, value: source.arn }
+  const listed: Effect.Effect<ReadonlyArray<RdsSnapshotReplica>, AwsError> =
+    source.kind === "Aurora"
+      ? Effect.map(sharerClusterSnapshotReplicas(rds, { ...selector, clusterId: source.resourceId }), (snapshots) =>
+          snapshots.map((snapshot) => ({ id: snapshot.DBClusterSnapshotIdentifier, arn: snapshot.DBClusterSnapshotArn, status: snapshot.Status, engine: snapshot.Engine, tags: snapshot.TagList, originalCreateTime: undefined }))
+        )
+      : Effect.map(sharerDbSnapshotReplicas(rds, { ...selector, instanceId: source.resourceId }), (snapshots) =>
+          snapshots.map((snapshot) => ({ id: snapshot.DBSnapshotIdentifier, arn: snapshot.DBSnapshotArn, status: snapshot.Status, engine: snapshot.Engine, tags: snapshot.TagList, originalCreateTime: snapshot.OriginalSnapshotCreateTime }))
+        )
+  return Effect.map(listed, usableRdsReplicas)
+}
 
 const ebsReplicas = (ec2: EC2Client, source: FailoverSource, region: string) =>
   sharerSnapshotReplicas(ec2, { tag: source.matchTag, value: source.arn, completedOnly: true }).pipe(
@@ -240,21 +305,34 @@ const ebsReplicaOf = (snapshot: Snapshot, id: string, region: string): FoundRepl
   id,
   arn: `arn:aws:ec2:${region}::snapshot/${id}`,
   sourceTakenAt: timeOf(tagValueIn(snapshot.Tags, REPLICA_TAGS.sourceCreatedAt)),
-  createdAt: timeOf(tagValueIn(snapshot.Tags, REPLICA_TAGS.createdAt)) ?? snapshot.StartTime?.getTime()
+  createdAt: timeOf(tagValueIn(snapshot.Tags, REPLICA_TAGS.createdAt)) ?? snapshot.StartTime?.getTime(),
+  engine: undefined
 })
+
+/** Where each kind of source's replicas are looked for, as the refusal names it. */
+const REPLICA_NOUNS: Record<FailoverSource["kind"], string> = {
+  RDS: "available DB snapshot",
+  Aurora: "available DB cluster snapshot",
+  EBS: "completed snapshot"
+}
 
 /** Tags on what a failover makes: where it came from. Not the project's managed tag, so no sweeper ever deletes it. */
 const failoverTags = (source: FailoverSource, replica: FoundReplica, nowMs: number) => [
   { Key: "backup-actions:failover-of", Value: source.arn },
   { Key: "backup-actions:restored-from", Value: replica.arn },
-  { Key: REPLICA_TAGS.createdAt, Value: new Date(nowMs).toISOString() }
+  { Key: REPLICA_TAGS.createdAt, Value: new Date(nowMs).toISOString() },
+  { Key: "Name", Value: `failover of ${source.arn}` }
 ]
 
-/** A DB instance identifier from the source's name and the time: letters, digits, single hyphens, at most 63. */
+/**
+ * A DB instance (or cluster) identifier from the source's name and the time: letters, digits,
+ * single hyphens, at most 63; a cluster's leaves room for its writer's `-writer`.
+ */
 export const defaultInstanceId = (source: FailoverSource, nowMs: number): string => {
   const name = source.arn.split(/[:/]/).pop() ?? "db"
   const stamp = new Date(nowMs).toISOString().replace(/[-:T]/g, "").slice(0, 12)
-  const base = `failover-${name}`.replace(/[^A-Za-z0-9]+/g, "-").slice(0, 63 - stamp.length - 1).replace(/-+$/, "")
+  const longest = source.kind === "Aurora" ? 63 - WRITER_SUFFIX.length : 63
+  const base = `failover-${name}`.replace(/[^A-Za-z0-9]+/g, "-").slice(0, longest - stamp.length - 1).replace(/-+$/, "")
   return `${base}-${stamp}`
 }
 
@@ -285,18 +363,67 @@ const waitUntilReady = <A, E, R>(what: string, check: Effect.Effect<A, NotReadyY
     )
   })
 
-const FAILED_DB_STATES = new Set(["failed", "incompatible-restore", "incompatible-parameters", "incompatible-network", "storage-full", "inaccessible-encryption-credentials", "deleting"])
+const FAILED_RDS_STATES = new Set([
+  "failed",
+  "incompatible-restore",
+  "incompatible-parameters",
+  "incompatible-network",
+  "storage-full",
+  "inaccessible-encryption-credentials",
+  "inaccessible-encryption-credentials-recoverable",
+  "deleting"
+])
 
 /** What a failover made, as printed. */
 export interface FailoverResult {
   readonly source: string
   readonly region: string
   readonly replica: { readonly id: string; readonly arn: string; readonly sourceTakenAt: string | undefined; readonly createdAt: string | undefined }
-  readonly restored: { readonly kind: "db-instance" | "volume"; readonly id: string; readonly status: string; readonly endpoint?: string; readonly availabilityZone?: string }
+  readonly restored: {
+    readonly kind: "db-instance" | "db-cluster" | "volume"
+    /** The DB instance, DB cluster or volume. */
+    readonly id: string
+    /** A cluster's writer DB instance. */
+    readonly instanceId?: string
+    readonly status: string
+    /** host:port; a cluster's writer endpoint. */
+    readonly endpoint?: string
+    readonly availabilityZone?: string
+  }
   /** Seconds from the source's snapshot (or, when that time is unknown, the replica's creation) to now. */
   readonly rpoSeconds: number
   readonly rpoFrom: "source snapshot" | "replica creation"
 }
+
+const RESTORED_NOUNS: Record<FailoverResult["restored"]["kind"], string> = { "db-instance": "DB instance", "db-cluster": "DB cluster", volume: "volume" }
+
+/** Waits until a DB instance or cluster is available; `doing` says, in the refusal, what it was in the middle of. */
+const rdsAvailable = <A>(what: string, doing: string, describe: Effect.Effect<{ readonly status: string | undefined; readonly found: A | undefined }, AwsError>) =>
+  waitUntilReady(
+    what,
+    Effect.gen(function* () {
+      const answer = yield* describe
+      const status = answer.status ?? "unknown"
+      if (status === "available" && answer.found !== undefined) return answer.found
+      if (FAILED_RDS_STATES.has(status)) return yield* new OperationFailed({ message: `${what} ended ${status} while it was ${doing}` })
+      return yield* new NotReadyYet({ status })
+    })
+  )
+
+const dbInstanceAvailable = (rds: RDSClient, instanceId: string, doing: string) =>
+  rdsAvailable(
+    `DB instance ${instanceId}`,
+    doing,
+    awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instanceId }), { abortSignal })).pipe(
+      Effect.map((answer) => ({ status: answer.DBInstances?.[0]?.DBInstanceStatus, found: answer.DBInstances?.[0] }))
+    )
+  )
+
+/** The RDS network options, as both restores and CreateDBInstance name them. */
+const networkOf = (command: FailoverCommand) => ({
+  ...(command.dbSubnetGroup === undefined ? {} : { DBSubnetGroupName: command.dbSubnetGroup }),
+  ...(command.securityGroupIds.length === 0 ? {} : { VpcSecurityGroupIds: [...command.securityGroupIds] })
+})
 
 const restoreDbInstance = (rds: RDSClient, command: FailoverCommand, replica: FoundReplica, nowMs: number) =>
   Effect.gen(function* () {
@@ -307,26 +434,75 @@ const restoreDbInstance = (rds: RDSClient, command: FailoverCommand, replica: Fo
           DBInstanceIdentifier: instanceId,
           DBSnapshotIdentifier: replica.id,
           DBInstanceClass: command.instanceClass,
-          ...(command.dbSubnetGroup === undefined ? {} : { DBSubnetGroupName: command.dbSubnetGroup }),
-          ...(command.securityGroupIds.length === 0 ? {} : { VpcSecurityGroupIds: [...command.securityGroupIds] }),
-          Tags: [...failoverTags(command.source, replica, nowMs), { Key: "Name", Value: `failover of ${command.source.arn}` }]
+          ...networkOf(command),
+          Tags: failoverTags(command.source, replica, nowMs)
         }),
         { abortSignal }
       )
     )
-    const instance = yield* waitUntilReady(
-      `DB instance ${instanceId}`,
-      Effect.gen(function* () {
-        const answer = yield* awsCall("rds:DescribeDBInstances", (abortSignal) => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instanceId }), { abortSignal }))
-        const found = answer.DBInstances?.[0]
-        const status = found?.DBInstanceStatus ?? "unknown"
-        if (status === "available" && found !== undefined) return found
-        if (FAILED_DB_STATES.has(status)) return yield* new OperationFailed({ message: `DB instance ${instanceId} ended ${status} while it was being restored from ${replica.arn}` })
-        return yield* new NotReadyYet({ status })
-      })
-    )
+    const instance = yield* dbInstanceAvailable(rds, instanceId, `being restored from ${replica.arn}`)
     const endpoint = instance.Endpoint?.Address === undefined ? undefined : `${instance.Endpoint.Address}:${instance.Endpoint.Port ?? ""}`
     return { kind: "db-instance" as const, id: instanceId, status: instance.DBInstanceStatus ?? "available", ...(endpoint === undefined ? {} : { endpoint }) }
+  })
+
+/**
+ * Aurora: a restored cluster has storage but no compute, so one writer DB instance is created in
+ * it once the cluster is available; the cluster's writer endpoint is what applications connect to.
+ */
+const restoreDbCluster = (rds: RDSClient, command: FailoverCommand, replica: FoundReplica, nowMs: number) =>
+  Effect.gen(function* () {
+    const clusterId = command.newInstanceId ?? defaultInstanceId(command.source, nowMs)
+    const writerId = `${clusterId}${WRITER_SUFFIX}`
+    const engine = replica.engine
+    if (engine === undefined) return yield* new OperationFailed({ message: `the replica ${replica.arn} does not say its engine, which RestoreDBClusterFromSnapshot needs` })
+    yield* awsCall("rds:RestoreDBClusterFromSnapshot", (abortSignal) =>
+      rds.send(
+        new RestoreDBClusterFromSnapshotCommand({
+          DBClusterIdentifier: clusterId,
+          SnapshotIdentifier: replica.id,
+          Engine: engine,
+          ...networkOf(command),
+          Tags: failoverTags(command.source, replica, nowMs)
+        }),
+        { abortSignal }
+      )
+    )
+    const cluster = yield* rdsAvailable(
+      `DB cluster ${clusterId}`,
+      `being restored from ${replica.arn}`,
+      awsCall("rds:DescribeDBClusters", (abortSignal) => rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: clusterId }), { abortSignal })).pipe(
+        Effect.map((answer) => ({ status: answer.DBClusters?.[0]?.Status, found: answer.DBClusters?.[0] }))
+      )
+    )
+    yield* awsCall("rds:CreateDBInstance", (abortSignal) =>
+      rds.send(
+        new CreateDBInstanceCommand({
+          DBInstanceIdentifier: writerId,
+          DBClusterIdentifier: clusterId,
+          DBInstanceClass: command.instanceClass,
+          Engine: cluster.Engine ?? engine,
+          Tags: failoverTags(command.source, replica, nowMs)
+        }),
+        { abortSignal }
+      )
+    ).pipe(
+      Effect.catchTag("AwsError", (error) =>
+        Effect.fail(
+          new OperationFailed({
+            message: `DB cluster ${clusterId} was restored from ${replica.arn} and left as it is, but its writer ${writerId} could not be created: ${error.code}: ${error.message}`
+          })
+        )
+      )
+    )
+    const writer = yield* dbInstanceAvailable(rds, writerId, `being created in DB cluster ${clusterId}`)
+    const endpoint = cluster.Endpoint === undefined ? undefined : `${cluster.Endpoint}:${cluster.Port ?? ""}`
+    return {
+      kind: "db-cluster" as const,
+      id: clusterId,
+      instanceId: writerId,
+      status: writer.DBInstanceStatus ?? "available",
+      ...(endpoint === undefined ? {} : { endpoint })
+    }
   })
 
 const createVolume = (ec2: EC2Client, command: FailoverCommand, replica: FoundReplica, zone: string, nowMs: number) =>
@@ -337,7 +513,7 @@ const createVolume = (ec2: EC2Client, command: FailoverCommand, replica: FoundRe
           SnapshotId: replica.id,
           AvailabilityZone: zone,
           VolumeType: "gp3",
-          TagSpecifications: [{ ResourceType: "volume", Tags: [...failoverTags(command.source, replica, nowMs), { Key: "Name", Value: `failover of ${command.source.arn}` }] }]
+          TagSpecifications: [{ ResourceType: "volume", Tags: failoverTags(command.source, replica, nowMs) }]
         }),
         { abortSignal }
       )
@@ -367,18 +543,20 @@ export const failoverCommand = (command: FailoverCommand) =>
       const region = command.region ?? settings.region
       const clients = yield* drClients(settings, region, command.roleArn, command.externalId)
       const where = `${region} of ${command.roleArn === undefined ? "the caller's account" : `the account of ${command.roleArn}`}`
-      const replicas = command.source.kind === "RDS" ? yield* dbReplicas(clients.rds, command.source) : yield* ebsReplicas(clients.ec2, command.source, region)
+      const replicas = command.source.kind === "EBS" ? yield* ebsReplicas(clients.ec2, command.source, region) : yield* rdsReplicas(clients.rds, command.source)
       const newest = replicas[0]
       if (newest === undefined) {
         return yield* new OperationFailed({
-          message: `no replica of ${command.source.arn} in ${where}: no ${command.source.kind === "RDS" ? "available DB snapshot" : "completed snapshot"} tagged ${REPLICA_TAGS.managedBy}=${REPLICA_TAGS.sharer} and ${command.source.matchTag}=${command.source.arn}`
+          message: `no replica of ${command.source.arn} in ${where}: no ${REPLICA_NOUNS[command.source.kind]} tagged ${REPLICA_TAGS.managedBy}=${REPLICA_TAGS.sharer} and ${command.source.matchTag}=${command.source.arn}`
         })
       }
       const startedAt = yield* Clock.currentTimeMillis
-      const restored =
+      const restored: FailoverResult["restored"] =
         command.source.kind === "RDS"
           ? yield* restoreDbInstance(clients.rds, command, newest, startedAt)
-          : yield* createVolume(clients.ec2, command, newest, command.zone ?? "", startedAt)
+          : command.source.kind === "Aurora"
+            ? yield* restoreDbCluster(clients.rds, command, newest, startedAt)
+            : yield* createVolume(clients.ec2, command, newest, command.zone ?? "", startedAt)
       const now = yield* Clock.currentTimeMillis
       const from = newest.sourceTakenAt ?? newest.createdAt ?? now
       const result: FailoverResult = {
@@ -402,9 +580,9 @@ export const failoverCommand = (command: FailoverCommand) =>
         [
           `failover of ${result.source} in ${where}`,
           `  replica   ${result.replica.arn}${result.replica.sourceTakenAt === undefined ? "" : ` (source taken ${result.replica.sourceTakenAt})`}`,
-          `  restored  ${restored.kind === "db-instance" ? "DB instance" : "volume"} ${restored.id}: ${restored.status}`,
-          ...("endpoint" in restored && restored.endpoint !== undefined ? [`  endpoint  ${restored.endpoint}`] : []),
-          ...("availabilityZone" in restored && restored.availabilityZone !== undefined ? [`  zone      ${restored.availabilityZone}`] : []),
+          `  restored  ${RESTORED_NOUNS[restored.kind]} ${restored.id}${restored.instanceId === undefined ? "" : ` with writer DB instance ${restored.instanceId}`}: ${restored.status}`,
+          ...(restored.endpoint === undefined ? [] : [`  endpoint  ${restored.endpoint}${restored.kind === "db-cluster" ? " (writer)" : ""}`]),
+          ...(restored.availabilityZone === undefined ? [] : [`  zone      ${restored.availabilityZone}`]),
           `  RPO       ${describeAge(result.rpoSeconds)} (${result.rpoSeconds} s${result.rpoFrom === "source snapshot" ? "" : ", at least: counted from the replica's creation, the source's time is not recorded"})`
         ].join("\n")
       )
