@@ -23,8 +23,7 @@ import type { PolicyDocument } from "@backup-actions/config"
 import {
   EMULATOR_ACCOUNT,
   EMULATOR_REGION,
-  drKeyAliasArn,
-  drRoleArn,
+  drReplicateAction,
   drTopology,
   emulatorAwsConfig,
   localStateDir,
@@ -68,15 +67,7 @@ const demoPolicy = (exportKeyArn: string): PolicyDocument => ({
       name: "ebs-archive-and-dr",
       match: { resourceTypes: ["EBS"] },
       archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false },
-      replicate: {
-        destinationAccount: dr.destinationAccount,
-        destinationRegion: dr.destinationRegion,
-        kmsKeyId: drKeyAliasArn(dr),
-        roleArn: drRoleArn(dr),
-        externalId: dr.externalId,
-        retentionDays: 30,
-        maxConcurrentCopies: 20
-      }
+      replicate: drReplicateAction(dr)
     },
     { name: "dynamodb-parquet", match: { resourceTypes: ["DynamoDB"] }, export: { mode: "parquet", deleteSourceAfterVerify: false } },
     { name: "ami-direct", match: { resourceTypes: ["EC2"] }, export: { mode: "direct" } },

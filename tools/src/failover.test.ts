@@ -21,7 +21,7 @@ import {
 import { Effect } from "effect"
 import { Ec2, Rds, awsCall, type AwsError } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, auroraClusterSnapshot, drKeyAliasArn, drRoleArn, drTopology, provisionDr } from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, auroraClusterSnapshot, drKeyAliasArn, drReplicateAction, drRoleArn, drTopology, provisionDr } from "@backup-actions/local"
 import { sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
 import { runCli } from "./cli-process"
@@ -37,7 +37,7 @@ const policy: Policy = {
     {
       name: "dr-ebs",
       match: { resourceTypes: ["EBS"] },
-      replicate: { destinationAccount: dr.destinationAccount, destinationRegion: DR_REGION, kmsKeyId: drKeyAliasArn(dr), roleArn: drRoleArn(dr), externalId: dr.externalId, retentionDays: 30, maxConcurrentCopies: 20 }
+      replicate: drReplicateAction(dr)
     },
     {
       name: "dr-rds",

@@ -7,7 +7,7 @@ import { unmarshall } from "@aws-sdk/util-dynamodb"
 import { Duration, Effect, Schedule } from "effect"
 import { DynamoDb, Ec2, Rds, Sqs, awsCall } from "@backup-actions/aws"
 import { SCHEDULES, type Policy } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drRoleArn, drTopology, provisionDr, type ProvisionedDr } from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, drKeyAliasArn, drReplicateAction, drTopology, provisionDr, type ProvisionedDr } from "@backup-actions/local"
 import { sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
 import { fireSchedule } from "./local-schedules"
 import { startLocalStack, type LocalStack } from "./stack"
@@ -32,15 +32,7 @@ const policy: Policy = {
     {
       name: "dr-ebs",
       match: { resourceTypes: ["EBS"] },
-      replicate: {
-        destinationAccount: dr.destinationAccount,
-        destinationRegion: dr.destinationRegion,
-        kmsKeyId: drKeyAliasArn(dr),
-        roleArn: drRoleArn(dr),
-        externalId: dr.externalId,
-        retentionDays: 30,
-        maxConcurrentCopies: 20
-      }
+      replicate: drReplicateAction(dr)
     },
     {
       name: "dr-rds",

@@ -28,7 +28,7 @@ import {
   EMULATOR_ACCOUNT,
   EMULATOR_REGION,
   drKeyAliasArn,
-  drRoleArn,
+  drReplicateAction,
   drTopology,
   provisionDr,
   tapBus,
@@ -46,15 +46,7 @@ const sameAccount = drTopology({ destinationAccount: EMULATOR_ACCOUNT, keyAlias:
 const ACTION = `replicate:${dr.destinationAccount}:${dr.destinationRegion}`
 const DAY_MS = 86_400_000
 
-const replicate = (kmsKeyId: string) => ({
-  destinationAccount: dr.destinationAccount,
-  destinationRegion: dr.destinationRegion,
-  kmsKeyId,
-  roleArn: drRoleArn(dr),
-  externalId: dr.externalId,
-  retentionDays: 30,
-  maxConcurrentCopies: 20
-})
+const replicate = (kmsKeyId: string) => drReplicateAction(dr, { kmsKeyId })
 
 const policy: Policy = {
   rules: [

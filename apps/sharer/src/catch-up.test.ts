@@ -13,10 +13,10 @@ import { DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Layer, TestClock } from "effect"
 import { AwsConfig, Backup, DynamoDb, EventBridge } from "@backup-actions/aws"
-import { PolicySource, ServiceSettings, topology, type Policy } from "@backup-actions/config"
+import { PolicySource, type Policy } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, emulatorAwsConfig, emulatorClients, provision, startEmulator, type Emulator } from "@backup-actions/local"
+import { emulatorAwsConfig, emulatorClients, provisionService, serviceSettingsFor, startEmulator, type Emulator, type ProvisionedStack } from "@backup-actions/local"
 import { AccountAccess } from "./accounts"
 import { catchUpPlanFor, catchUpReplicas, listDbSources, listEbsSources } from "./catch-up"
 import { DESTINATION_KEY_ARN, SOURCE_ACCOUNT, SOURCE_REGION, mockAccounts, plan } from "./mock-accounts"
@@ -27,11 +27,13 @@ const DAY_MS = 86_400_000
 
 /** The ledger (DynamoDB) runs on the emulator: its conditional writes are what makes a step run once. */
 let emulator: Emulator
-const names = topology({ prefix: "catch-up-test", account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
+let stack: ProvisionedStack
 
 beforeAll(async () => {
   emulator = await startEmulator({ name: "catch-up-test" })
-  await Effect.runPromise(Effect.scoped(provision(names, EMULATOR_REGION, []).pipe(Effect.provide(emulatorClients(emulator.endpoint)))))
+  stack = await Effect.runPromise(
+    Effect.scoped(provisionService({ prefix: "catch-up-test", service: "sharer", patterns: [] }).pipe(Effect.provide(emulatorClients(emulator.endpoint))))
+  )
 })
 afterAll(() => emulator.stop())
 
@@ -50,14 +52,7 @@ const sourceSnapshot = (index: number): Snapshot => ({
 
 /** The sharer's layers: accounts, EC2, KMS, AWS Backup and EventBridge mocked; the ledger on the emulator. */
 const catchUpLayer = (mocks: ReturnType<typeof mockAccounts>, events: EventBridgeClient, policy: Policy, backup = new BackupClient({ region: SOURCE_REGION })) => {
-  const settings = ServiceSettings.layer({
-    busName: names.busName,
-    artifactBucket: names.artifactBucket,
-    ledgerTable: names.ledgerTable,
-    queueUrl: "",
-    deadLetterQueueUrl: "",
-    workDir: "/tmp"
-  })
+  const settings = serviceSettingsFor(stack, "sharer")
   const ledger = Ledger.Live.pipe(Layer.provide(Layer.provide(DynamoDb.Live, emulatorAwsConfig(emulator.endpoint))), Layer.provide(settings))
   const publisher = Publisher.Live.pipe(Layer.provide(Layer.succeed(EventBridge, events)), Layer.provide(settings))
   return Layer.mergeAll(mocks.layer, ledger, publisher, settings, PolicySource.layer(policy), AwsConfig.layer({ region: SOURCE_REGION }), Layer.succeed(Backup, backup))

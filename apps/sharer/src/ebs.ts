@@ -1,12 +1,12 @@
 import { CopySnapshotCommand, DescribeSnapshotsCommand, type EC2Client, type Snapshot } from "@aws-sdk/client-ec2"
 import { Clock, Effect } from "effect"
-import { awsCall, undefinedWhenNotFound, type AwsError } from "@backup-actions/aws"
+import { awsCall, undefinedWhenNotFound } from "@backup-actions/aws"
 import { snapshotIdFromArn } from "@backup-actions/contracts"
 import { succeeded, type StepResult } from "@backup-actions/ledger"
 import { AccountAccess } from "./accounts"
-import { CopyFailed, CopyPending, copyWaitSchedule } from "./copy-wait"
-import { ageSince, describeAwsFailure, failedReplica, replicaBase, type ReplicaDetail, type ReplicaJob } from "./job"
-import { isAwsManagedKey, resolveDestinationKey, type KeyRefused } from "./keys"
+import { CopyFailed, CopyPending, waitUntilCopied } from "./copy-wait"
+import { ageSince, failedReplica, replicaBase, replicaOutcomeOf, type ReplicaDetail, type ReplicaJob } from "./job"
+import { isAwsManagedKey, resolveDestinationKey } from "./keys"
 import { pruneReplicas, replicasOf } from "./retention"
 import { SourceSharing } from "./sharing"
 import { CopySlots, destinationKey } from "./slots"
@@ -19,21 +19,6 @@ const describeSnapshot = (ec2: EC2Client, snapshotId: string) =>
     )
   )
 
-/**
- * Looks at a copy on copyWaitSchedule until `settled` finds it done: the one waiting loop of
- * EBS and DB snapshot copies. `settled` reads one answer as the finished copy, CopyPending (look
- * again later) or CopyFailed; a copy that can no longer be found has failed.
- */
-export const waitUntilCopied = <S, R>(
-  copyId: string,
-  describe: Effect.Effect<S | undefined, AwsError, R>,
-  settled: (copy: S) => Effect.Effect<S, CopyPending | CopyFailed>
-) =>
-  describe.pipe(
-    Effect.flatMap((copy) => (copy === undefined ? new CopyFailed({ snapshotId: copyId, message: "the copy disappeared while it was being made" }) : settled(copy))),
-    Effect.retry({ schedule: copyWaitSchedule, while: (error) => error._tag === "CopyPending" })
-  )
-
 /** Waits until the copy is completed, on the backoff schedule; returns the completed snapshot. */
 export const waitForCopy = (ec2: EC2Client, snapshotId: string) =>
   waitUntilCopied(snapshotId, describeSnapshot(ec2, snapshotId), (snapshot) =>
@@ -43,24 +28,6 @@ export const waitForCopy = (ec2: EC2Client, snapshotId: string) =>
         ? new CopyFailed({ snapshotId, message: snapshot.StateMessage ?? "the copy ended in the error state" })
         : new CopyPending({ snapshotId, progress: snapshot.Progress ?? "" })
   )
-
-/**
- * Every way a replica job can fail ends as a failed outcome with the reason, for EBS and DB
- * snapshots alike; the scope of the attempt (shares, intermediate copies) closes first.
- */
-export const replicaOutcomeOf =
-  (job: ReplicaJob) =>
-  <R>(attempt: Effect.Effect<StepResult<ReplicaDetail>, AwsError | KeyRefused | CopyFailed | CopyPending, R>) =>
-    attempt.pipe(
-      Effect.scoped,
-      Effect.catchTags({
-        AwsError: (error) => Effect.succeed(failedReplica(job, describeAwsFailure(error))),
-        KeyRefused: (error) => Effect.succeed(failedReplica(job, error.reason)),
-        CopyFailed: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} failed: ${error.message}`)),
-        CopyPending: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} was still pending (${error.progress}) after 24 hours`))
-      }),
-      Effect.annotateLogs({ recoveryPoint: job.recoveryPointArn, destination: `${job.plan.destinationAccount}/${job.plan.destinationRegion}` })
-    )
 
 const snapshotArnIn = (partition: string, region: string, snapshotId: string): string => `arn:${partition}:ec2:${region}::snapshot/${snapshotId}`
 

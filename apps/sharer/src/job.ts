@@ -4,6 +4,8 @@ import type { ReplicaPlan } from "@backup-actions/config"
 import { ReplicaCompleted, type DetailOf } from "@backup-actions/contracts"
 import { Publisher } from "@backup-actions/consumer"
 import { failed, type StepResult } from "@backup-actions/ledger"
+import type { CopyFailed, CopyPending } from "./copy-wait"
+import type { KeyRefused } from "./keys"
 
 /** The detail of Replica Completed, which is also the step's outcome in the ledger. */
 export type ReplicaDetail = DetailOf<typeof ReplicaCompleted>
@@ -51,3 +53,21 @@ export const ageSince = (sourceTakenAt: Date | undefined) =>
 /** Announces how the step ended. */
 export const publishReplica = (detail: ReplicaDetail) =>
   Effect.flatMap(Publisher, (publisher) => publisher.publish(ReplicaCompleted, detail, [detail.correlationId]))
+
+/**
+ * Every way a replica job can fail ends as a failed outcome with the reason, for EBS and DB
+ * snapshots alike; the scope of the attempt (shares, intermediate copies) closes first.
+ */
+export const replicaOutcomeOf =
+  (job: ReplicaJob) =>
+  <R>(attempt: Effect.Effect<StepResult<ReplicaDetail>, AwsError | KeyRefused | CopyFailed | CopyPending, R>) =>
+    attempt.pipe(
+      Effect.scoped,
+      Effect.catchTags({
+        AwsError: (error) => Effect.succeed(failedReplica(job, describeAwsFailure(error))),
+        KeyRefused: (error) => Effect.succeed(failedReplica(job, error.reason)),
+        CopyFailed: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} failed: ${error.message}`)),
+        CopyPending: (error) => Effect.succeed(failedReplica(job, `copy ${error.snapshotId} was still pending (${error.progress}) after 24 hours`))
+      }),
+      Effect.annotateLogs({ recoveryPoint: job.recoveryPointArn, destination: `${job.plan.destinationAccount}/${job.plan.destinationRegion}` })
+    )

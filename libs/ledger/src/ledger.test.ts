@@ -1,31 +1,23 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
-import { ServiceSettings, topology } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, type Emulator, emulatorClients, provision, startEmulator } from "@backup-actions/local"
+import { type Emulator, type ProvisionedStack, emulatorClients, provisionService, serviceSettingsFor, startEmulator } from "@backup-actions/local"
 import { Ledger } from "./ledger"
 
 let emulator: Emulator
-const names = topology({ prefix: "ledger-test", account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
+let stack: ProvisionedStack
 
 beforeAll(async () => {
   emulator = await startEmulator({ name: "ledger-test" })
-  await Effect.runPromise(Effect.scoped(provision(names, EMULATOR_REGION, []).pipe(Effect.provide(emulatorClients(emulator.endpoint)))))
+  stack = await Effect.runPromise(
+    Effect.scoped(provisionService({ prefix: "ledger-test", service: "streamer", patterns: [] }).pipe(Effect.provide(emulatorClients(emulator.endpoint))))
+  )
 })
 afterAll(() => emulator.stop())
 
 const ledgerLayer = () =>
   Ledger.Live.pipe(
     Layer.provide(emulatorClients(emulator.endpoint)),
-    Layer.provide(
-      ServiceSettings.layer({
-        busName: names.busName,
-        artifactBucket: names.artifactBucket,
-        ledgerTable: names.ledgerTable,
-        queueUrl: "",
-        deadLetterQueueUrl: "",
-        workDir: "/tmp"
-      })
-    )
+    Layer.provide(serviceSettingsFor(stack, "streamer"))
   )
 
 const step = (name: string) => ({ recoveryPointArn: `arn:aws:ec2:us-east-1::snapshot/snap-${name}`, action: "archive:direct" })

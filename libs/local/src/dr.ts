@@ -169,6 +169,20 @@ const ensureDestinationKey = (dr: DrTopology) =>
   })
 
 /**
+ * A replicate rule's action into the local DR account: its key (or the one given), its role and
+ * external id, 30 days' retention, at most 20 copies at once.
+ */
+export const drReplicateAction = (dr: DrTopology, options: { readonly kmsKeyId?: string } = {}) => ({
+  destinationAccount: dr.destinationAccount,
+  destinationRegion: dr.destinationRegion,
+  kmsKeyId: options.kmsKeyId ?? drKeyAliasArn(dr),
+  roleArn: drRoleArn(dr),
+  externalId: dr.externalId,
+  retentionDays: 30,
+  maxConcurrentCopies: 20
+})
+
+/**
  * Provisions the destination side of the DR topology: acting in the destination account
  * through its bootstrap role, a customer managed key (with its alias) in the destination
  * region whose policy lets the replicator role use it. The replicator role itself
