@@ -12,6 +12,7 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions"
 import * as ssm from "aws-cdk-lib/aws-ssm"
 import type { Construct } from "constructs"
 import { AWS_BACKUP_SOURCE } from "@backup-actions/contracts"
+import { LEDGER_OUTBOX_INDEX } from "@backup-actions/config"
 import { coreExports, coreNames, coreStackName, keyArnParameterName, networkZones, type DeployConfig } from "@backup-actions/deploy"
 
 export interface CoreStackProps extends StackProps {
@@ -82,6 +83,13 @@ export class CoreStack extends Stack {
       encryptionKey: this.key,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: RemovalPolicy.RETAIN
+    })
+    // The outbox: finished steps whose outcome event is not on the bus yet.
+    this.ledger.addGlobalSecondaryIndex({
+      indexName: LEDGER_OUTBOX_INDEX.name,
+      partitionKey: { name: LEDGER_OUTBOX_INDEX.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: LEDGER_OUTBOX_INDEX.sortKey, type: dynamodb.AttributeType.NUMBER },
+      projectionType: dynamodb.ProjectionType.ALL
     })
 
     const accessLogs = config.bucket.accessLogs

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the demo, the tests and the benchmark need, and nothing twice:
 # the npm packages (with the pinned Node.js that they bring), the Debian tools the
-# streamer and the tests call (zstd, GNU tar, e2fsprogs, util-linux, fdisk, awscli, and
+# streamer and the tests call (zstd, GNU tar, e2fsprogs, xfsprogs, lvm2, util-linux, fdisk, awscli, and
 # Chromium, in which the tests open the reporter's HTML page),
 # and the pinned moto emulator in a project-local Python virtual environment.
 set -euo pipefail
@@ -23,6 +23,9 @@ command -v zstd >/dev/null || missing+=(zstd)
 command -v tar >/dev/null || missing+=(tar)
 command -v gzip >/dev/null || missing+=(gzip)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+# XFS partitions, and LVM volume groups on a partition (the streamer reads their metadata with lvm's reporting commands)
+command -v mkfs.xfs >/dev/null && command -v xfs_io >/dev/null || missing+=(xfsprogs)
+command -v lvm >/dev/null || missing+=(lvm2)
 command -v losetup >/dev/null || missing+=(util-linux)
 command -v mount >/dev/null || missing+=(mount)
 command -v sfdisk >/dev/null || missing+=(fdisk)

@@ -21,7 +21,7 @@ export const sendRecoveryPointCompleted = (options: { readonly snapshotId: strin
 export class StepTimedOut extends Schema.TaggedError<StepTimedOut>()("StepTimedOut", { action: Schema.String, recoveryPointArn: Schema.String }) {}
 class StillRunning extends Schema.TaggedError<StillRunning>()("StillRunning", {}) {}
 
-/** Waits until the ledger shows the step finished, and returns its record. */
+/** Waits until the ledger shows the step finished and its outcome announced, and returns its record. */
 export const waitForStep = (ledgerTable: string, recoveryPointArn: string, action: string, timeout: Duration.DurationInput = "10 minutes") =>
   Effect.gen(function* () {
     const dynamodb = yield* DynamoDb
@@ -31,7 +31,8 @@ export const waitForStep = (ledgerTable: string, recoveryPointArn: string, actio
     const record = item.Item === undefined ? undefined : unmarshall(item.Item)
     // Only a finished step ends the wait. (The emulator applies an update in place, so a read
     // can even see an item that has its key and nothing else yet.)
-    if (record === undefined || (record["status"] !== "succeeded" && record["status"] !== "failed")) return yield* new StillRunning()
+    // A finished step's outcome is final once it is announced (a source's deletion amends it before).
+    if (record === undefined || (record["status"] !== "succeeded" && record["status"] !== "failed") || record["published"] === false) return yield* new StillRunning()
     return record
   }).pipe(
     Effect.retry({ schedule: Schedule.spaced(Duration.millis(250)), while: (error) => error._tag === "StillRunning" }),

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto"
 import { execFileSync } from "node:child_process"
-import { chmodSync, chownSync, linkSync, mkdirSync, openSync, closeSync, readSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync, truncateSync } from "node:fs"
+import { chmodSync, chownSync, closeSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
 
 const MiB = 1024 * 1024
@@ -64,13 +64,149 @@ export const makeExt4Image = (tree: string, image: string, sizeMiB: number): voi
   execFileSync("mkfs.ext4", ["-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", "-d", tree, image], { stdio: "pipe" })
 }
 
-/** A GPT-partitioned disk whose one partition (starting at 1 MiB) holds the given filesystem image. */
-export const makePartitionedDisk = (filesystemImage: string, disk: string): void => {
-  const fsBytes = statSync(filesystemImage).size
+/** One partition of a seeded disk: a filesystem image copied into it, or `bytes` of its own. */
+export interface SeededPartition {
+  /** An image to copy into the partition; the partition is its size, rounded up to a MiB. */
+  readonly image?: string
+  /** The partition's size when there is no image, or to make it larger than its image. */
+  readonly bytes?: number
+  /** An sfdisk type alias (linux, lvm, swap) or a GPT type GUID; linux by default. */
+  readonly type?: string
+  /** The GPT partition name. */
+  readonly name?: string
+}
+
+/** Where a seeded disk's partitions went, in bytes. */
+export interface SeededDisk {
+  readonly partitions: ReadonlyArray<{ readonly number: number; readonly startBytes: number; readonly sizeBytes: number }>
+}
+
+/**
+ * A GPT disk with the given partitions, in order, each starting on a MiB boundary (the first
+ * at 1 MiB), with a MiB spare at the end for the backup table; images are copied in sparse.
+ */
+export const makeDisk = (disk: string, partitions: ReadonlyArray<SeededPartition>): SeededDisk => {
+  let at = MiB
+  const placed = partitions.map((partition, index) => {
+    const imageBytes = partition.image === undefined ? 0 : statSync(partition.image).size
+    const sizeBytes = Math.ceil(Math.max(imageBytes, partition.bytes ?? 0, MiB) / MiB) * MiB
+    const start = at
+    at += sizeBytes
+    return { number: index + 1, startBytes: start, sizeBytes, partition }
+  })
   writeFileSync(disk, "")
-  truncateSync(disk, fsBytes + 2 * MiB)
-  execFileSync("sfdisk", ["--quiet", disk], { input: `label: gpt\nstart=2048, size=${fsBytes / 512}, type=linux\n` })
-  execFileSync("dd", [`if=${filesystemImage}`, `of=${disk}`, "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"])
+  truncateSync(disk, at + MiB)
+  const script = placed
+    .map(({ startBytes, sizeBytes, partition }) =>
+      [`start=${startBytes / 512}`, `size=${sizeBytes / 512}`, `type=${partition.type ?? "linux"}`, ...(partition.name === undefined ? [] : [`name="${partition.name}"`])].join(", ")
+    )
+    .join("\n")
+  execFileSync("sfdisk", ["--quiet", disk], { input: `label: gpt\n${script}\n` })
+  for (const { startBytes, partition } of placed) {
+    if (partition.image === undefined) continue
+    execFileSync("dd", [`if=${partition.image}`, `of=${disk}`, "bs=1M", `seek=${startBytes / MiB}`, "conv=notrunc,sparse", "status=none"])
+  }
+  return { partitions: placed.map(({ number, startBytes, sizeBytes }) => ({ number, startBytes, sizeBytes })) }
+}
+
+/** A GPT-partitioned disk whose one partition (starting at 1 MiB) holds the given filesystem image. */
+export const makePartitionedDisk = (filesystemImage: string, disk: string): SeededDisk => makeDisk(disk, [{ image: filesystemImage }])
+
+/** A GPT disk of two partitions, each holding one of the given filesystem images (named "first" and "second"). */
+export const makeTwoPartitionDisk = (first: string, second: string, disk: string): SeededDisk =>
+  makeDisk(disk, [
+    { image: first, name: "first" },
+    { image: second, name: "second" }
+  ])
+
+/** Whether LVM's tools are installed (they are needed to seed a volume group). */
+export const hasLvm = (): boolean => {
+  try {
+    execFileSync("lvm", ["version"], { stdio: "pipe" })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A writable loop device over a byte range of a file, for the seeders; detach it with `detachLoop`. */
+const attachLoop = (file: string, offset = 0, sizeBytes?: number): string =>
+  execFileSync("losetup", ["--find", "--show", `--offset=${offset}`, ...(sizeBytes === undefined ? [] : [`--sizelimit=${sizeBytes}`]), file]).toString().trim()
+
+const detachLoop = (loop: string): void => {
+  execFileSync("losetup", ["--detach", loop])
+}
+
+/**
+ * Turns a partition of a seeded disk into an LVM physical volume with one volume group and one
+ * linear logical volume holding a filesystem image. Nothing is activated (device-mapper is not
+ * needed, nor touched): the metadata is written with the partition as the only device LVM
+ * sees, and the image is copied to where the logical volume's extents lie. Returns the byte
+ * offset of the logical volume on the disk.
+ */
+export const makeLogicalVolume = (
+  disk: string,
+  partition: { readonly startBytes: number; readonly sizeBytes: number },
+  options: { readonly volumeGroup: string; readonly logicalVolume: string; readonly image: string }
+): number => {
+  const loop = attachLoop(disk, partition.startBytes, partition.sizeBytes)
+  try {
+    const lvm = (...args: ReadonlyArray<string>) =>
+      execFileSync("lvm", [args[0] ?? "", "--driverloaded", "n", "--devices", loop, ...args.slice(1)], {
+        stdio: "pipe",
+        env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: "1" }
+      }).toString()
+    const imageBytes = statSync(options.image).size
+    lvm("pvcreate", "--quiet", loop)
+    lvm("vgcreate", "--quiet", "--autobackup", "n", options.volumeGroup, loop)
+    lvm("lvcreate", "--quiet", "--autobackup", "n", "--activate", "n", "--zero", "n", "--wipesignatures", "n", "--size", `${imageBytes}b`, "--name", options.logicalVolume, options.volumeGroup)
+    const pv = JSON.parse(lvm("pvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "pe_start"))
+    const lv = JSON.parse(lvm("lvs", "--reportformat", "json", "-o", "seg_pe_ranges,vg_extent_size", "--units", "b", "--nosuffix", `${options.volumeGroup}/${options.logicalVolume}`))
+    const peStart = Number(pv.report[0].pv[0].pe_start)
+    const extentBytes = Number(lv.report[0].lv[0].vg_extent_size)
+    const firstExtent = Number(/:(\d+)-/.exec(String(lv.report[0].lv[0].seg_pe_ranges))?.[1])
+    const offset = partition.startBytes + peStart + firstExtent * extentBytes
+    execFileSync("dd", [`if=${options.image}`, `of=${disk}`, "bs=1M", `seek=${offset}`, "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
+    return offset
+  } finally {
+    detachLoop(loop)
+  }
+}
+
+/**
+ * An ext4 image (made from a tree) as a crash leaves it: a file written and fsync'ed, so its
+ * data and its metadata are in the journal, and the image copied while the filesystem is still
+ * mounted, before the journal's changes reach their place on disk. The copy needs recovery
+ * (the `needs_recovery` feature): mounted without replaying the journal (`noload`) it lacks
+ * the file; mounted as the kernel replays it, it has it.
+ */
+export const makeExt4NeedingRecovery = (
+  tree: string,
+  image: string,
+  sizeMiB: number,
+  journaled: { readonly path: string; readonly content: Buffer }
+): void => {
+  const clean = `${image}.clean`
+  makeExt4Image(tree, clean, sizeMiB)
+  const loop = attachLoop(clean)
+  const mountPoint = `${image}.mnt`
+  mkdirSync(mountPoint, { recursive: true })
+  try {
+    execFileSync("mount", ["-t", "ext4", loop, mountPoint])
+    try {
+      const fd = openSync(join(mountPoint, journaled.path), "w")
+      writeSync(fd, journaled.content)
+      fsyncSync(fd)
+      closeSync(fd)
+      execFileSync("cp", ["--sparse=always", clean, image])
+    } finally {
+      execFileSync("umount", [mountPoint])
+    }
+  } finally {
+    detachLoop(loop)
+    rmSync(mountPoint, { recursive: true, force: true })
+    rmSync(clean, { force: true })
+  }
 }
 
 export const sha256OfFile = (path: string): string => {

@@ -11,6 +11,7 @@ import {
   emulatorEnvironment,
   localStateDir,
   provision,
+  startBackupForwarding,
   startEmulator,
   workspaceRoot,
   type Emulator,
@@ -32,7 +33,8 @@ export interface LocalStack {
   /** The environment a service process (or a test) uses to reach this stack. */
   readonly environment: (service: ServiceName) => Record<string, string>
   readonly clients: ReturnType<typeof emulatorClients>
-  readonly startService: (service: ServiceName) => ChildProcess
+  /** Starts a service's process, with extra environment for this process only (a failpoint, in the fault suite). */
+  readonly startService: (service: ServiceName, extraEnvironment?: Record<string, string>) => ChildProcess
   readonly stopService: (service: ServiceName, signal?: NodeJS.Signals) => Promise<void>
   readonly stop: () => Promise<void>
 }
@@ -64,12 +66,15 @@ const serviceEntry = (service: ServiceName): string => join(workspaceRoot(), "ap
 
 /**
  * The embedded local runtime: moto on a free loopback port, the topology provisioned as
- * CDK would deploy it, and each service as its own process polling its queue.
+ * CDK would deploy it, the forwarding leg that carries AWS Backup's events from the default
+ * bus to the project's bus, and each service as its own process polling its queue.
  */
 export const startLocalStack = async (options: {
   readonly name: string
   readonly policy: PolicyDocument
   readonly services?: ReadonlyArray<ServiceName>
+  /** Provision the services but leave their processes to the caller (the fault suite starts and kills them itself). */
+  readonly startServices?: boolean
   /** Extra environment for every service process (tuning knobs, in tests). */
   readonly serviceEnvironment?: Record<string, string>
   /** A local PostgreSQL server that stands in for restored PostgreSQL instances (the emulator's have no engine). */
@@ -81,7 +86,15 @@ export const startLocalStack = async (options: {
   const clients = emulatorClients(emulator.endpoint)
   const names = topology({ account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
   const selected = LOCAL_SERVICES.filter((service) => (options.services ?? LOCAL_SERVICES.map((entry) => entry.name)).includes(service.name))
-  const stack = await Effect.runPromise(Effect.scoped(provision(names, EMULATOR_REGION, selected).pipe(Effect.provide(clients))))
+  const stack = await Effect.runPromise(Effect.scoped(provision(names, EMULATOR_REGION, selected).pipe(Effect.provide(clients)))).catch(
+    async (error: unknown) => {
+      await emulator.stop()
+      throw error
+    }
+  )
+  // AWS Backup's events on the default bus reach the bus through the local forwarding leg,
+  // with resources[] intact (the emulator's bus-to-bus rule drops it).
+  const forwarding = startBackupForwarding(emulator.endpoint, { queueUrl: stack.backupEventsQueue.url, busName: stack.busName })
   const state = localStateDir()
   const workDir = join(state, "work", `${options.name}-${emulator.port}`)
   mkdirSync(join(state, "logs"), { recursive: true })
@@ -102,11 +115,11 @@ export const startLocalStack = async (options: {
     ...options.serviceEnvironment
   })
   const processes = new Map<ServiceName, ChildProcess>()
-  const startService = (service: ServiceName): ChildProcess => {
+  const startService = (service: ServiceName, extraEnvironment: Record<string, string> = {}): ChildProcess => {
     const log = createWriteStream(join(state, "logs", `${options.name}-${service}.log`), { flags: "a" })
     const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, "--import", "tsx", serviceEntry(service)], {
       cwd: workspaceRoot(),
-      env: { ...process.env, ...environment(service) },
+      env: { ...process.env, ...environment(service), ...extraEnvironment },
       stdio: ["ignore", "pipe", "pipe"]
     })
     child.stdout?.pipe(log)
@@ -124,7 +137,7 @@ export const startLocalStack = async (options: {
     await exited
     clearTimeout(timer)
   }
-  for (const service of selected) startService(service.name)
+  if (options.startServices ?? true) for (const service of selected) startService(service.name)
   const description = { endpoint: emulator.endpoint, account: EMULATOR_ACCOUNT, ...stack }
   writeFileSync(join(state, "stack.json"), `${JSON.stringify(description, null, 2)}\n`)
   return {
@@ -137,6 +150,7 @@ export const startLocalStack = async (options: {
     stopService,
     stop: async () => {
       await Promise.all([...processes.keys()].map((service) => stopService(service)))
+      await forwarding.stop()
       await emulator.stop()
     }
   }

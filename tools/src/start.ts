@@ -1,7 +1,7 @@
 /**
- * `npm start`: the local stack (emulator, provisioning, services) kept up until Ctrl-C, for
- * driving by hand with the AWS CLI. Prints the endpoint and the names, also written to
- * .local/stack.json.
+ * `npm start`: the local stack (emulator, provisioning, the forwarding leg of AWS Backup's
+ * events, services) kept up until Ctrl-C, for driving by hand with the AWS CLI. Prints the
+ * endpoint and the names, also written to .local/stack.json.
  */
 import { join } from "node:path"
 import { readFileSync } from "node:fs"
@@ -36,6 +36,7 @@ print(`backup-actions local stack is up (Ctrl-C stops it)
   region          ${EMULATOR_REGION}
   credentials     AWS_ACCESS_KEY_ID=${EMULATOR_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${EMULATOR_CREDENTIALS.secretAccessKey}
   event bus       ${stack.busName} (archive ${stack.archiveName})
+  AWS Backup in   the default bus -> ${stack.backupEventsQueue.url} -> ${stack.busName} (this process forwards, resources[] intact)
   bucket          ${stack.artifactBucket}
   ledger table    ${stack.ledgerTable}
   topic           ${stack.notificationTopicArn}

@@ -5,6 +5,7 @@ import { Readable } from "node:stream"
 import { GetObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { S3, awsCall } from "@backup-actions/aws"
+import { DiskLayout } from "@backup-actions/contracts"
 import { OperationFailed } from "./errors"
 import type { RawRange } from "./raw-check"
 import { s3Url, type S3Location } from "./s3-url"
@@ -24,7 +25,11 @@ export const RawImageHeader = Schema.Struct({
   checksum: Checksum
 })
 
-/** The first line of a file-level (tar) manifest (the streamer's volume.ts writes it). */
+/**
+ * The first line of a file-level (tar) manifest (the streamer's volume.ts writes it); its
+ * `layout` says which partition and logical volume is which member (absent in manifests
+ * written before partitions were laid out: the tree is then at the root).
+ */
 export const FileManifestHeader = Schema.Struct({
   kind: Schema.Literal("backup-actions/file-manifest"),
   version: Schema.Literal(1),
@@ -34,7 +39,8 @@ export const FileManifestHeader = Schema.Struct({
   entries: Schema.Number,
   fileBytes: Schema.Number,
   archiveBytes: Schema.Number,
-  checksum: Checksum
+  checksum: Checksum,
+  layout: Schema.optional(DiskLayout)
 })
 
 export const ManifestHeader = Schema.Union(RawImageHeader, FileManifestHeader)

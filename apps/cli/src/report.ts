@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { Console, Effect, Either, Schema } from "effect"
 import { S3, awsCall, type AwsError } from "@backup-actions/aws"
-import { ReportSummary, formatBytes } from "@backup-actions/reports"
+import { ReportSummary, formatBytes, type AwsBackupJobsSection } from "@backup-actions/reports"
 import type { ReportFormat } from "./args"
 import { OperationFailed } from "./errors"
 import { requireName } from "./stack"
@@ -18,7 +18,34 @@ export const latestRunPrefix = (prefixes: ReadonlyArray<string>): string | undef
 /** report.json is the encoding of the reports library's ReportSummary, which the reporter writes. */
 const decodeReport = Schema.decodeUnknownEither(Schema.parseJson(ReportSummary))
 
-/** A report's summary for a terminal: the totals, one line per action, and every failure with its reason. */
+/** The AWS Backup jobs section for a terminal: one line per kind of job with its states, then each failed job with AWS's reason. */
+const jobsAsText = (jobs: AwsBackupJobsSection | undefined): ReadonlyArray<string> => {
+  if (jobs === undefined) return []
+  const kinds = [...new Set(jobs.counts.map((count) => count.kind))]
+  return [
+    "",
+    `${jobs.total} AWS Backup jobs ended, ${jobs.failed} failed`,
+    ...kinds.map(
+      (kind) =>
+        `  ${`${kind} jobs`.padEnd(20)} ${jobs.counts
+          .filter((count) => count.kind === kind)
+          .map((count) => `${count.count} ${count.state}`)
+          .join(", ")}`
+    ),
+    ...(jobs.failures.length === 0
+      ? []
+      : [
+          "",
+          "Failed AWS Backup jobs:",
+          ...jobs.failures.map(
+            (failure) =>
+              `  ${failure.time}  ${failure.kind} job ${failure.jobId} ${failure.state}  ${failure.resourceArn ?? failure.recoveryPointArn ?? ""}${failure.backupVault === undefined ? "" : `  vault ${failure.backupVault}`}\n    ${failure.reason ?? "(no reason given)"}`
+          )
+        ])
+  ]
+}
+
+/** A report's summary for a terminal: the totals, one line per action, every failure with its reason, and AWS Backup's jobs. */
 export const reportAsText = (json: string, source: string): Either.Either<string, string> =>
   Either.map(
     Either.mapLeft(decodeReport(json), () => `${source} is not a report the CLI can read`),
@@ -33,7 +60,8 @@ export const reportAsText = (json: string, source: string): Either.Either<string
         ),
         ...(report.failures.length === 0
           ? []
-          : ["", "Failures:", ...report.failures.map((failure) => `  ${failure.time}  ${failure.action}  ${failure.recoveryPoint}\n    ${failure.reason ?? "(no reason given)"}`)])
+          : ["", "Failures:", ...report.failures.map((failure) => `  ${failure.time}  ${failure.action}  ${failure.recoveryPoint}\n    ${failure.reason ?? "(no reason given)"}`)]),
+        ...jobsAsText(report.awsBackupJobs)
       ].join("\n")
   )
 

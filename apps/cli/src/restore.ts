@@ -1,12 +1,13 @@
 import { spawn } from "node:child_process"
 import { createHash, randomUUID } from "node:crypto"
-import { mkdir } from "node:fs/promises"
+import { lstat, mkdir } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import type { Readable } from "node:stream"
 import { CompleteSnapshotCommand, GetSnapshotBlockCommand, ListSnapshotBlocksCommand, PutSnapshotBlockCommand, StartSnapshotCommand, type Block } from "@aws-sdk/client-ebs"
 import { DeleteSnapshotCommand, DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { Console, Duration, Effect, Runtime, Schedule, Schema, Stream } from "effect"
 import { Ebs, Ec2, awsCall } from "@backup-actions/aws"
+import { rawMembersOf, type DiskLayout } from "@backup-actions/contracts"
 import { CompositeChecksum, describeArchiveObject, openArchiveStream } from "./archive-object"
 import { CheckFailed, OperationFailed, UsageError } from "./errors"
 import { fetchManifest, rawRanges, readLines, treeEntries } from "./manifest"
@@ -14,7 +15,7 @@ import { Progress } from "./progress"
 import { RawImageCheck } from "./raw-check"
 import { readThrough } from "./read-through"
 import { manifestBeside, s3Url, type S3Location } from "./s3-url"
-import { ProblemList, compareDirectoryWithManifest } from "./tree-check"
+import { ProblemList, compareDirectoryWithManifest, compareLayout, describeLayout, type MemberFound } from "./tree-check"
 import { checksumProblems, objectProblems, scratchDirectory } from "./verify"
 
 /** GNU tar extracting what the streamer's `tar --create` wrote: modes, numeric owners, links and holes. */
@@ -38,6 +39,18 @@ const extractWithTar = (directory: string) => async (content: Readable): Promise
     child.on("error", (error) => fail(new Error(`cannot run tar: ${error.message}`)))
     child.on("close", (code) => (code === 0 ? done() : fail(new Error(`tar: ${errors.trim() || `exited with ${code}`}`))))
   })
+}
+
+/** What the restored directory holds at each top-level member the layout names. */
+const membersOnDisk = async (directory: string, layout: DiskLayout | undefined): Promise<ReadonlyMap<string, MemberFound>> => {
+  const members = new Map<string, MemberFound>()
+  if (layout === undefined) return members
+  const names = [...layout.volumes.flatMap((volume) => (volume.member === undefined ? [] : [volume.member])), ...rawMembersOf(layout).map((raw) => raw.member)]
+  for (const name of new Set(names)) {
+    const stats = await lstat(join(directory, name)).catch(() => undefined)
+    if (stats !== undefined) members.set(name, { type: stats.isFile() ? "file" : stats.isDirectory() ? "directory" : stats.isSymbolicLink() ? "symlink" : "other", size: stats.isFile() ? stats.size : 0 })
+  }
+  return members
 }
 
 /** `restore --to <directory>`: a tar archive extracted, then every entry checked against the manifest. */
@@ -83,6 +96,8 @@ export const restoreTreeCommand = (location: S3Location, target: string) =>
         })
         checkMeter.finish()
         problems.addAll(checked.problems)
+        const members = yield* Effect.promise(() => membersOnDisk(directory, header.layout))
+        problems.addAll(compareLayout(header.layout, (member) => members.get(member)))
       }
       if (problems.size > 0) {
         return yield* new CheckFailed({
@@ -93,6 +108,8 @@ export const restoreTreeCommand = (location: S3Location, target: string) =>
       yield* Console.log(
         `restored ${header.entries} entries (${header.fileBytes} bytes in files) from ${s3Url(location)} into ${directory}; every entry matches the manifest${owners ? "" : " (owners not checked: not run as root)"}`
       )
+      const layout = describeLayout(header.layout)
+      if (layout.length > 0) yield* Console.log(`one member per partition and logical volume:\n${layout.map((line) => `  ${line}`).join("\n")}`)
     })
   )
 

@@ -1,6 +1,6 @@
 import { lstat, readlink } from "node:fs/promises"
 import { join } from "node:path"
-import { sha256OfFile } from "@backup-actions/contracts"
+import { rawMembersOf, sha256OfFile, type ArchivedVolume, type DiskLayout } from "@backup-actions/contracts"
 import type { TreeEntry } from "./manifest"
 import type { TarEntry } from "./tar-scan"
 
@@ -138,3 +138,61 @@ export const compareDirectoryWithManifest = async (
   }
   return { problems: problems.toArray(), checked }
 }
+
+/** What an archive holds at a member's path: its type and, for a regular file, its size. */
+export interface MemberFound {
+  readonly type: FoundEntry["type"] | "hardlink"
+  readonly size: number
+}
+
+/**
+ * How the archive's members differ from the disk layout in the manifest's header: each
+ * volume archived as files is a directory at its member, each raw range a regular file of
+ * the range's exact size. (Every entry's own content is checked against its manifest line.)
+ */
+export const compareLayout = (layout: DiskLayout | undefined, found: (member: string) => MemberFound | undefined): ReadonlyArray<string> => {
+  if (layout === undefined) return []
+  const problems: Array<string> = []
+  for (const volume of layout.volumes) {
+    if (volume.archivedAs !== "files" || volume.member === undefined) continue
+    const member = found(volume.member)
+    if (member?.type !== "directory") problems.push(`${volume.name}: the manifest says its files are in ${volume.member}/, which the archive ${member === undefined ? "does not hold" : `holds as a ${member.type}`}`)
+  }
+  for (const raw of rawMembersOf(layout)) {
+    const member = found(raw.member)
+    if (member?.type !== "file") problems.push(`${raw.member}: the manifest lists it as a raw range of ${raw.sizeBytes} bytes, which the archive ${member === undefined ? "does not hold" : `holds as a ${member.type}`}`)
+    else if (member.size !== raw.sizeBytes) problems.push(`${raw.member}: ${member.size} bytes, the manifest's raw range is ${raw.sizeBytes}`)
+  }
+  return problems
+}
+
+const describeVolume = (volume: ArchivedVolume): string => {
+  const where =
+    volume.partition !== undefined
+      ? `partition ${volume.partition.number}${volume.partition.label === undefined ? "" : ` "${volume.partition.label}"`}`
+      : volume.logicalVolume !== undefined
+        ? `logical volume ${volume.logicalVolume.volumeGroup}/${volume.logicalVolume.name}`
+        : "the disk"
+  const what = volume.filesystem ?? "no filesystem"
+  switch (volume.archivedAs) {
+    case "files":
+      return `${volume.member === "." ? "." : `${volume.member ?? volume.name}/`}: ${where} (${what})`
+    case "raw":
+      return `${volume.member ?? volume.name}: ${where} (${what}), its exact ${volume.rawBytes ?? 0} bytes${volume.reason === undefined ? "" : ` (${volume.reason})`}`
+    case "lvm":
+      return `${where}: LVM physical volume${volume.volumeGroup === undefined ? "" : ` of volume group ${volume.volumeGroup}`}, its logical volumes under lvm/`
+    case "none":
+      return `${where}: not archived${volume.reason === undefined ? "" : ` (${volume.reason})`}`
+  }
+}
+
+/** One line per volume of a layout: where each partition and logical volume is in the archive. */
+export const describeLayout = (layout: DiskLayout | undefined): ReadonlyArray<string> =>
+  layout === undefined || layout.kind === "filesystem"
+    ? []
+    : [
+        ...(layout.partitionTable?.head === undefined
+          ? []
+          : [`${layout.partitionTable.head.member}: the disk's first ${layout.partitionTable.head.sizeBytes} bytes (its ${layout.partitionTable.label} partition table)`]),
+        ...layout.volumes.map(describeVolume)
+      ]

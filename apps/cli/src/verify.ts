@@ -11,7 +11,7 @@ import { RawImageCheck } from "./raw-check"
 import { readThrough } from "./read-through"
 import { manifestBeside, s3Url, type S3Location } from "./s3-url"
 import { TarScanner, type TarEntry } from "./tar-scan"
-import { ProblemList, compareTarWithManifest } from "./tree-check"
+import { ProblemList, compareLayout, compareTarWithManifest } from "./tree-check"
 
 /** A scratch directory for the command's run, removed when it ends. */
 export const scratchDirectory = Effect.acquireRelease(
@@ -70,7 +70,9 @@ const checkArchive = (location: S3Location, scratch: string) =>
       })
       if (read.failure !== undefined) return read.failure
       content.addAll(compareTarWithManifest(entries, treeEntries(readLines(manifestFile))))
-      summary = `${entries.size} tar entries`
+      content.addAll(compareLayout(header.layout, (member) => entries.get(member)))
+      const volumes = header.layout?.kind === "volumes" ? header.layout.volumes.filter((volume) => volume.archivedAs === "files" || volume.archivedAs === "raw").length : 0
+      summary = `${entries.size} tar entries${volumes === 0 ? "" : ` of ${volumes} partitions and logical volumes`}`
       return undefined
     }
     const failure = yield* Effect.tryPromise({

@@ -16,8 +16,10 @@ import { Effect, Layer } from "effect"
 import { Ec2, S3, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { EMULATOR_CREDENTIALS, EMULATOR_REGION, emulatorAwsConfig, emulatorClients, startEmulator, type Emulator } from "@backup-actions/local"
+import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { archiveStoredImage } from "./ami-store"
 import { ExporterRecoveryPointsLive } from "./recovery-points"
+import { deleteExportedSource } from "./source-deletion"
 import { subjectFor } from "./test-subjects"
 
 // The emulator has no CreateStoreImageTask: each test puts the object where the task would
@@ -38,6 +40,7 @@ const layer = () => {
   return Layer.mergeAll(
     clients,
     Layer.provide(ExporterRecoveryPointsLive, clients),
+    makeMemoryLedger().layer,
     ServiceSettings.layer({ busName: "bus", artifactBucket: "artifacts", ledgerTable: "ledger", queueUrl: "q", deadLetterQueueUrl: "dlq", workDir: "/tmp" })
   )
 }
@@ -109,21 +112,26 @@ const putInPartsWithFullObjectCrc = async (key: string, bytes: Buffer, partSize:
 const dayPath = (image: Image): string => (image.CreationDate ?? "").slice(0, 10).split("-").join("/")
 
 describe("moving a stored AMI image into Glacier on the emulator", () => {
-  it("moves an object put where the store-image task would have put it into the dated layout in DEEP_ARCHIVE, verifies it, then deletes the AMI and its snapshots", async () => {
+  it("moves an object put where the store-image task would have put it into the dated layout in DEEP_ARCHIVE, verifies it, and once that is recorded deletes the AMI and its snapshots", async () => {
     // Prepare
     const { image, imageId, instanceId, snapshotId } = await run(makeImage("deep"))
     const bytes = randomBytes(3 * MIB)
     await run(Effect.flatMap(S3, (s3) => awsCall("s3:PutObject", (abortSignal) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${imageId}.bin`, Body: bytes }), { abortSignal }))))
     // Act
-    const result = await run(archiveStoredImage(subject(imageId, { storageClass: "DEEP_ARCHIVE", deleteSourceAfterVerify: true }, "ami-vault"), image, `${imageId}.bin`))
-    // Assess: the outcome names the copy in the layout, verified, the source deleted
+    const exported = subject(imageId, { storageClass: "DEEP_ARCHIVE", deleteSourceAfterVerify: true }, "ami-vault")
+    const result = await run(archiveStoredImage(exported, image, `${imageId}.bin`))
+    const keptWhileRecording = await run(imageState(imageId, snapshotId))
+    const announced = await run(deleteExportedSource(exported, "ami", result.outcome))
+    // Assess: the outcome names the copy in the layout, verified; the source deleted only after it
     const key = `recovery-points/${image.OwnerId}/${EMULATOR_REGION}/${instanceId}/${dayPath(image)}/${imageId}.bin`
     assert.strictEqual(result._tag, "Succeeded")
     assert.deepStrictEqual(result.outcome.location, { bucket: BUCKET, key })
     assert.strictEqual(result.outcome.storageClass, "DEEP_ARCHIVE")
     assert.strictEqual(result.outcome.bytesStored, bytes.length)
     assert.isTrue(result.outcome.verified)
-    assert.isTrue(result.outcome.sourceDeleted)
+    assert.deepStrictEqual(keptWhileRecording, { imageKept: true, snapshotKept: true })
+    assert.isTrue(announced.sourceDeleted)
+    assert.strictEqual(announced.sourceDeletion, "deleted")
     // Assess: what S3 holds, and what EC2 no longer does
     const stored = await run(Effect.flatMap(S3, (s3) => awsCall("s3:HeadObject", (abortSignal) => s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }), { abortSignal }))))
     assert.strictEqual(stored.StorageClass, "DEEP_ARCHIVE")

@@ -1,6 +1,7 @@
 import { DeleteSnapshotCommand, DeregisterImageCommand, DescribeImagesCommand, type Image } from "@aws-sdk/client-ec2"
 import { Effect } from "effect"
-import { Ec2, awsCall } from "@backup-actions/aws"
+import { Ec2, awsCall, undefinedWhenNotFound, type AwsError } from "@backup-actions/aws"
+import type { SourceDeletion } from "@backup-actions/contracts"
 import { ImageUnavailable } from "./errors"
 
 /** The tag that marks an AMI as one this project manages, for the daily sweep. */
@@ -53,21 +54,31 @@ export const describeImage = (imageId: string) =>
     return image
   })
 
+/** The AMI as EC2 describes it, in whatever state, or undefined when EC2 no longer knows it. */
+export const findImage = (imageId: string) =>
+  Effect.flatMap(Ec2, (ec2) =>
+    undefinedWhenNotFound(awsCall("ec2:DescribeImages", (abortSignal) => ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }), { abortSignal })))
+  ).pipe(Effect.map((described): Image | undefined => described?.Images?.find((candidate) => candidate.ImageId === imageId)))
+
 /**
- * Deregisters an AMI and then deletes its snapshots (DeregisterImage leaves them behind).
- * Callers only do so after the export was verified.
+ * Deregisters an AMI, deletes its snapshots (DeregisterImage leaves them behind), then asks
+ * EC2 again: gone or deregistered is "deleted". Idempotent: an image already gone is not an
+ * error, so a retry after a lost reply says "deleted" too. Callers only do so after the
+ * export was verified and recorded.
  */
-export const deregisterWithSnapshots = (imageId: string) =>
+export const deleteImage = (imageId: string): Effect.Effect<SourceDeletion, AwsError, Ec2> =>
   Effect.gen(function* () {
     const ec2 = yield* Ec2
-    const described = yield* awsCall("ec2:DescribeImages", (abortSignal) => ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }), { abortSignal }))
-    const image = described.Images?.find((candidate) => candidate.ImageId === imageId)
-    const snapshots = image === undefined ? [] : snapshotsOf(image)
-    yield* awsCall("ec2:DeregisterImage", (abortSignal) => ec2.send(new DeregisterImageCommand({ ImageId: imageId }), { abortSignal }))
+    const image = yield* findImage(imageId)
+    if (image !== undefined && image.State !== "deregistered") {
+      yield* undefinedWhenNotFound(awsCall("ec2:DeregisterImage", (abortSignal) => ec2.send(new DeregisterImageCommand({ ImageId: imageId }), { abortSignal })))
+    }
     yield* Effect.forEach(
-      snapshots,
-      ({ snapshotId }) => awsCall("ec2:DeleteSnapshot", (abortSignal) => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }), { abortSignal })),
+      image === undefined ? [] : snapshotsOf(image),
+      ({ snapshotId }) =>
+        undefinedWhenNotFound(awsCall("ec2:DeleteSnapshot", (abortSignal) => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }), { abortSignal }))),
       { discard: true }
     )
-    return snapshots.map((snapshot) => snapshot.snapshotId)
+    const after = yield* findImage(imageId)
+    return after === undefined || after.State === "deregistered" ? "deleted" : "still-there"
   })

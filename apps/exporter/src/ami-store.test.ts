@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BackupClient, DeleteRecoveryPointCommand } from "@aws-sdk/client-backup"
+import { BackupClient, DeleteRecoveryPointCommand, DescribeRecoveryPointCommand, ResourceNotFoundException } from "@aws-sdk/client-backup"
 import { CreateStoreImageTaskCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeStoreImageTasksCommand, EC2Client, type Image } from "@aws-sdk/client-ec2"
 import {
   CompleteMultipartUploadCommand,
@@ -15,8 +15,10 @@ import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Fiber, Layer, TestClock } from "effect"
 import { Backup, Ec2, RecoveryPoints, S3 } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
+import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { archiveStoredImage, awaitStoreTask, exportAmiToStore, startOrAdoptStoreTask } from "./ami-store"
 import { describeExportFailure } from "./errors"
+import { deleteExportedSource } from "./source-deletion"
 import { subjectFor } from "./test-subjects"
 
 // The emulator has no CreateStoreImageTask / DescribeStoreImageTasks, and a copy above 5 GiB
@@ -43,10 +45,12 @@ const setup = () => {
   const backupMock = mockClient(backup)
   ec2Mock.on(DescribeImagesCommand).resolves({ Images: [image] })
   backupMock.on(DeleteRecoveryPointCommand).resolves({})
+  backupMock.on(DescribeRecoveryPointCommand).rejects(new ResourceNotFoundException({ message: "gone", $metadata: {} }))
   const layer = Layer.mergeAll(
     Layer.succeed(Ec2, ec2),
     Layer.succeed(S3, s3),
     Layer.provide(RecoveryPoints.viaBackup, Layer.succeed(Backup, backup)),
+    makeMemoryLedger().layer,
     ServiceSettings.layer({ busName: "bus", artifactBucket: "artifacts", ledgerTable: "ledger", queueUrl: "q", deadLetterQueueUrl: "dlq", workDir: "/tmp" })
   )
   return { ec2Mock, s3Mock, backupMock, layer }
@@ -167,7 +171,7 @@ describe("the AMI store-image export", () => {
     })
   )
 
-  it.effect("copies an image above 5 GiB part by part with the source's CRC, checked whole on completion, then deletes the recovery point through AWS Backup", () =>
+  it.effect("copies an image above 5 GiB part by part with the source's CRC, checked whole on completion, and once that is recorded the recovery point is deleted through AWS Backup", () =>
     Effect.gen(function* () {
       // Prepare
       const { ec2Mock, s3Mock, backupMock, layer } = setup()
@@ -180,9 +184,10 @@ describe("the AMI store-image export", () => {
       s3Mock.on(CompleteMultipartUploadCommand).resolves({})
       s3Mock.on(DeleteObjectCommand).resolves({})
       // Act
-      const result = yield* archiveStoredImage(subject({ storageClass: "GLACIER_IR", deleteSourceAfterVerify: true }), image, `${IMAGE_ID}.bin`, { partSize: 5 * GIB }).pipe(
-        Effect.provide(layer)
-      )
+      const exported = subject({ storageClass: "GLACIER_IR", deleteSourceAfterVerify: true })
+      const result = yield* archiveStoredImage(exported, image, `${IMAGE_ID}.bin`, { partSize: 5 * GIB }).pipe(Effect.provide(layer))
+      const deletedDuringExport = backupMock.commandCalls(DeleteRecoveryPointCommand).length
+      const announced = yield* deleteExportedSource(exported, "ami", result.outcome).pipe(Effect.provide(layer))
       // Assess: three parts of at most 5 GiB, the storage class and algorithm on the upload
       assert.deepStrictEqual(s3Mock.commandCalls(CreateMultipartUploadCommand)[0]?.args[0].input, {
         Bucket: "ami-exports",
@@ -216,10 +221,13 @@ describe("the AMI store-image export", () => {
         backupMock.commandCalls(DeleteRecoveryPointCommand).map((call) => call.args[0].input),
         [{ BackupVaultName: "ami-vault", RecoveryPointArn: RECOVERY_POINT }]
       )
+      assert.strictEqual(deletedDuringExport, 0)
       assert.strictEqual(ec2Mock.commandCalls(DeregisterImageCommand).length, 0)
       assert.strictEqual(result._tag, "Succeeded")
       assert.isTrue(result.outcome.verified)
-      assert.isTrue(result.outcome.sourceDeleted)
+      assert.isFalse(result.outcome.sourceDeleted)
+      assert.isTrue(announced.sourceDeleted)
+      assert.strictEqual(announced.sourceDeletion, "deleted")
       assert.deepStrictEqual(result.outcome.storedChecksum, { algorithm: "CRC64NVME", value: "crc64nvme=" })
     })
   )

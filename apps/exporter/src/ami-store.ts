@@ -4,9 +4,9 @@ import { Clock, Effect } from "effect"
 import { Ec2, RecoveryPoints, S3, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { failed, succeeded, type StepResult } from "@backup-actions/ledger"
-import { BACKUP_SOURCE_TAG, deregisterWithSnapshots, describeImage, instanceIdOf, tagsOf } from "./ami-image"
+import { BACKUP_SOURCE_TAG, deleteImage, describeImage, findImage, instanceIdOf, tagsOf } from "./ami-image"
 import { moveVerified, storedImageKey } from "./ami-archive"
-import { parseAmiArn, type AmiRef } from "./arns"
+import { parseAmiArn } from "./arns"
 import { exportMonitorSchedule } from "./dynamodb-native"
 import { ExportStillRunning, NativeExportFailed, NotExportable } from "./errors"
 import { baseDetail, type ExportDetail, type ExportSubject } from "./outcome"
@@ -85,24 +85,25 @@ export const startOrAdoptStoreTask = (imageId: string, bucket: string, recoveryP
   })
 
 /**
- * Deletes a verified AMI source: an AWS Backup recovery point through Backup (which
- * deregisters the AMI and deletes its snapshots; the emulator's layer does that itself), an
- * AMI of our own by deregistering it and deleting its snapshots. An AMI that AWS Backup made
- * but that came without its vault (the sweep) is kept: only Backup may delete it.
+ * Deletes a verified AMI source and says what it left: an AWS Backup recovery point through
+ * Backup (which deregisters the AMI and deletes its snapshots; the emulator's layer does that
+ * itself), an AMI of our own by deregistering it and deleting its snapshots. An AMI that is
+ * already gone (a lost reply to an earlier deletion) counts as deleted. An AMI that AWS Backup
+ * made but that came without its vault (the sweep) is kept: only Backup may delete it.
  */
-const deleteSource = (subject: ExportSubject, image: Image, ami: AmiRef) =>
+export const deleteAmiSource = (subject: Pick<ExportSubject, "recoveryPointArn" | "backupVaultName">) =>
   Effect.gen(function* () {
     if (subject.backupVaultName !== "") {
       const points = yield* RecoveryPoints
-      yield* points.delete({ recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName })
-      return true
+      return yield* points.delete({ recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName })
     }
-    if (tagsOf(image)[BACKUP_SOURCE_TAG] !== undefined) {
+    const ami = yield* amiOfRecoveryPoint(subject.recoveryPointArn)
+    const image = yield* findImage(ami.imageId)
+    if (image !== undefined && tagsOf(image)[BACKUP_SOURCE_TAG] !== undefined) {
       yield* Effect.logWarning(`${ami.imageId} was made by AWS Backup but its vault is not known here; it is kept`)
-      return false
+      return "still-there" as const
     }
-    yield* deregisterWithSnapshots(ami.imageId)
-    return true
+    return yield* deleteImage(ami.imageId)
   })
 
 /**
@@ -118,7 +119,8 @@ export const amiOfRecoveryPoint = (recoveryPointArn: string) => {
 
 /**
  * What follows the store-image task: the stored object moved into the dated layout and the
- * policy's storage class, verified, and only then the AMI deleted if the policy asks.
+ * policy's storage class, verified. The AMI is deleted after the outcome is recorded, when the
+ * policy asks (the step's `afterSuccess`).
  */
 export const archiveStoredImage = (subject: ExportSubject, image: Image, objectKey: string, limits: CopyLimits = {}) =>
   Effect.gen(function* () {
@@ -135,8 +137,6 @@ export const archiveStoredImage = (subject: ExportSubject, image: Image, objectK
       creationDate: created
     })
     const moved = yield* moveVerified({ bucket, sourceKey: objectKey, targetKey, storageClass: subject.plan.storageClass, ...limits })
-    const sourceDeleted = moved.verified && subject.plan.deleteSourceAfterVerify ? yield* deleteSource(subject, image, ami) : false
-    if (sourceDeleted) yield* Effect.logInfo(`deleted ${ami.imageId} after verifying its stored image`)
     const now = yield* Clock.currentTimeMillis
     const detail: ExportDetail = {
       ...baseDetail(subject, "ami"),
@@ -148,7 +148,7 @@ export const archiveStoredImage = (subject: ExportSubject, image: Image, objectK
       storageClass: moved.storageClass,
       ...(moved.checksum === undefined ? {} : { storedChecksum: moved.checksum }),
       verified: moved.verified,
-      sourceDeleted,
+      sourceDeleted: false,
       durationMs: now - subject.startedAt
     }
     const reason = moved.reason ?? `the copy at ${moved.key} did not verify`

@@ -1,11 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
+import { BackupClient, ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/client-backup"
 import type { Image, ImageState } from "@aws-sdk/client-ec2"
-import { Either, Schema } from "effect"
+import { mockClient } from "aws-sdk-client-mock"
+import { Effect, Either, Logger, Option, Schema } from "effect"
+import { Backup } from "@backup-actions/aws"
 import { ExportAction, parsePolicy, type Policy } from "@backup-actions/config"
 import { instanceIdOf } from "./ami-image"
 import { storedImageKey } from "./ami-archive"
 import { parseAmiArn } from "./arns"
-import { leftToSweep, selectForSweep } from "./ami-sweep"
+import { amiVaultsNamedByRules, leftToSweep, selectForSweep, vaultsOfAmis } from "./ami-sweep"
 
 const NOW = Date.parse("2026-11-22T12:00:00Z")
 const daysAgo = (days: number): string => new Date(NOW - days * 86_400_000).toISOString()
@@ -37,11 +40,11 @@ describe("the AMI sweep's selection", () => {
       ami("ami-0000000000000000d", 400, { "backup-actions:managed": "true" }, "pending")
     ]
     // Act
-    const selected = selectForSweep(policy, images, options)
+    const { selected } = selectForSweep(policy, images, options)
     // Assess
     assert.deepStrictEqual(
-      selected.map((image) => [image.recoveryPointArn, image.resourceArn]),
-      [["arn:aws:ec2:us-east-1::image/ami-0000000000000000a", "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"]]
+      selected.map((image) => [image.recoveryPointArn, image.resourceArn, image.backupVaultName]),
+      [["arn:aws:ec2:us-east-1::image/ami-0000000000000000a", "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0", ""]]
     )
   })
 
@@ -54,14 +57,133 @@ describe("the AMI sweep's selection", () => {
       ]
     }
     const images = [ami("ami-0000000000000000e", 8, { team: "data" }), ami("ami-0000000000000000f", 8, { team: "web" })]
-    // Act
-    const selected = selectForSweep(policy, images, options)
+    // Act: AWS Backup holds neither in the vault the first rule names
+    const { selected } = selectForSweep(policy, images, { ...options, vaultOf: Option.some(new Map()) })
     // Assess
     assert.deepStrictEqual(
       selected.map((image) => [image.imageId, image.plan.rule, image.plan.mode]),
       [["ami-0000000000000000e", "team", "direct"]]
     )
   })
+
+  it("takes for a rule limited to vaults only the AMIs that AWS Backup keeps in one of them, with that vault", () => {
+    // Prepare
+    const policy: Policy = {
+      rules: [
+        rule("vaulted", { resourceTypes: ["EC2"], vaults: ["golden-amis", "old-amis"] }, { mode: "native", sweepSelects: "matching" }),
+        rule("managed", { resourceTypes: ["EC2"] }, { mode: "direct" })
+      ]
+    }
+    const images = [
+      ami("ami-00000000000000001", 3, {}),
+      ami("ami-00000000000000002", 3, { "backup-actions:managed": "true" }),
+      ami("ami-00000000000000003", 3, {})
+    ]
+    const vaultOf = new Map([
+      ["arn:aws:ec2:us-east-1::image/ami-00000000000000001", "old-amis"],
+      ["arn:aws:ec2:us-east-1::image/ami-00000000000000009", "golden-amis"]
+    ])
+    // Act
+    const { selected, undecided } = selectForSweep(policy, images, { ...options, vaultOf: Option.some(vaultOf) })
+    // Assess: the first in a named vault, the second in none of them (so the next rule's), the third taken by no rule
+    assert.deepStrictEqual(
+      selected.map((image) => [image.imageId, image.plan.rule, image.backupVaultName]),
+      [
+        ["ami-00000000000000001", "vaulted", "old-amis"],
+        ["ami-00000000000000002", "managed", ""]
+      ]
+    )
+    assert.deepStrictEqual(undecided, [])
+  })
+
+  it("leaves out, without AWS Backup's answer, every AMI whose first matching rule is limited to vaults, and never gives it a later rule's plan", () => {
+    // Prepare
+    const policy: Policy = {
+      rules: [
+        rule("vaulted", { resourceTypes: ["EC2"], tags: { tier: "gold" }, vaults: ["golden-amis"] }, { mode: "native", sweepSelects: "matching" }),
+        rule("managed", { resourceTypes: ["EC2"] }, { mode: "direct" })
+      ]
+    }
+    const images = [ami("ami-00000000000000004", 3, { tier: "gold", "backup-actions:managed": "true" }), ami("ami-00000000000000005", 3, { "backup-actions:managed": "true" })]
+    // Act
+    const { selected, undecided } = selectForSweep(policy, images, { ...options, vaultOf: Option.none() })
+    // Assess: the gold AMI may be in the vault or not, so neither rule takes it; the other is the managed rule's
+    assert.deepStrictEqual(undecided, ["ami-00000000000000004"])
+    assert.deepStrictEqual(
+      selected.map((image) => [image.imageId, image.plan.rule]),
+      [["ami-00000000000000005", "managed"]]
+    )
+  })
+
+  it("asks AWS Backup only about the vaults that export rules for AMIs name", () => {
+    // Prepare
+    const policy: Policy = {
+      rules: [
+        rule("tables", { resourceTypes: ["DynamoDB"], vaults: ["tables"] }, { mode: "parquet" }),
+        rule("images", { resourceTypes: ["EC2"], vaults: ["golden-amis"] }, { mode: "native" }),
+        rule("anything", { vaults: ["golden-amis", "everything"] }, { mode: "native" }),
+        { name: "replicas", match: { vaults: ["dr"] }, replicate: { destinationAccount: "444455556666", destinationRegion: "eu-central-1", kmsKeyId: "alias/dr", retentionDays: 30, maxConcurrentCopies: 20 } }
+      ]
+    }
+    // Act
+    const vaults = amiVaultsNamedByRules(policy)
+    // Assess
+    assert.deepStrictEqual(vaults, ["golden-amis", "everything"])
+  })
+})
+
+describe("which vault holds an AMI, from AWS Backup", () => {
+  it.effect("lists each vault's EC2 recovery points page by page and keys them by the AMI ARN the sweep builds", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const client = new BackupClient({ region: "us-east-1" })
+      const backup = mockClient(client)
+      backup
+        .on(ListRecoveryPointsByBackupVaultCommand, { BackupVaultName: "golden-amis" })
+        .resolvesOnce({ RecoveryPoints: [{ RecoveryPointArn: "arn:aws:ec2:us-east-1::image/ami-0000000000000000a", ResourceType: "EC2" }], NextToken: "page-2" })
+        .resolvesOnce({ RecoveryPoints: [{ RecoveryPointArn: "arn:aws:ec2:us-east-1:123456789012:image/ami-0000000000000000b", ResourceType: "EC2" }] })
+      backup
+        .on(ListRecoveryPointsByBackupVaultCommand, { BackupVaultName: "old-amis" })
+        .resolves({ RecoveryPoints: [{ RecoveryPointArn: "arn:aws:ec2:us-east-1::image/ami-0000000000000000c", ResourceType: "EC2" }] })
+      // Act
+      const vaultOf = yield* vaultsOfAmis(["golden-amis", "old-amis"]).pipe(Effect.provideService(Backup, client))
+      // Assess
+      assert.deepStrictEqual(
+        Option.map(vaultOf, (vaults) => [...vaults]),
+        Option.some([
+          ["arn:aws:ec2:us-east-1::image/ami-0000000000000000a", "golden-amis"],
+          ["arn:aws:ec2:us-east-1::image/ami-0000000000000000b", "golden-amis"],
+          ["arn:aws:ec2:us-east-1::image/ami-0000000000000000c", "old-amis"]
+        ])
+      )
+      assert.deepStrictEqual(
+        backup.commandCalls(ListRecoveryPointsByBackupVaultCommand).map((call) => call.args[0].input),
+        [
+          { BackupVaultName: "golden-amis", ByResourceType: "EC2", MaxResults: 1000, NextToken: undefined },
+          { BackupVaultName: "golden-amis", ByResourceType: "EC2", MaxResults: 1000, NextToken: "page-2" },
+          { BackupVaultName: "old-amis", ByResourceType: "EC2", MaxResults: 1000, NextToken: undefined }
+        ]
+      )
+    })
+  )
+
+  it.effect("has no answer when AWS Backup refuses, so that rules limited to vaults select nothing", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const client = new BackupClient({ region: "us-east-1" })
+      const backup = mockClient(client)
+      backup.on(ListRecoveryPointsByBackupVaultCommand).rejects(Object.assign(new Error("User is not authorized"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 403 } }))
+      const logged: Array<string> = []
+      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))))
+      // Act
+      const vaultOf = yield* vaultsOfAmis(["golden-amis"]).pipe(Effect.provideService(Backup, client), Effect.provide(logger))
+      // Assess
+      assert.isTrue(Option.isNone(vaultOf))
+      assert.deepStrictEqual(logged, [
+        "AMI sweep: AWS Backup could not list the EC2 recovery points of vault(s) golden-amis (backup:ListRecoveryPointsByBackupVault: AccessDeniedException: User is not authorized); rules limited to vaults select no AMI in this sweep"
+      ])
+    })
+  )
 })
 
 describe("the AMI recovery-point event", () => {

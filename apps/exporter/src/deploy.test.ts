@@ -1,10 +1,10 @@
 import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
-import { serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
+import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
 import { exporterStack } from "./deploy"
 
 describe("the exporter's stack", () => {
-  const { template, nag } = synthesizeService((app) => exporterStack(app, testDeployConfig(), { image: testImage() }))
+  const { stack, template, nag } = synthesizeService((app) => exporterStack(app, testDeployConfig(), { image: testImage() }))
 
   it("subscribes with the contracts' patterns, with a DLQ, its alarm and no wildcard actions", () => {
     // Assess
@@ -29,6 +29,18 @@ describe("the exporter's stack", () => {
   it("gets the daily sweep of old AMIs from EventBridge Scheduler", () => {
     // Assess
     template.hasResourceProperties("AWS::Scheduler::Schedule", { Target: Match.objectLike({ Input: Match.stringLikeRegexp('"detail-type":"AMI Sweep Due"') }) })
+  })
+
+  it("allows every AWS call its runtime can make, sends to its own queue and DLQ included", () => {
+    // Act
+    const problems = iamCoverageProblems(stack, { template })
+    // Assess
+    assert.deepStrictEqual(problems, [])
+  })
+
+  it("lets no role put the ownership tag on an existing resource that the tag would make deletable", () => {
+    // Assess
+    assert.deepStrictEqual(ownershipTagProblems(template), [])
   })
 
   it("passes the AwsSolutions checks with only acknowledged findings", () => {

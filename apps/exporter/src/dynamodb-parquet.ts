@@ -1,17 +1,8 @@
 import { mkdir, open, rm } from "node:fs/promises"
 import { join } from "node:path"
-import {
-  DeleteTableCommand,
-  DescribeTableCommand,
-  ListBackupsCommand,
-  RestoreTableFromBackupCommand,
-  ScanCommand,
-  TagResourceCommand,
-  type AttributeValue,
-  type TableDescription
-} from "@aws-sdk/client-dynamodb"
+import { DescribeTableCommand, ListBackupsCommand, ScanCommand, type AttributeValue, type TableDescription } from "@aws-sdk/client-dynamodb"
 import { Clock, Duration, Effect, Schedule } from "effect"
-import { DynamoDb, RecoveryPoints, awsCall } from "@backup-actions/aws"
+import { DynamoDb, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { succeeded, failed, type StepResult } from "@backup-actions/ledger"
 import { parseDynamoDbBackupArn, type DynamoDbBackupRef } from "./arns"
@@ -19,25 +10,16 @@ import { BackupUnavailable, NotExportable, SpoolFailed, TableNotActive } from ".
 import { SchemaStats, planColumns, toWireItem, type KeyAttribute } from "./items"
 import { baseDetail, type ExportDetail, type ExportSubject } from "./outcome"
 import { writeParquet } from "./parquet-file"
+import { temporaryTable } from "./temporary-tables"
 import { putJson, uploadVerified } from "./upload"
 
-/** Tags on every temporary table; a sweeper only ever deletes tables that carry them. */
-export const MANAGED_TAG = "backup-actions:managed"
-export const RECOVERY_POINT_TAG = "backup-actions:recovery-point"
-export const CREATED_AT_TAG = "backup-actions:created-at"
+export { CREATED_AT_TAG, MANAGED_TAG, RECOVERY_POINT_TAG, TEMPORARY_TABLE_PREFIX, temporaryTable, temporaryTableName } from "./temporary-tables"
 
 /** Where a DynamoDB backup's Parquet export and its manifest go. */
 export const parquetKeys = (prefix: string, backup: DynamoDbBackupRef) => {
   const base = `${prefix}/dynamodb/${backup.table}/${backup.backupId}`
   return { data: `${base}/data.parquet`, manifest: `${base}/manifest.json` }
 }
-
-/**
- * The temporary table's name: recognisably ours, unique per backup and attempt (a table a
- * crashed attempt left behind never blocks the next one), within DynamoDB's 255 characters.
- */
-export const temporaryTableName = (backup: DynamoDbBackupRef, attempt: number): string =>
-  `backup-actions-export-${backup.backupId}-${attempt}-${backup.table}`.slice(0, 255)
 
 /** Finds the backup among the table's backups, so that a missing one fails with a clear reason. */
 const findBackup = (backup: DynamoDbBackupRef) =>
@@ -81,66 +63,6 @@ const waitUntilActive = (table: string) =>
       ),
       while: (error) => error._tag === "TableNotActive" && (error.status === "CREATING" || error.status === "UPDATING")
     })
-  )
-
-const deleteTable = (table: string) =>
-  Effect.flatMap(DynamoDb, (dynamodb) =>
-    awsCall("dynamodb:DeleteTable", (abortSignal) => dynamodb.send(new DeleteTableCommand({ TableName: table }), { abortSignal }))
-  ).pipe(
-    Effect.tap(() => Effect.logInfo(`deleted temporary table ${table}`)),
-    Effect.catchIf(
-      (error) => error.kind === "not-found",
-      () => Effect.logInfo(`temporary table ${table} was already deleted`)
-    ),
-    // The sweeper deletes what this could not; the export's outcome stands either way.
-    Effect.catchAll((error) => Effect.logError(`could not delete temporary table ${table}: ${error.code}: ${error.message}`))
-  )
-
-/**
- * Restores the backup to a temporary table, tagged as ours, that is deleted when the scope
- * closes: after success, failure or interruption alike.
- */
-export const temporaryTable = (backup: DynamoDbBackupRef, recoveryPointArn: string, attempt: number) =>
-  Effect.acquireRelease(
-    Effect.gen(function* () {
-      const dynamodb = yield* DynamoDb
-      const name = temporaryTableName(backup, attempt)
-      const restored = yield* awsCall("dynamodb:RestoreTableFromBackup", (abortSignal) =>
-        dynamodb.send(
-          new RestoreTableFromBackupCommand({
-            TargetTableName: name,
-            BackupArn: backup.backupArn,
-            // On demand: no capacity to provision for a table that lives for one scan; no indexes to build.
-            BillingModeOverride: "PAY_PER_REQUEST",
-            GlobalSecondaryIndexOverride: [],
-            LocalSecondaryIndexOverride: []
-          }),
-          { abortSignal }
-        )
-      )
-      return { name, arn: restored.TableDescription?.TableArn ?? "" }
-    }),
-    (table) => deleteTable(table.name)
-  ).pipe(
-    Effect.tap((table) =>
-      Effect.gen(function* () {
-        const dynamodb = yield* DynamoDb
-        const now = yield* Clock.currentTimeMillis
-        yield* awsCall("dynamodb:TagResource", (abortSignal) =>
-          dynamodb.send(
-            new TagResourceCommand({
-              ResourceArn: table.arn,
-              Tags: [
-                { Key: MANAGED_TAG, Value: "true" },
-                { Key: RECOVERY_POINT_TAG, Value: recoveryPointArn.slice(0, 256) },
-                { Key: CREATED_AT_TAG, Value: new Date(now).toISOString() }
-              ]
-            }),
-            { abortSignal }
-          )
-        )
-      })
-    )
   )
 
 const spoolError = (path: string) => (error: unknown) => new SpoolFailed({ path, reason: error instanceof Error ? error.message : String(error) })
@@ -241,14 +163,8 @@ export const exportDynamoDbAsParquet = (subject: ExportSubject) =>
       verified: uploaded.verified
     })
 
-    const deleteSource = subject.plan.deleteSourceAfterVerify && uploaded.verified
     if (subject.plan.deleteSourceAfterVerify && !uploaded.verified) {
       yield* Effect.logError(`export of ${backup.backupArn} not verified (stored ${uploaded.stored ?? "none"}, computed ${uploaded.checksum}); the source is kept`)
-    }
-    if (deleteSource) {
-      const points = yield* RecoveryPoints
-      yield* points.delete({ recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName })
-      yield* Effect.logInfo(`deleted recovery point ${subject.recoveryPointArn} after verifying its export`)
     }
     const now = yield* Clock.currentTimeMillis
     const detail: ExportDetail = {
@@ -261,7 +177,7 @@ export const exportDynamoDbAsParquet = (subject: ExportSubject) =>
       bytesStored: written.bytes,
       checksum: { algorithm: "SHA256", type: uploaded.checksumType, value: uploaded.checksum },
       verified: uploaded.verified,
-      sourceDeleted: deleteSource,
+      sourceDeleted: false,
       durationMs: now - subject.startedAt
     }
     const reason = `stored checksum ${uploaded.stored ?? "none"} differs from computed ${uploaded.checksum}`

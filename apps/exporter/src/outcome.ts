@@ -1,7 +1,6 @@
 import { Clock, Effect } from "effect"
 import { ExportCompleted, type DetailOf } from "@backup-actions/contracts"
 import type { ExportPlan } from "@backup-actions/config"
-import { Publisher } from "@backup-actions/consumer"
 import { failed, type StepResult } from "@backup-actions/ledger"
 
 export type ExportDetail = DetailOf<typeof ExportCompleted>
@@ -40,7 +39,7 @@ export const kindOf = (resourceType: string): ExportKind | undefined => {
 /** The ledger action of an export in a mode. */
 export const exportAction = (mode: ExportPlan["mode"]): string => `export:${mode}`
 
-export const baseDetail = (subject: ExportSubject, kind: ExportKind) => ({
+export const baseDetail = (subject: Pick<ExportSubject, "recoveryPointArn" | "plan">, kind: ExportKind) => ({
   schemaVersion: 1 as const,
   correlationId: subject.recoveryPointArn,
   idempotencyKey: `${subject.recoveryPointArn}#${exportAction(subject.plan.mode)}`,
@@ -53,7 +52,3 @@ export const failedExport = (subject: ExportSubject, kind: ExportKind, reason: s
   Effect.map(Clock.currentTimeMillis, (now): StepResult<ExportDetail> =>
     failed(reason, { ...baseDetail(subject, kind), status: "failed", sourceDeleted: false, reason, durationMs: now - subject.startedAt })
   )
-
-/** Announces how the step ended; a step that was already finished announces nothing. */
-export const publishExport = (result: StepResult<ExportDetail>) =>
-  Effect.flatMap(Publisher, (publisher) => publisher.publish(ExportCompleted, result.outcome, [result.outcome.correlationId]))

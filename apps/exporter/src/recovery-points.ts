@@ -1,6 +1,6 @@
 import { Effect, Layer } from "effect"
 import { AwsConfig, Ec2, RecoveryPoints, isEmulated, type Backup, type DynamoDb, type Rds } from "@backup-actions/aws"
-import { deregisterWithSnapshots } from "./ami-image"
+import { deleteImage } from "./ami-image"
 import { parseAmiArn } from "./arns"
 
 /**
@@ -17,7 +17,7 @@ export const viaEmulatedSources = Layer.effect(
     return {
       delete: (ref) => {
         const ami = parseAmiArn(ref.recoveryPointArn)
-        return ami === undefined ? shared.delete(ref) : deregisterWithSnapshots(ami.imageId).pipe(Effect.provideService(Ec2, ec2), Effect.asVoid)
+        return ami === undefined ? shared.delete(ref) : deleteImage(ami.imageId).pipe(Effect.provideService(Ec2, ec2))
       }
     }
   })

@@ -1,17 +1,32 @@
 import { Clock, Effect, Layer, Option } from "effect"
-import { AwsConfig, Backup, DynamoDb, Ec2, EventBridge, Kms, Rds, S3, Sqs, type RecoveryPoints } from "@backup-actions/aws"
-import { AmiSweepDue, RecoveryPointStateChange, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
-import { PolicySource, ROUTES, ServiceSettings, exportPlanFor } from "@backup-actions/config"
-import { Publisher, requireRecoveryPoint } from "@backup-actions/consumer"
-import { Ledger, runStep, type StepResult } from "@backup-actions/ledger"
+import {
+  AwsConfig,
+  Backup,
+  DynamoDb,
+  Ec2,
+  EventBridge,
+  Kms,
+  ProtectedResources,
+  Rds,
+  S3,
+  Sqs,
+  recoveryPointFacts,
+  recoveryPointSubject,
+  type RecoveryPoints
+} from "@backup-actions/aws"
+import { AmiSweepDue, ExportCompleted, RecoveryPointStateChange, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
+import { PolicySource, ROUTES, ServiceSettings, exportPlanFor, mayApply, needsTags } from "@backup-actions/config"
+import { Publisher, requireRecoveryPoint, runStep } from "@backup-actions/consumer"
+import { Ledger, type StepResult } from "@backup-actions/ledger"
 import { exportAmiDirect } from "./ami-direct"
 import { exportAmiToStore } from "./ami-store"
-import { leftToSweep, listOwnImages, selectForSweep } from "./ami-sweep"
+import { amiVaultsNamedByRules, leftToSweep, listOwnImages, selectForSweep, vaultsOfAmis } from "./ami-sweep"
 import { parseAmiArn, partitionOf } from "./arns"
 import { exportDynamoDbAsParquet } from "./dynamodb-parquet"
 import { exportDynamoDbNative } from "./dynamodb-native"
 import { NotExportable, describeExportFailure, type ExportFailure } from "./errors"
-import { exportAction, failedExport, kindOf, publishExport, type ExportDetail, type ExportKind, type ExportSubject } from "./outcome"
+import { baseDetail, exportAction, failedExport, kindOf, type ExportDetail, type ExportKind, type ExportSubject } from "./outcome"
+import { deleteExportedSource } from "./source-deletion"
 import { exportRdsSnapshot } from "./rds-export"
 import { ExporterRecoveryPointsLive } from "./recovery-points"
 
@@ -45,8 +60,15 @@ const exportUnderStep = (request: ExportRequest, kind: ExportKind) =>
   Effect.gen(function* () {
     const { recoveryPointArn, plan } = request
     const startedAt = yield* Clock.currentTimeMillis
-    const result = yield* runStep({ recoveryPointArn, action: exportAction(plan.mode) }, { lease: "10 minutes" }, (record) => {
-      const subject: ExportSubject = { ...request, attempt: record.attempts, startedAt }
+    const spec = {
+      step: { recoveryPointArn, action: exportAction(plan.mode) },
+      contract: ExportCompleted,
+      resources: [recoveryPointArn],
+      gaveUp: (reason: string): ExportDetail => ({ ...baseDetail(request, kind), status: "failed", sourceDeleted: false, reason, durationMs: 0 }),
+      afterSuccess: (outcome: ExportDetail) => deleteExportedSource(request, kind, outcome)
+    }
+    const result = yield* runStep(spec, ({ claim }) => {
+      const subject: ExportSubject = { ...request, attempt: claim.attempt, startedAt }
       const fail = (error: ExportFailure) => failedExport(subject, kind, describeExportFailure(error))
       return runExport(subject, kind).pipe(
         Effect.catchTags({
@@ -68,7 +90,6 @@ const exportUnderStep = (request: ExportRequest, kind: ExportKind) =>
       yield* outcome._tag === "Succeeded"
         ? Effect.logInfo(`exported ${recoveryPointArn} (${plan.mode})`)
         : Effect.logError(`export of ${recoveryPointArn} failed: ${outcome.reason}`)
-      yield* publishExport(outcome)
     }
   })
 
@@ -76,18 +97,23 @@ const exportUnderStep = (request: ExportRequest, kind: ExportKind) =>
 const ledgerArnOf = (recoveryPointArn: string, kind: ExportKind): string => (kind === "ami" ? (parseAmiArn(recoveryPointArn)?.arn ?? recoveryPointArn) : recoveryPointArn)
 
 /**
- * A completed recovery point whose policy asks for an export: export it under a ledger step and
- * announce the outcome. An event that names no recovery point is rejected to the DLQ: there is
- * nothing to export and no ledger key to record a failure under.
+ * A completed recovery point whose policy asks for an export (by its type, vault, resource and,
+ * when a rule asks, the protected resource's tags): export it under a ledger step and announce
+ * the outcome. An event that names no recovery point is rejected to the DLQ when a rule may ask
+ * for an export: there is nothing to export and no ledger key to record a failure under.
  */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
-    const { resourceType, resourceArn, backupVaultName, creationDate } = event.detail
-    const plan = exportPlanFor(policy, { resourceType, resourceArn, vaultName: backupVaultName })
-    const kind = kindOf(resourceType)
-    if (plan === undefined || kind === undefined) return
-    const recoveryPointArn = ledgerArnOf(yield* requireRecoveryPoint(event), kind)
+    const facts = recoveryPointFacts(event)
+    const kind = kindOf(facts.resourceType)
+    if (kind === undefined || !mayApply(policy, "export", facts)) return
+    const point = yield* recoveryPointSubject(event, yield* requireRecoveryPoint(event), { lookUpTags: needsTags(policy, "export", facts) })
+    const plan = exportPlanFor(policy, point)
+    if (plan === undefined) return
+    const { resourceType, resourceArn, vaultName: backupVaultName } = point
+    const creationDate = event.detail.creationDate
+    const recoveryPointArn = ledgerArnOf(point.recoveryPointArn, kind)
     if (kind === "ami" && leftToSweep(plan, creationDate, yield* Clock.currentTimeMillis)) {
       yield* Effect.logInfo(`${recoveryPointArn} is younger than ${plan.olderThanDays} days; the AMI sweep exports it when it is old enough`)
       return
@@ -97,8 +123,11 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
 
 /**
  * The daily AMI sweep: the account's AMIs that the policy selects and that are old enough,
- * each through the same ledger step as its recovery-point event. Two at a time: a store-image
- * task runs for a long while, and EC2 limits how many run at once.
+ * each through the same ledger step as its recovery-point event. When export rules are limited
+ * to vaults, AWS Backup says which of those vaults holds each AMI (and the export then knows the
+ * vault, so that a deletion goes through AWS Backup); without its answer, those rules select
+ * nothing. Two at a time: a store-image task runs for a long while, and EC2 limits how many run
+ * at once.
  */
 export const onAmiSweepDue = (_event: EventOf<typeof AmiSweepDue>) =>
   Effect.gen(function* () {
@@ -106,13 +135,26 @@ export const onAmiSweepDue = (_event: EventOf<typeof AmiSweepDue>) =>
     const aws = yield* AwsConfig
     const nowMs = yield* Clock.currentTimeMillis
     const images = yield* listOwnImages
-    const selected = selectForSweep(policy, images, { partition: partitionOf(aws.region), region: aws.region, account: undefined, nowMs })
-    yield* Effect.logInfo(`AMI sweep: ${selected.length} of ${images.length} AMI(s) selected`)
+    const vaults = amiVaultsNamedByRules(policy)
+    const vaultOf = vaults.length === 0 || images.length === 0 ? Option.none() : yield* vaultsOfAmis(vaults)
+    const sweep = selectForSweep(policy, images, { partition: partitionOf(aws.region), region: aws.region, account: undefined, nowMs, vaultOf })
+    const selected = sweep.selected
+    yield* Effect.logInfo(
+      `AMI sweep: ${selected.length} of ${images.length} AMI(s) selected` +
+        (sweep.undecided.length === 0 ? "" : `; ${sweep.undecided.length} left out because their rule is limited to vaults and AWS Backup did not say which vault holds them`)
+    )
     yield* Effect.forEach(
       selected,
       (image) =>
         exportUnderStep(
-          { recoveryPointArn: image.recoveryPointArn, backupVaultName: "", resourceType: "EC2", resourceArn: image.resourceArn, creationDate: image.creationDate, plan: image.plan },
+          {
+            recoveryPointArn: image.recoveryPointArn,
+            backupVaultName: image.backupVaultName,
+            resourceType: "EC2",
+            resourceArn: image.resourceArn,
+            creationDate: image.creationDate,
+            plan: image.plan
+          },
           "ami"
         ).pipe(
           // One AMI that cannot be claimed or recorded now does not stop the others; the next sweep tries it again.
@@ -124,8 +166,11 @@ export const onAmiSweepDue = (_event: EventOf<typeof AmiSweepDue>) =>
 
 export const subscriptions = subscriptionSet(subscribeTo(ROUTES.exporter.recoveryPoints, onRecoveryPoint), subscribe(AmiSweepDue, onAmiSweepDue))
 
+/** The exporter's own services over clients and settings given from outside, so tests can point them at the emulator. */
+export const ExporterServices = Layer.mergeAll(Ledger.Live, Publisher.Live, ExporterRecoveryPointsLive, ProtectedResources.Live)
+
 /** Everything the exporter's handlers need, from the environment. */
-export const ExporterLive = Layer.mergeAll(Ledger.Live, Publisher.Live, ExporterRecoveryPointsLive).pipe(
+export const ExporterLive = ExporterServices.pipe(
   // The clients this service calls and no others: a smaller bundle, a faster cold start.
   Layer.provideMerge(Layer.mergeAll(Backup.Live, S3.Live, DynamoDb.Live, Ec2.Live, Kms.Live, Rds.Live, Sqs.Live, EventBridge.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)

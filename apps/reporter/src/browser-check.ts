@@ -9,6 +9,10 @@ export interface RenderedReport {
   /** The summary cards: label -> number shown. */
   readonly metrics: Readonly<Record<string, string>>
   readonly failureRows: number
+  /** The AWS Backup jobs section's counts: kind of job -> state -> number shown. */
+  readonly jobCounts: Readonly<Record<string, Readonly<Record<string, string>>>>
+  /** The failed AWS Backup jobs listed, each with the reason shown. */
+  readonly jobFailures: ReadonlyArray<{ readonly job: string; readonly state: string; readonly reason: string }>
   readonly screenshotBytes: number
 }
 
@@ -31,9 +35,23 @@ export const renderInChromium = async (html: string, screenshotFile: string): Pr
       Object.fromEntries(cards.map((card) => [card.getAttribute("data-metric") ?? "", card.querySelector(".number")?.textContent ?? ""]))
     )
     const failureRows = await page.locator("h2:text-is('Failures') + table tbody tr").count()
+    const jobCounts = await page.$$eval("#aws-backup-jobs .job-counts tbody tr", (rows) =>
+      Object.fromEntries(
+        rows.map((row) => [
+          row.getAttribute("data-kind") ?? "",
+          Object.fromEntries([...row.querySelectorAll("td[data-state]")].map((cell) => [cell.getAttribute("data-state") ?? "", cell.textContent ?? ""]))
+        ])
+      )
+    )
+    const jobFailures = await page.$$eval("#aws-backup-jobs .job-failures tbody tr", (rows) =>
+      rows.map((row) => {
+        const cells = [...row.querySelectorAll("td")].map((cell) => cell.textContent ?? "")
+        return { job: cells[1] ?? "", state: cells[2] ?? "", reason: cells[6] ?? "" }
+      })
+    )
     mkdirSync(dirname(screenshotFile), { recursive: true })
     await page.screenshot({ path: screenshotFile, fullPage: true })
-    return { errors, metrics, failureRows, screenshotBytes: statSync(screenshotFile).size }
+    return { errors, metrics, failureRows, jobCounts, jobFailures, screenshotBytes: statSync(screenshotFile).size }
   } finally {
     await browser.close()
   }

@@ -6,7 +6,19 @@ import { Publisher } from "@backup-actions/consumer"
 import { OutcomeBook, dayOf, daysBetween } from "./book"
 import { DigestDue, ReportDue, ReportPublished, commandBody, subscribe, subscribeTo, subscriptionSet } from "@backup-actions/contracts"
 import { Notifier } from "./notifier"
-import { entryOf, formatBytes, summarize, type OutcomeEvent, type ReportEntry, type ReportPeriod, type ReportSummary } from "@backup-actions/reports"
+import {
+  entryOf,
+  formatBytes,
+  jobEntryOf,
+  summarize,
+  type AwsBackupJobEntry,
+  type AwsBackupJobEvent,
+  type OutcomeEvent,
+  type ReportEntry,
+  type ReportPeriod,
+  type ReportSummary
+} from "@backup-actions/reports"
+import { AwsBackupJobBook } from "./job-book"
 import { ReportStore, reportPrefix, runName } from "./report-store"
 
 const DAY_MS = 86_400_000
@@ -53,6 +65,31 @@ const failureMessage = (entry: ReportEntry): { subject: string; message: string 
   ].join("\n")
 })
 
+/** The last part of an ARN (after its last `/` or `:`), for a subject line. */
+const shortArn = (arn: string): string => arn.slice(Math.max(arn.lastIndexOf("/"), arn.lastIndexOf(":")) + 1)
+
+/** The announcement of a failed AWS Backup job: AWS's reason, the job, what it was about and where. */
+export const jobFailureMessage = (job: AwsBackupJobEntry): { subject: string; message: string } => {
+  const about = job.resourceArn ?? job.recoveryPointArn
+  return {
+    subject: `backup-actions: AWS Backup ${job.kind} job ${job.state}${about === undefined ? "" : ` for ${shortArn(about)}`}`,
+    message: [
+      `AWS Backup ${job.kind} job ${job.state}.`,
+      "",
+      `Reason: ${job.reason ?? "(AWS Backup gave none)"}`,
+      `Job id: ${job.jobId}`,
+      `Resource: ${job.resourceArn ?? "(not named in the event)"}${job.resourceType === undefined ? "" : ` (${job.resourceType})`}`,
+      `Vault: ${job.backupVault ?? "(not named in the event)"}`,
+      ...(job.recoveryPointArn === undefined ? [] : [`Recovery point: ${job.recoveryPointArn}`]),
+      ...(job.destinationVault === undefined ? [] : [`Destination vault: ${job.destinationVault}`]),
+      `Account and region: ${job.account ?? "(not named)"} ${job.region ?? ""}`.trimEnd(),
+      `Time: ${job.time}`,
+      "",
+      "AWS Backup ran this job, not backup-actions; its console and DescribeBackupJob / DescribeCopyJob / DescribeRestoreJob give the details."
+    ].join("\n")
+  }
+}
+
 /** Asks this reporter, through its own queue, to write the run's report once the run goes quiet. */
 const scheduleReport = (recordedAt: number) =>
   Effect.gen(function* () {
@@ -93,6 +130,31 @@ export const onOutcome = (event: OutcomeEvent) =>
     yield* scheduleReport(now)
   })
 
+/**
+ * Records an AWS Backup job's end state (once), announces a failed job (once: FAILED, ABORTED,
+ * EXPIRED or PARTIAL), and schedules the run's report, which counts it.
+ */
+export const onAwsBackupJob = (event: AwsBackupJobEvent) =>
+  Effect.gen(function* () {
+    const jobs = yield* AwsBackupJobBook
+    const book = yield* OutcomeBook
+    const notifier = yield* Notifier
+    const job = jobEntryOf(event)
+    const now = yield* Clock.currentTimeMillis
+    const recording = yield* jobs.record(job, now)
+    if (recording.needsNotification) {
+      const { subject, message } = jobFailureMessage(job)
+      yield* notifier.notify(subject, message)
+      yield* jobs.markNotified(job)
+    }
+    if (!recording.isNew) {
+      yield* Effect.logInfo(`AWS Backup ${job.kind} job ${job.jobId} ${job.state} already recorded; report unchanged`)
+      return
+    }
+    yield* book.noteRecorded(now)
+    yield* scheduleReport(now)
+  })
+
 const publishReport = (period: ReportPeriod, name: string, summary: ReportSummary) =>
   Effect.gen(function* () {
     const store = yield* ReportStore
@@ -116,8 +178,16 @@ const publishReport = (period: ReportPeriod, name: string, summary: ReportSummar
 const dailySummary = (day: string, generatedAtMs: number) =>
   Effect.gen(function* () {
     const book = yield* OutcomeBook
+    const jobBook = yield* AwsBackupJobBook
     const recorded = yield* book.entries([day])
-    return summarize({ period: "day", title: `backup-actions daily report ${day}`, generatedAtMs, entries: recorded.map((item) => item.entry) })
+    const jobs = yield* jobBook.jobs([day])
+    return summarize({
+      period: "day",
+      title: `backup-actions daily report ${day}`,
+      generatedAtMs,
+      entries: recorded.map((item) => item.entry),
+      jobs: jobs.map((item) => item.job)
+    })
   })
 
 /**
@@ -128,6 +198,7 @@ const dailySummary = (day: string, generatedAtMs: number) =>
 export const onReportDue = (event: { readonly detail: { readonly recordedAt: number } }) =>
   Effect.gen(function* () {
     const book = yield* OutcomeBook
+    const jobBook = yield* AwsBackupJobBook
     const store = yield* ReportStore
     const { maxWaitSeconds } = yield* ReporterSettings
     const until = event.detail.recordedAt
@@ -142,9 +213,17 @@ export const onReportDue = (event: { readonly detail: { readonly recordedAt: num
     const after = state.lastReportedAt._tag === "Some" ? state.lastReportedAt.value : until - DAY_MS
     if (after >= until) return
     const now = yield* Clock.currentTimeMillis
-    const recorded = yield* book.entries(daysBetween(after, until), { afterMs: after, untilMs: until })
+    const days = daysBetween(after, until)
+    const recorded = yield* book.entries(days, { afterMs: after, untilMs: until })
+    const jobs = yield* jobBook.jobs(days, { afterMs: after, untilMs: until })
     const name = runName(until)
-    const summary = summarize({ period: "run", title: `backup-actions run report ${name}`, generatedAtMs: now, entries: recorded.map((item) => item.entry) })
+    const summary = summarize({
+      period: "run",
+      title: `backup-actions run report ${name}`,
+      generatedAtMs: now,
+      entries: recorded.map((item) => item.entry),
+      jobs: jobs.map((item) => item.job)
+    })
     yield* store.write(reportPrefix("day", dayOf(until)), yield* dailySummary(dayOf(until), now))
     yield* store.write(reportPrefix("run", name), summary)
     if (!(yield* book.claimRun(until, { stillPending: stillComing }))) {
@@ -152,8 +231,38 @@ export const onReportDue = (event: { readonly detail: { readonly recordedAt: num
       return
     }
     yield* publishReport("run", name, summary)
-    yield* Effect.logInfo(`run report ${name}: ${summary.total} outcomes, ${summary.failed} failed`)
+    yield* Effect.logInfo(
+      `run report ${name}: ${summary.total} outcomes, ${summary.failed} failed; ${summary.awsBackupJobs?.total ?? 0} AWS Backup jobs, ${summary.awsBackupJobs?.failed ?? 0} failed`
+    )
   })
+
+/** The digest's lines about AWS Backup's own jobs: how many ended in each state, and each failure with its reason. */
+const jobDigestLines = (summary: ReportSummary): ReadonlyArray<string> => {
+  const jobs = summary.awsBackupJobs
+  if (jobs === undefined || jobs.total === 0) return []
+  const kinds = [...new Set(jobs.counts.map((count) => count.kind))]
+  return [
+    "",
+    `AWS Backup jobs: ${jobs.total} ended, ${jobs.failed} failed.`,
+    ...kinds.map(
+      (kind) =>
+        `- ${kind} jobs: ${jobs.counts
+          .filter((count) => count.kind === kind)
+          .map((count) => `${count.count} ${count.state}`)
+          .join(", ")}`
+    ),
+    ...(jobs.failures.length === 0
+      ? []
+      : [
+          "",
+          "Failed AWS Backup jobs:",
+          ...jobs.failures.map(
+            (failure) =>
+              `- ${failure.kind} job ${failure.jobId} ${failure.state}, ${failure.resourceArn ?? failure.recoveryPointArn ?? "(resource not named)"}, vault ${failure.backupVault ?? "(not named)"}: ${failure.reason ?? "(no reason given)"}`
+          )
+        ])
+  ]
+}
 
 /** The daily digest: the day's report and one message with its totals and failures. */
 export const onDigestDue = (event: { readonly detail: { readonly day?: string | undefined } }) =>
@@ -168,22 +277,34 @@ export const onDigestDue = (event: { readonly detail: { readonly day?: string | 
       `Read ${formatBytes(summary.bytesRead)}, stored ${formatBytes(summary.bytesStored)}.`,
       ...summary.actions.map((action) => `- ${action.action}: ${action.succeeded} succeeded, ${action.failed} failed`),
       ...(summary.failures.length === 0 ? [] : ["", "Failures:", ...summary.failures.map((failure) => `- ${failure.action} ${failure.recoveryPoint}: ${failure.reason ?? ""}`)]),
+      ...jobDigestLines(summary),
       "",
       `Report: s3://${stored.html.bucket}/${stored.html.key}`
     ]
-    yield* notifier.notify(`backup-actions daily digest ${day}: ${summary.failed} failed of ${summary.total}`, lines.join("\n"))
+    const jobsFailed = summary.awsBackupJobs?.failed ?? 0
+    yield* notifier.notify(
+      `backup-actions daily digest ${day}: ${summary.failed} failed of ${summary.total}${jobsFailed === 0 ? "" : `, ${jobsFailed} AWS Backup jobs failed`}`,
+      lines.join("\n")
+    )
   })
 
-export const subscriptions = subscriptionSet(
-  subscribeTo(ROUTES.reporter.restores, onOutcome),
-  subscribeTo(ROUTES.reporter.archives, onOutcome),
-  subscribeTo(ROUTES.reporter.exports, onOutcome),
-  subscribeTo(ROUTES.reporter.replicas, onOutcome),
-  subscribe(ReportDue, onReportDue),
-  subscribe(DigestDue, onDigestDue)
-)
+export const subscriptions = [
+  ...subscriptionSet(
+    subscribeTo(ROUTES.reporter.restores, onOutcome),
+    subscribeTo(ROUTES.reporter.archives, onOutcome),
+    subscribeTo(ROUTES.reporter.exports, onOutcome),
+    subscribeTo(ROUTES.reporter.replicas, onOutcome),
+    subscribe(ReportDue, onReportDue),
+    subscribe(DigestDue, onDigestDue)
+  ),
+  ...subscriptionSet(
+    subscribeTo(ROUTES.reporter.backupJobs, onAwsBackupJob),
+    subscribeTo(ROUTES.reporter.copyJobs, onAwsBackupJob),
+    subscribeTo(ROUTES.reporter.restoreJobs, onAwsBackupJob)
+  )
+]
 
-export const ReporterLive = Layer.mergeAll(OutcomeBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, ReporterSettings.fromEnv).pipe(
+export const ReporterLive = Layer.mergeAll(OutcomeBook.Live, AwsBackupJobBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, ReporterSettings.fromEnv).pipe(
   // The clients this service calls and no others: a smaller bundle, a faster cold start.
   Layer.provideMerge(Layer.mergeAll(S3.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Sns.Live, ServiceSettings.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)

@@ -1,10 +1,11 @@
 import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
-import { serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
-import { restorerStack } from "./deploy"
+import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
+import { dumpInstanceId } from "./db-instances"
+import { DUMP_INSTANCE_PREFIX, restorerStack } from "./deploy"
 
 describe("the restorer's stack", () => {
-  const { template, nag } = synthesizeService((app) => restorerStack(app, testDeployConfig(), { image: testImage() }))
+  const { stack, template, nag } = synthesizeService((app) => restorerStack(app, testDeployConfig(), { image: testImage() }))
 
   it("subscribes with the contracts' patterns, dead-letters after five receives and alarms on the DLQ, with no wildcard actions", () => {
     // Assess
@@ -35,6 +36,20 @@ describe("the restorer's stack", () => {
     assert.deepStrictEqual(withAction("rds:DeleteDBInstance")[0]?.Condition, { StringEquals: { "aws:ResourceTag/backup-actions:managed": "true" } })
   })
 
+  it("restores, tags and deletes DB instances only under the names it gives them", () => {
+    // Prepare
+    const statements = statementsOf(template)
+    const withAction = (action: string) => statements.filter((statement) => [statement.Action].flat().includes(action))
+    // Act
+    const name = dumpInstanceId("arn:aws:rds:eu-west-1:111122223333:snapshot:awsbackup:job-1")
+    // Assess
+    assert.isTrue(name.startsWith(DUMP_INSTANCE_PREFIX))
+    for (const action of ["rds:AddTagsToResource", "rds:DeleteDBInstance", "rds:ModifyDBInstance"]) {
+      assert.match(JSON.stringify(withAction(action)), new RegExp(`:db:${DUMP_INSTANCE_PREFIX}\\*"`))
+      assert.notMatch(JSON.stringify(withAction(action)), /:db:\*"/)
+    }
+  })
+
   it("creates volumes only with the project's tag and deletes only volumes that carry it", () => {
     // Prepare
     const statements = statementsOf(template)
@@ -50,6 +65,18 @@ describe("the restorer's stack", () => {
       ScheduleExpression: "rate(60 minutes)",
       Target: Match.objectLike({ Input: Match.stringLikeRegexp('"detail-type":"Sweep Due"') })
     })
+  })
+
+  it("allows every AWS call its runtime can make, sends to its own queue and DLQ included", () => {
+    // Act
+    const problems = iamCoverageProblems(stack, { template })
+    // Assess
+    assert.deepStrictEqual(problems, [])
+  })
+
+  it("lets no role put the ownership tag on an existing resource that the tag would make deletable", () => {
+    // Assess
+    assert.deepStrictEqual(ownershipTagProblems(template), [])
   })
 
   it("passes the AwsSolutions checks with only acknowledged findings", () => {

@@ -1,8 +1,8 @@
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { RestoreCompleted, type ArchivePlan, type DetailOf } from "@backup-actions/contracts"
 import { DEFAULT_DUMP_INSTANCE_CLASS } from "@backup-actions/config"
-import { Publisher } from "@backup-actions/consumer"
-import { failed, runStep, succeeded } from "@backup-actions/ledger"
+import { runStep } from "@backup-actions/consumer"
+import { failed, succeeded } from "@backup-actions/ledger"
 import {
   dbSnapshotIdFromArn,
   deleteRestoredInstance,
@@ -40,7 +40,6 @@ const describeFailure = (error: AwsError | InstanceNotReady): string =>
  */
 export const restoreForDump = (point: DumpRecoveryPoint) =>
   Effect.gen(function* () {
-    const publisher = yield* Publisher
     const { recoveryPointArn } = point
     const base = {
       schemaVersion: 1 as const,
@@ -52,7 +51,13 @@ export const restoreForDump = (point: DumpRecoveryPoint) =>
       snapshotId: dbSnapshotIdFromArn(recoveryPointArn) ?? ""
     }
     const failedWith = (reason: string) => failed<RestoreDetail>(reason, { ...base, status: "failed", reason })
-    const result = yield* runStep({ recoveryPointArn, action: RESTORE_DUMP_ACTION }, { lease: "10 minutes" }, () =>
+    const spec = {
+      step: { recoveryPointArn, action: RESTORE_DUMP_ACTION },
+      contract: RestoreCompleted,
+      resources: [recoveryPointArn],
+      gaveUp: (reason: string): RestoreDetail => ({ ...base, status: "failed", reason })
+    }
+    yield* runStep(spec, () =>
       Effect.gen(function* () {
         if (point.resourceType !== "RDS") {
           return failedWith(`dump mode reads RDS DB snapshots; recovery point "${recoveryPointArn}" is of type ${point.resourceType}`)
@@ -95,5 +100,4 @@ export const restoreForDump = (point: DumpRecoveryPoint) =>
         })
       )
     )
-    if (Option.isSome(result)) yield* publisher.publish(RestoreCompleted, result.value.outcome, [recoveryPointArn])
   }).pipe(Effect.annotateLogs({ service: "restorer", mode: "dump" }))

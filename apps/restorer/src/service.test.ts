@@ -1,5 +1,5 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CreateVolumeCommand, DescribeVolumesCommand } from "@aws-sdk/client-ec2"
+import { CreateSnapshotCommand, CreateVolumeCommand, DescribeVolumesCommand } from "@aws-sdk/client-ec2"
 import { CreateDBInstanceCommand, DescribeDBInstancesCommand } from "@aws-sdk/client-rds"
 import { Effect, Either } from "effect"
 import { Ec2, Rds, awsCall } from "@backup-actions/aws"
@@ -14,10 +14,15 @@ import { CREATED_AT_TAG, MANAGED_TAG, RECOVERY_POINT_TAG } from "./volumes"
 let harness: ServiceHarness
 let published: Tap
 
-/** Volume mode for EBS in the "archive-volume" vault, direct mode for the rest of EBS, dumps for RDS. */
+/** Volume mode for EBS in the "archive-volume" vault and for production volumes in the "by-tag" vault, direct mode for the rest of EBS, dumps for RDS. */
 const policy: Policy = {
   rules: [
     { name: "volume", match: { resourceTypes: ["EBS"], vaults: ["archive-volume"] }, archive: { mode: "volume", compression: "zstd", deleteSourceAfterVerify: false } },
+    {
+      name: "prod-volumes",
+      match: { resourceTypes: ["EBS"], vaults: ["by-tag"], tags: { env: "prod" } },
+      archive: { mode: "volume", compression: "gzip", deleteSourceAfterVerify: false }
+    },
     { name: "direct", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false } },
     { name: "dump", match: { resourceTypes: ["RDS"] }, archive: { mode: "dump", compression: "zstd", deleteSourceAfterVerify: false } }
   ]
@@ -143,7 +148,7 @@ describe("the restorer's recovery-point handler", () => {
       // Assess
       assert.deepStrictEqual(rejection, {
         tag: "UnprocessableEvent",
-        reason: `"Recovery Point State Change" event rp-volume-no-arn for ${event.detail.resourceArn} names no recovery point (neither resources[] nor detail.recoveryPointArn)`
+        reason: `"Recovery Point State Change" event rp-volume-no-arn for ${event.detail.resourceArn} names no recovery point (resources[] is empty)`
       })
       assert.deepStrictEqual(yield* restorerState, before)
       assert.deepStrictEqual(yield* published.drain(), [])
@@ -161,7 +166,7 @@ describe("the restorer's recovery-point handler", () => {
       // Assess
       assert.deepStrictEqual(rejection, {
         tag: "UnprocessableEvent",
-        reason: `"Recovery Point State Change" event rp-dump-no-arn for ${database.resourceArn} names no recovery point (neither resources[] nor detail.recoveryPointArn)`
+        reason: `"Recovery Point State Change" event rp-dump-no-arn for ${database.resourceArn} names no recovery point (resources[] is empty)`
       })
       assert.deepStrictEqual(yield* restorerState, before)
       assert.deepStrictEqual(yield* published.drain(), [])
@@ -201,6 +206,57 @@ describe("the restorer's recovery-point handler", () => {
         announced.map(({ detail }) => [detail.correlationId, detail.status, detail.reason]),
         [[recoveryPointArn, "failed", reason]]
       )
+    }).pipe(Effect.provide(restorerLayer()))
+  )
+})
+
+/** A completed snapshot of a fresh volume with the given tags: the volume's ARN and the snapshot's. */
+const snapshotOfTaggedVolume = (tags: Record<string, string>) =>
+  Effect.gen(function* () {
+    const ec2 = yield* Ec2
+    const volume = yield* awsCall("ec2:CreateVolume", (abortSignal) =>
+      ec2.send(
+        new CreateVolumeCommand({
+          AvailabilityZone: `${EMULATOR_REGION}a`,
+          Size: 1,
+          TagSpecifications: [{ ResourceType: "volume", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }]
+        }),
+        { abortSignal }
+      )
+    )
+    const snapshot = yield* awsCall("ec2:CreateSnapshot", (abortSignal) => ec2.send(new CreateSnapshotCommand({ VolumeId: volume.VolumeId }), { abortSignal }))
+    return {
+      volumeId: volume.VolumeId ?? "",
+      resourceArn: `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:volume/${volume.VolumeId ?? ""}`,
+      recoveryPointArn: `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshot.SnapshotId ?? ""}`
+    }
+  })
+
+describe("the restorer's selection by tags", () => {
+  it.live("restores for a volume-mode archive the snapshot of a volume tagged as the rule asks, and leaves an untagged one to direct mode", () =>
+    Effect.gen(function* () {
+      // Prepare: two volumes in the same vault, one of them tagged env=prod
+      const prod = yield* snapshotOfTaggedVolume({ env: "prod", team: "storage" })
+      const dev = yield* snapshotOfTaggedVolume({ env: "dev", team: "storage" })
+      const before = yield* restorerState
+      // Act
+      yield* onRecoveryPoint(recoveryPointCompleted("rp-tagged-prod", { resourceType: "EBS", resourceArn: prod.resourceArn, vaultName: "by-tag" }, prod.recoveryPointArn))
+      yield* onRecoveryPoint(recoveryPointCompleted("rp-tagged-dev", { resourceType: "EBS", resourceArn: dev.resourceArn, vaultName: "by-tag" }, dev.recoveryPointArn))
+      // Assess: one restore, of the tagged volume's snapshot, under the tag rule's plan
+      const after = yield* restorerState
+      assert.deepStrictEqual(after.ledgerSteps, [...before.ledgerSteps, `${prod.recoveryPointArn} restore:volume`].sort())
+      const announced = (yield* published.drain(1)).map((body): { detail: DetailOf<typeof RestoreCompleted> } => JSON.parse(body))
+      assert.deepStrictEqual(
+        announced.map(({ detail }) => [detail.correlationId, detail.status, detail.plan.rule, detail.plan.mode, detail.plan.compression, detail.backupVaultName]),
+        [[prod.recoveryPointArn, "restored", "prod-volumes", "volume", "gzip", "by-tag"]]
+      )
+      const restoredVolumeId = announced[0]?.detail.volumeId ?? ""
+      assert.include(after.volumes, restoredVolumeId)
+      // Clean up what a volume-mode archive would have deleted
+      yield* onArchiveCompleted({
+        ...archiveCompleted("archive-tagged-prod", "volume", prod.recoveryPointArn),
+        detail: { ...archiveCompleted("archive-tagged-prod", "volume", prod.recoveryPointArn).detail, restoredVolumeId }
+      })
     }).pipe(Effect.provide(restorerLayer()))
   )
 })

@@ -1,5 +1,5 @@
-import { Duration, Effect, Layer, Option } from "effect"
-import { AwsConfig, DynamoDb, Ec2, EventBridge, Rds, Sqs, Ssm } from "@backup-actions/aws"
+import { Duration, Effect, Layer } from "effect"
+import { AwsConfig, DynamoDb, Ec2, EventBridge, ProtectedResources, Rds, Sqs, Ssm, recoveryPointFacts, recoveryPointSubject } from "@backup-actions/aws"
 import {
   ArchiveCompleted,
   RecoveryPointStateChange,
@@ -13,52 +13,61 @@ import {
   type DetailOf,
   type EventOf
 } from "@backup-actions/contracts"
-import { PolicySource, ROUTES, ServiceSettings, archivePlanFor } from "@backup-actions/config"
-import { Publisher, UnprocessableEvent, requireRecoveryPoint } from "@backup-actions/consumer"
-import { Ledger, failed, runStep, succeeded } from "@backup-actions/ledger"
+import { PolicySource, ROUTES, ServiceSettings, archivePlanFor, mayApply, needsTags } from "@backup-actions/config"
+import { Publisher, UnprocessableEvent, requireRecoveryPoint, runStep } from "@backup-actions/consumer"
+import { Ledger, failed, succeeded } from "@backup-actions/ledger"
 import { deleteVolume, restoreVolume, restoreZone, sweepLeftovers } from "./volumes"
 import { deleteRestoredInstance, sweepRestoredInstances } from "./db-instances"
 import { restoreForDump } from "./dump-restore"
 
 type RestoreDetail = DetailOf<typeof RestoreCompleted>
 
+/** The ledger action of restoring a snapshot to a volume for a volume-mode archive. */
+export const RESTORE_VOLUME_ACTION = "restore:volume"
+
 /**
  * A completed recovery point whose policy asks for a volume-mode archive (restore it to a
- * volume) or a dump (restore it to a DB instance). An event that names no recovery point is
- * rejected to the DLQ: there is nothing to restore and no ledger key to record a failure under.
+ * volume) or a dump (restore it to a DB instance), by its type, vault, resource and, when a rule
+ * asks, the protected resource's tags. An event that names no recovery point is rejected to the
+ * DLQ when a rule may ask for either: there is nothing to restore and no ledger key to record a
+ * failure under.
  */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
-    const publisher = yield* Publisher
-    const plan: ArchivePlan | undefined = archivePlanFor(policy, {
-      resourceType: event.detail.resourceType,
-      resourceArn: event.detail.resourceArn,
-      vaultName: event.detail.backupVaultName
-    })
-    if (plan === undefined || plan.mode === "direct") return
+    const facts = recoveryPointFacts(event)
+    if (!mayApply(policy, "archive", facts, (rule) => rule.archive !== undefined && rule.archive.mode !== "direct")) return
     const recoveryPointArn = yield* requireRecoveryPoint(event)
+    const point = yield* recoveryPointSubject(event, recoveryPointArn, { lookUpTags: needsTags(policy, "archive", facts) })
+    const plan: ArchivePlan | undefined = archivePlanFor(policy, point)
+    if (plan === undefined || plan.mode === "direct") return
     if (plan.mode === "dump") {
-      return yield* restoreForDump({ recoveryPointArn, resourceType: event.detail.resourceType, backupVaultName: event.detail.backupVaultName, plan })
+      return yield* restoreForDump({ recoveryPointArn, resourceType: point.resourceType, backupVaultName: point.vaultName, plan })
     }
     const snapshotId = snapshotIdFromArn(recoveryPointArn) ?? ""
     const base = {
       schemaVersion: 1 as const,
       correlationId: recoveryPointArn,
-      idempotencyKey: `${recoveryPointArn}#restore:volume`,
-      resourceType: event.detail.resourceType,
-      backupVaultName: event.detail.backupVaultName,
+      idempotencyKey: `${recoveryPointArn}#${RESTORE_VOLUME_ACTION}`,
+      resourceType: point.resourceType,
+      backupVaultName: point.vaultName,
       snapshotId,
       plan
     }
-    const result = yield* runStep({ recoveryPointArn, action: "restore:volume" }, { lease: "10 minutes" }, () =>
+    const spec = {
+      step: { recoveryPointArn, action: RESTORE_VOLUME_ACTION },
+      contract: RestoreCompleted,
+      resources: [recoveryPointArn],
+      gaveUp: (reason: string): RestoreDetail => ({ ...base, status: "failed", reason })
+    }
+    yield* runStep(spec, ({ claim }) =>
       Effect.gen(function* () {
         if (snapshotId === "") {
           const reason = `recovery point "${recoveryPointArn}" is not an EBS snapshot ARN`
           return failed<RestoreDetail>(reason, { ...base, status: "failed", reason })
         }
         const zone = yield* restoreZone
-        const volume = yield* restoreVolume(snapshotId, recoveryPointArn, zone)
+        const volume = yield* restoreVolume(snapshotId, recoveryPointArn, zone, claim.attempt)
         yield* Effect.logInfo(`restored ${snapshotId} to ${volume.volumeId} in ${zone}`)
         return succeeded<RestoreDetail>({ ...base, status: "restored", volumeId: volume.volumeId, availabilityZone: zone })
       }).pipe(
@@ -74,7 +83,6 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
         })
       )
     )
-    if (Option.isSome(result)) yield* publisher.publish(RestoreCompleted, result.value.outcome, [recoveryPointArn])
   }).pipe(Effect.annotateLogs({ service: "restorer" }))
 
 /**
@@ -114,7 +122,7 @@ export const subscriptions = subscriptionSet(
 )
 
 /** The restorer's own services over clients and settings given from outside, so tests can point them at the emulator. */
-export const RestorerServices = Layer.mergeAll(Ledger.Live, Publisher.Live)
+export const RestorerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, ProtectedResources.Live)
 
 /** Everything the restorer's handlers need, from the environment. */
 export const RestorerLive = RestorerServices.pipe(

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import {
   CreateVolumeCommand,
   DeleteVolumeCommand,
@@ -30,8 +31,22 @@ export const restoreZone = Effect.gen(function* () {
   return zone ?? ""
 })
 
-/** Creates a gp3 volume from a snapshot, tagged as ours, and waits until it is available. */
-export const restoreVolume = (snapshotId: string, recoveryPointArn: string, availabilityZone: string) =>
+/**
+ * CreateVolume's ClientToken for one restore attempt: the SHA-256 (64 hex characters, EC2's
+ * limit) of the recovery point, its snapshot and the step's attempt. A request that awsCall
+ * retries after a timeout or a lost reply carries the same token, so EC2 answers with the
+ * volume the first one made instead of making another; the next attempt of the step gets a
+ * new token, so it never adopts a volume that an earlier, failed attempt left to the sweeper.
+ */
+export const volumeClientToken = (recoveryPointArn: string, snapshotId: string, attempt: number): string =>
+  createHash("sha256").update(`backup-actions:restore-volume\n${recoveryPointArn}\n${snapshotId}\n${attempt}`).digest("hex")
+
+/**
+ * Creates a gp3 volume from a snapshot, tagged as ours, and waits until it is available.
+ * `attempt` is the ledger step's attempt (1 for the first), which makes the request idempotent
+ * per attempt.
+ */
+export const restoreVolume = (snapshotId: string, recoveryPointArn: string, availabilityZone: string, attempt = 1) =>
   Effect.gen(function* () {
     const ec2 = yield* Ec2
     const snapshots = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
@@ -41,10 +56,13 @@ export const restoreVolume = (snapshotId: string, recoveryPointArn: string, avai
     if (snapshot === undefined) {
       return yield* new AwsError({ operation: "ec2:DescribeSnapshots", code: "InvalidSnapshot.NotFound", message: `snapshot ${snapshotId} does not exist`, kind: "not-found" })
     }
+    // Read once: every retry of the request below must carry the same parameters as the first.
     const now = yield* Clock.currentTimeMillis
+    const clientToken = volumeClientToken(recoveryPointArn, snapshotId, attempt)
     const created = yield* awsCall("ec2:CreateVolume", (abortSignal) =>
       ec2.send(
         new CreateVolumeCommand({
+          ClientToken: clientToken,
           SnapshotId: snapshotId,
           AvailabilityZone: availabilityZone,
           VolumeType: "gp3",

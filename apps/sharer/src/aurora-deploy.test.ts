@@ -17,16 +17,18 @@ describe("the sharer's stack, for Aurora cluster snapshots", () => {
     assert.match(JSON.stringify(share[0]), /:cluster-snapshot:\*/)
     assert.strictEqual(remove.length, 1)
     assert.deepStrictEqual(remove[0]?.Condition, { StringEquals: { "rds:cluster-snapshot-tag/backup-actions:managed-by": "sharer" } })
-    assert.match(JSON.stringify(remove[0]), /:cluster-snapshot:\*/)
+    assert.match(JSON.stringify(remove[0]), /:cluster-snapshot:dr-\*/)
   })
 
-  it("copies and tags cluster snapshots only on cluster snapshot ARNs", () => {
+  it("copies cluster snapshots only on cluster snapshot ARNs and tags only the copies it names", () => {
     // Act
     const copy = withAction("rds:CopyDBClusterSnapshot")
+    const tagging = withAction("rds:AddTagsToResource")
     // Assess
     assert.strictEqual(copy.length, 1)
-    assert.includeMembers([copy[0]?.Action].flat(), ["rds:CopyDBClusterSnapshot", "rds:AddTagsToResource"])
+    assert.deepStrictEqual([copy[0]?.Action].flat(), ["rds:CopyDBClusterSnapshot"])
     assert.match(JSON.stringify(copy[0]), /:cluster-snapshot:\*/)
     assert.notMatch(JSON.stringify(copy[0]), /:snapshot:\*/)
+    assert.match(JSON.stringify(tagging), /:cluster-snapshot:dr-\*/)
   })
 })

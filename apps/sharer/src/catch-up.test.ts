@@ -12,7 +12,7 @@ import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge
 import { DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Layer, TestClock } from "effect"
-import { AwsConfig, Backup, DynamoDb, EventBridge } from "@backup-actions/aws"
+import { AwsConfig, Backup, DynamoDb, EventBridge, ProtectedResources } from "@backup-actions/aws"
 import { PolicySource, type Policy } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
@@ -55,7 +55,16 @@ const catchUpLayer = (mocks: ReturnType<typeof mockAccounts>, events: EventBridg
   const settings = serviceSettingsFor(stack, "sharer")
   const ledger = Ledger.Live.pipe(Layer.provide(Layer.provide(DynamoDb.Live, emulatorAwsConfig(emulator.endpoint))), Layer.provide(settings))
   const publisher = Publisher.Live.pipe(Layer.provide(Layer.succeed(EventBridge, events)), Layer.provide(settings))
-  return Layer.mergeAll(mocks.layer, ledger, publisher, settings, PolicySource.layer(policy), AwsConfig.layer({ region: SOURCE_REGION }), Layer.succeed(Backup, backup))
+  return Layer.mergeAll(
+    mocks.layer,
+    ledger,
+    publisher,
+    settings,
+    PolicySource.layer(policy),
+    AwsConfig.layer({ region: SOURCE_REGION }),
+    Layer.succeed(Backup, backup),
+    ProtectedResources.fixed()
+  )
 }
 
 describe("the scheduled catch-up", () => {

@@ -2,14 +2,13 @@ import { ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/client-backup"
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { DescribeDBClusterSnapshotsCommand, DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { Clock, Duration, Effect, Option } from "effect"
-import { AwsConfig, Backup, awsCall } from "@backup-actions/aws"
-import { PolicySource, replicaPlanFor, type Policy, type RecoveryPointFacts, type ReplicaPlan } from "@backup-actions/config"
+import { AwsConfig, Backup, ProtectedResources, awsCall } from "@backup-actions/aws"
+import { PolicySource, needsTags, replicaPlanFor, type Policy, type RecoveryPointFacts, type ReplicaPlan } from "@backup-actions/config"
 import { Ledger } from "@backup-actions/ledger"
 import { AccountAccess, type RegionClients } from "./accounts"
 import { replicaAction, type ReplicaJob } from "./job"
 import { replicateUnderStep } from "./replica-step"
 import { CopySlots, destinationKey } from "./slots"
-import { replicateRulesNeedTags, resourceTags } from "./source-tags"
 import { MANAGED_BY_TAG, SHARER, tagValue } from "./tags"
 
 /**
@@ -251,6 +250,7 @@ export const catchUpReplicas = (options: { readonly lookBackDays: number }) =>
     const policy = yield* PolicySource
     const settings = yield* AwsConfig
     const access = yield* AccountAccess
+    const resources = yield* ProtectedResources
     const ledger = yield* Ledger
     yield* CopySlots
     const now = yield* Clock.currentTimeMillis
@@ -268,13 +268,13 @@ export const catchUpReplicas = (options: { readonly lookBackDays: number }) =>
     const tagsOfResource = new Map<string, Readonly<Record<string, string>>>()
     const groups = new Map<string, { readonly limit: number; readonly jobs: Array<ReplicaJob> }>()
     for (const source of sources) {
-      let tags: Readonly<Record<string, string>> | undefined
-      if (replicateRulesNeedTags(policy, source.resourceType)) {
-        tags = tagsOfResource.get(source.resourceArn) ?? (yield* resourceTags(clients, source.resourceType, source.resourceArn))
-        tagsOfResource.set(source.resourceArn, tags)
-      }
       // In none of the named vaults: no vault-limited rule can take it, whichever vault it is in.
       const vaultName = Option.map(vaultOf, (vaults) => vaults.get(source.recoveryPointArn) ?? "")
+      let tags: Readonly<Record<string, string>> | undefined
+      if (needsTags(policy, "replicate", { resourceType: source.resourceType, resourceArn: source.resourceArn, vaultName: Option.getOrUndefined(vaultName) })) {
+        tags = tagsOfResource.get(source.resourceArn) ?? (yield* resources.tagsOf(source.resourceArn))
+        tagsOfResource.set(source.resourceArn, tags)
+      }
       const plan = catchUpPlanFor(policy, { resourceType: source.resourceType, resourceArn: source.resourceArn, ...(tags === undefined ? {} : { tags }) }, vaultName)
       if (plan === undefined) {
         counts.notSelected += 1

@@ -2,7 +2,6 @@ import { Clock, Effect } from "effect"
 import type { AwsError } from "@backup-actions/aws"
 import type { ReplicaPlan } from "@backup-actions/config"
 import { ReplicaCompleted, type DetailOf } from "@backup-actions/contracts"
-import { Publisher } from "@backup-actions/consumer"
 import { failed, type StepResult } from "@backup-actions/ledger"
 import type { CopyFailed, CopyPending } from "./copy-wait"
 import type { KeyRefused } from "./keys"
@@ -49,10 +48,6 @@ export const ageSince = (sourceTakenAt: Date | undefined) =>
   Effect.map(Clock.currentTimeMillis, (now) =>
     sourceTakenAt === undefined ? undefined : Math.max(0, Math.round((now - sourceTakenAt.getTime()) / 1000))
   )
-
-/** Announces how the step ended. */
-export const publishReplica = (detail: ReplicaDetail) =>
-  Effect.flatMap(Publisher, (publisher) => publisher.publish(ReplicaCompleted, detail, [detail.correlationId]))
 
 /**
  * Every way a replica job can fail ends as a failed outcome with the reason, for EBS and DB

@@ -1,9 +1,9 @@
-import { Duration, Effect, Option } from "effect"
-import { ServiceSettings } from "@backup-actions/config"
-import { runStep } from "@backup-actions/ledger"
+import { Effect } from "effect"
+import { ReplicaCompleted } from "@backup-actions/contracts"
+import { runStep } from "@backup-actions/consumer"
 import { isClusterSnapshotArn, replicateClusterSnapshot } from "./aurora"
 import { replicateEbsSnapshot } from "./ebs"
-import { failedReplica, publishReplica, replicaAction, type ReplicaJob } from "./job"
+import { failedReplica, replicaAction, type ReplicaJob } from "./job"
 import { replicateDbSnapshot } from "./rds"
 
 /**
@@ -30,10 +30,11 @@ export const replicate = (job: ReplicaJob) => {
  */
 export const replicateUnderStep = (job: ReplicaJob) =>
   Effect.gen(function* () {
-    const settings = yield* ServiceSettings
-    const result = yield* runStep({ recoveryPointArn: job.recoveryPointArn, action: replicaAction(job.plan) }, { lease: Duration.seconds(settings.stepLeaseSeconds) }, () =>
-      replicate(job)
-    )
-    if (Option.isSome(result)) yield* publishReplica(result.value.outcome)
-    return result
+    const spec = {
+      step: { recoveryPointArn: job.recoveryPointArn, action: replicaAction(job.plan) },
+      contract: ReplicaCompleted,
+      resources: [job.recoveryPointArn],
+      gaveUp: (reason: string) => failedReplica(job, reason).outcome
+    }
+    return yield* runStep(spec, () => replicate(job))
   })

@@ -1,7 +1,7 @@
 import { Effect, Layer } from "effect"
-import { AwsConfig, Backup, DynamoDb, Ec2, EventBridge, Kms, Rds, Sqs, Sts } from "@backup-actions/aws"
+import { AwsConfig, Backup, DynamoDb, Ec2, EventBridge, Kms, ProtectedResources, Rds, Sqs, Sts, recoveryPointFacts, recoveryPointSubject } from "@backup-actions/aws"
 import { RecoveryPointStateChange, ReplicaCatchUpDue, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
-import { PolicySource, ROUTES, ServiceSettings, mayApply, replicaPlanFor } from "@backup-actions/config"
+import { PolicySource, ROUTES, ServiceSettings, mayApply, needsTags, replicaPlanFor } from "@backup-actions/config"
 import { Publisher, requireRecoveryPoint } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
 import { AccountAccess } from "./accounts"
@@ -10,7 +10,6 @@ import type { ReplicaJob } from "./job"
 import { replicateUnderStep } from "./replica-step"
 import { SourceSharing } from "./sharing"
 import { CopySlots } from "./slots"
-import { replicateRulesNeedTags, resourceTags } from "./source-tags"
 
 /** The region and account fields of an ARN (`arn:partition:service:region:account:...`). */
 const arnField = (arn: string, index: 3 | 4): string | undefined => {
@@ -19,23 +18,23 @@ const arnField = (arn: string, index: 3 | 4): string | undefined => {
 }
 
 /**
- * A completed recovery point: when a rule asks for a replica, copy it to the rule's
- * destination under a ledger step (a replayed event finds the step finished and does nothing)
- * and announce the outcome. An event that names no recovery point is rejected to the DLQ.
+ * A completed recovery point: when a rule asks for a replica (by its type, vault, resource and,
+ * when a rule asks, the protected resource's tags), copy it to the rule's destination under a
+ * ledger step (a replayed event finds the step finished and does nothing) and announce the
+ * outcome. An event that names no recovery point is rejected to the DLQ when a rule may ask for
+ * a replica of it.
  */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
-    const access = yield* AccountAccess
-    const { resourceType, resourceArn, backupVaultName } = event.detail
-    if (!mayApply(policy, "replicate", resourceType)) return
+    const facts = recoveryPointFacts(event)
+    if (!mayApply(policy, "replicate", facts)) return
     const recoveryPointArn = yield* requireRecoveryPoint(event)
-    const sourceRegion = arnField(recoveryPointArn, 3) ?? event.region
-    const tags = replicateRulesNeedTags(policy, resourceType)
-      ? yield* Effect.scoped(Effect.flatMap(access.clients({ region: sourceRegion }), (clients) => resourceTags(clients, resourceType, resourceArn)))
-      : undefined
-    const plan = replicaPlanFor(policy, { resourceType, resourceArn, vaultName: backupVaultName, ...(tags === undefined ? {} : { tags }) })
+    const point = yield* recoveryPointSubject(event, recoveryPointArn, { lookUpTags: needsTags(policy, "replicate", facts) })
+    const plan = replicaPlanFor(policy, point)
     if (plan === undefined) return
+    const { resourceType, resourceArn } = point
+    const sourceRegion = arnField(recoveryPointArn, 3) ?? event.region
     const job: ReplicaJob = {
       recoveryPointArn,
       resourceArn,
@@ -54,7 +53,9 @@ export const onReplicaCatchUpDue = (event: { readonly detail: { readonly lookBac
 export const subscriptions = subscriptionSet(subscribeTo(ROUTES.sharer.recoveryPoints, onRecoveryPoint), subscribe(ReplicaCatchUpDue, onReplicaCatchUpDue))
 
 /** The sharer's own services, over whichever clients, settings and policy the caller provides (a process's environment, or a test's emulator). */
-export const SharerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, CopySlots.Live, SourceSharing.Live).pipe(Layer.provideMerge(AccountAccess.Live))
+export const SharerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, CopySlots.Live, SourceSharing.Live, ProtectedResources.Live).pipe(
+  Layer.provideMerge(AccountAccess.Live)
+)
 
 /** Everything the sharer's handler needs, from the environment. */
 export const SharerLive = SharerServices.pipe(

@@ -10,8 +10,8 @@ import { parseArgs } from "node:util"
 import { Effect, Layer, Option } from "effect"
 import { AwsConfig, DynamoDb, S3 } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
-import { Ledger, type UploadProgress } from "@backup-actions/ledger"
-import { archiveToS3 } from "./archive-pipeline"
+import { Ledger, type Claim, type UploadProgress } from "@backup-actions/ledger"
+import { archiveToS3, deleteFragments } from "./archive-pipeline"
 import { COMPRESS_CONCURRENCY, SOURCE_BUFFERS, compressChunk } from "./compress"
 import { makeOrderedPool } from "./ordered-pool"
 import { compressedUpperBound, partSizeFor } from "./part-size"
@@ -68,21 +68,25 @@ const nullSink = Effect.scoped(
 /** The ledger step of archiving this file to this key. */
 const step = { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` }
 
-const toS3 = (previousUpload: UploadProgress | undefined) => archiveToS3({
-  step,
+const toS3 = (claim: Claim, previousUpload: UploadProgress | undefined) => archiveToS3({
+  step: claim,
   target: { bucket: values.bucket ?? "", key: values.key ?? "", contentType: "application/zstd" },
   compression,
   partSize: partSizeFor(compressedUpperBound(size)),
   resumable: false,
   previousUpload,
   openSource: open
-}).pipe(Effect.map((result) => ({ inputBytes: result.inputBytes, size: result.size, verified: result.verified, parts: result.parts })))
+}).pipe(
+  // No manifest is written here: the part fragments go once the upload is complete.
+  Effect.tap((result) => deleteFragments(values.bucket ?? "", values.key ?? "", result.parts)),
+  Effect.map((result) => ({ inputBytes: result.inputBytes, size: result.size, verified: result.verified, parts: result.parts }))
+)
 
 const claimThenArchive = Effect.gen(function* () {
   const ledger = yield* Ledger
-  const claimed = yield* ledger.claim(step, 3_600_000)
-  const result = yield* toS3(claimed.upload)
-  yield* ledger.succeed(step, { ...result })
+  const { claim, record } = yield* ledger.claim(step, { leaseMs: 3_600_000, maxAttempts: 5 })
+  const result = yield* toS3(claim, record.upload)
+  yield* ledger.finish(claim, { status: "succeeded", outcome: { ...result } })
   return result
 })
 

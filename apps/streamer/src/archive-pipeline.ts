@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto"
-import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
-import { Effect, Either, Option, Schema, type Scope } from "effect"
+import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
+import { Cause, Chunk, Effect, Either, Exit, Option, Predicate, Schema, type Scope } from "effect"
 import { S3, awsCall, toAwsError, type AwsError } from "@backup-actions/aws"
 import type { Compression } from "@backup-actions/contracts"
-import type { LeaseLost, StepKey, UploadProgress } from "@backup-actions/ledger"
+import type { Claim, LeaseLost, UploadProgress } from "@backup-actions/ledger"
 import { Ledger } from "@backup-actions/ledger"
 import { COMPRESS_CONCURRENCY, compressChunk } from "./compress"
 import { makeOrderedPool } from "./ordered-pool"
@@ -39,7 +39,8 @@ export interface ArchiveProgress {
 }
 
 export interface ArchiveRequest<E, R> {
-  readonly step: StepKey
+  /** The claim on the step: every progress write is conditioned on it. */
+  readonly step: Claim
   readonly target: UploadTarget
   readonly compression: Compression
   readonly partSize: number
@@ -70,8 +71,37 @@ export interface ArchiveResult extends CompletedUpload {
  * part's manifest lines. A resumed upload trusts a part only if S3 holds it with the same
  * ETag and size; the final manifest is assembled from these, and they are then deleted.
  */
-export const fragmentKey = (target: UploadTarget, partNumber: number): string =>
-  `${target.key}.parts/${String(partNumber).padStart(5, "0")}.ndjson`
+export const fragmentKey = (key: string, partNumber: number): string => `${key}.parts/${String(partNumber).padStart(5, "0")}.ndjson`
+
+/**
+ * Deletes the part fragments of an archive, parts 1 to `throughPart`: once its manifest is
+ * written, or once its upload is abandoned. Named rather than listed (the streamer may not
+ * list the bucket); a fragment that is not there is no error.
+ */
+export const deleteFragments = (bucket: string, key: string, throughPart: number) =>
+  Effect.gen(function* () {
+    const s3 = yield* S3
+    for (let first = 1; first <= throughPart; first += 1_000) {
+      const batch = Array.from({ length: Math.min(1_000, throughPart - first + 1) }, (_, index) => fragmentKey(key, first + index))
+      const deleted = yield* awsCall("s3:DeleteObjects", (abortSignal) =>
+        s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal })
+      )
+      const refused = deleted.Errors ?? []
+      if (refused.length > 0) {
+        const first = refused[0]
+        return yield* Effect.fail(
+          toAwsError("s3:DeleteObjects")(new Error(`${refused.length} part fragments of ${key} not deleted: ${first?.Key ?? ""}: ${first?.Code ?? ""} ${first?.Message ?? ""}`))
+        )
+      }
+    }
+  })
+
+/**
+ * The fragments an abandoned upload may have left: the parts it recorded, and those whose
+ * fragments were written while the ledger had not yet recorded them (at most the parts
+ * uploading at once, and the one being recorded).
+ */
+const fragmentsOfAbandoned = (upload: UploadProgress, uploadConcurrency: number): number => upload.partsDone + uploadConcurrency + 1
 
 const JournalEntry = Schema.parseJson(
   Schema.Struct({ partNumber: Schema.Number, etag: Schema.String, sha256: Schema.String, size: Schema.Number, inputEnd: Schema.Number })
@@ -82,7 +112,7 @@ const decodeJournal = Schema.decodeUnknownEither(JournalEntry)
 const readJournal = (target: UploadTarget, partNumber: number) =>
   Effect.flatMap(S3, (s3) =>
     awsCall("s3:GetObject", async (abortSignal) => {
-      const object = await s3.send(new GetObjectCommand({ Bucket: target.bucket, Key: fragmentKey(target, partNumber) }), { abortSignal })
+      const object = await s3.send(new GetObjectCommand({ Bucket: target.bucket, Key: fragmentKey(target.key, partNumber) }), { abortSignal })
       return object.Body === undefined ? "" : object.Body.transformToString()
     })
   ).pipe(
@@ -121,6 +151,20 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
     const ledger = yield* Ledger
     const s3 = yield* S3
     const { step, target, partSize } = request
+    const uploadConcurrency = request.uploadConcurrency ?? 2
+
+    // An earlier attempt's upload that is not resumed is aborted and its fragments deleted: this
+    // attempt may write fewer parts, and its own fragments would not replace them all. (An upload
+    // that was completed before its attempt failed cannot be aborted; its fragments go all the same.)
+    const discard = (upload: UploadProgress) => {
+      const warn = (what: string) => (error: AwsError) => Effect.logWarning(`could not ${what} of the earlier upload ${upload.uploadId}: ${error.message}`)
+      return abortUpload({ ...target, bucket: upload.bucket, key: upload.key }, upload.uploadId).pipe(
+        Effect.catchAll(warn("abort")),
+        Effect.zipRight(
+          deleteFragments(upload.bucket, upload.key, fragmentsOfAbandoned(upload, uploadConcurrency)).pipe(Effect.catchAll(warn("delete the part fragments")))
+        )
+      )
+    }
 
     // Resume the recorded upload when the source can start mid-way and the upload still exists.
     const recorded = request.previousUpload
@@ -128,7 +172,7 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
       if (recorded === undefined) return Option.none()
       const reusable = request.resumable && recorded.key === target.key && recorded.partSize === partSize
       if (!reusable) {
-        yield* abortUpload({ ...target, key: recorded.key }, recorded.uploadId).pipe(Effect.catchAll(() => Effect.void))
+        yield* discard(recorded)
         return Option.none()
       }
       // The parts S3 holds, checked against the journal written beside each part as it finished.
@@ -147,32 +191,25 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
       })
       if (Option.isNone(resumable)) {
         yield* Effect.logWarning(`upload ${recorded.uploadId} cannot be resumed; starting over`)
-        yield* abortUpload(target, recorded.uploadId).pipe(Effect.catchAll(() => Effect.void))
+        yield* discard(recorded)
       }
       return resumable
     })
 
     const uploadId = Option.isSome(resumeFrom) ? resumeFrom.value.uploadId : yield* createUpload(target)
     const doneParts: Array<UploadedPart> = Option.isSome(resumeFrom) ? [...resumeFrom.value.parts] : []
-    const fragments: Array<string> = doneParts.map((part) => fragmentKey(target, part.partNumber))
+    const fragments: Array<string> = doneParts.map((part) => fragmentKey(target.key, part.partNumber))
     const startOffset = Option.isSome(resumeFrom) ? resumeFrom.value.inputOffset : 0
+    /** The highest part whose fragment may have been written, for the clean-up of an abandoned upload. */
+    let highestPart = doneParts.length
     if (Option.isSome(resumeFrom)) {
       yield* Effect.logInfo(`resuming upload ${uploadId} after part ${doneParts.length} at input offset ${startOffset}`)
     }
-    yield* ledger.saveUpload(step, {
-      bucket: target.bucket,
-      key: target.key,
-      uploadId,
-      partSize,
-      partsDone: doneParts.length,
-      inputOffset: startOffset
-    })
-
     const run = Effect.scoped(
       Effect.gen(function* () {
         const source = yield* request.openSource(startOffset)
         const frames = yield* makeOrderedPool<Frame, E>(request.compressConcurrency ?? COMPRESS_CONCURRENCY)
-        const uploads = yield* makeOrderedPool<PartDone, AwsError | E>(request.uploadConcurrency ?? 2)
+        const uploads = yield* makeOrderedPool<PartDone, AwsError | E>(uploadConcurrency)
         const zeroFrames = new Map<number, Buffer>()
         const zeroFrame = (size: number) =>
           Effect.suspend(() => {
@@ -206,17 +243,18 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
         const submitPart = (partNumber: number, buffers: ReadonlyArray<Buffer>, sha256: string, inputEnd: number, lines: ReadonlyArray<string>) =>
           uploads.submit(
             Effect.gen(function* () {
+              highestPart = Math.max(highestPart, partNumber)
               const part = yield* uploadPart(target, uploadId, partNumber, buffers, sha256)
               // The part's journal (its checksum and where it ends in the input) and its manifest lines.
               const journal = JSON.stringify({ ...part, inputEnd })
               const body = [journal, ...lines].join("\n") + "\n"
               yield* awsCall("s3:PutObject", (abortSignal) =>
                 s3.send(
-                  new PutObjectCommand({ Bucket: target.bucket, Key: fragmentKey(target, partNumber), Body: body, ContentType: "application/x-ndjson" }),
+                  new PutObjectCommand({ Bucket: target.bucket, Key: fragmentKey(target.key, partNumber), Body: body, ContentType: "application/x-ndjson" }),
                   { abortSignal }
                 )
               )
-              const done: PartDone = { part, inputEnd, fragment: Option.some(fragmentKey(target, partNumber)) }
+              const done: PartDone = { part, inputEnd, fragment: Option.some(fragmentKey(target.key, partNumber)) }
               return done
             }).pipe(Effect.provideService(S3, s3))
           )
@@ -280,24 +318,48 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
       })
     )
 
-    // A failure (not a crash, not an interruption) abandons the upload: nothing half-written lingers.
-    const inputBytes = yield* run.pipe(
-      Effect.tapError(() =>
-        abortUpload(target, uploadId).pipe(
-          Effect.zipRight(ledger.saveUpload(step, undefined)),
-          Effect.catchAll((cleanup) => Effect.logWarning(`could not abort upload ${uploadId}: ${String(cleanup)}`))
-        )
+    /**
+     * How an upload that did not complete is left. A resumable upload stays when its worker
+     * lost the step or was interrupted (that is how the step's runtime stops a worker whose
+     * lease lapsed, and how a worker shuts down): the next worker resumes it. Any other upload
+     * is aborted, so that nothing half-written lingers. After a failure its fragments go too
+     * and the ledger forgets it; after losing the step they stay, as another worker may be
+     * writing fragments under the same key by now.
+     */
+    const abandon = (cause: Cause.Cause<unknown>) => {
+      const stepLost = Cause.isInterruptedOnly(cause) || Chunk.some(Cause.failures(cause), (error) => Predicate.isTagged(error, "LeaseLost"))
+      if (stepLost && request.resumable) return Effect.logInfo(`upload ${uploadId} stays for the worker that resumes the step`)
+      const warn = (what: string) => (error: AwsError | LeaseLost) => Effect.logWarning(`could not ${what} of upload ${uploadId}: ${error.message}`)
+      const abort = abortUpload(target, uploadId).pipe(Effect.catchAll(warn("abort")))
+      if (stepLost) return abort
+      return abort.pipe(
+        Effect.zipRight(deleteFragments(target.bucket, target.key, highestPart).pipe(Effect.catchAll(warn("delete the part fragments")))),
+        Effect.zipRight(ledger.saveUpload(step, undefined).pipe(Effect.catchAll(warn("forget the progress"))))
       )
-    )
-    const completed = yield* completeUpload(target, uploadId, doneParts)
-    const result: ArchiveResult = {
-      ...completed,
-      inputBytes,
-      parts: doneParts.length,
-      resumedFromPart: Option.isSome(resumeFrom) ? resumeFrom.value.parts.length : 0,
-      manifestFragments: fragments
     }
-    return result
+
+    // The upload is completed only after the source reported its end, which a source reports
+    // only when it read everything well (a tool's source: when the tool exited 0).
+    return yield* Effect.gen(function* () {
+      yield* ledger.saveUpload(step, {
+        bucket: target.bucket,
+        key: target.key,
+        uploadId,
+        partSize,
+        partsDone: doneParts.length,
+        inputOffset: startOffset
+      })
+      const inputBytes = yield* run
+      const completed = yield* completeUpload(target, uploadId, doneParts)
+      const result: ArchiveResult = {
+        ...completed,
+        inputBytes,
+        parts: doneParts.length,
+        resumedFromPart: Option.isSome(resumeFrom) ? resumeFrom.value.parts.length : 0,
+        manifestFragments: fragments
+      }
+      return result
+    }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : abandon(exit.cause))))
   })
 
 /** Type of the failures an archive run can end with, besides the source's own. */

@@ -16,7 +16,11 @@ export class DeviceUnavailable extends Schema.TaggedError<DeviceUnavailable>()("
 export type DeviceError = DeviceUnavailable | AwsError | CommandFailed | EbsSourceError
 
 export interface BlockDevicesShape {
-  /** The volume as a local block device, read-only, for as long as the scope lasts. */
+  /**
+   * The restored volume as a local block device, for as long as the scope lasts. It is
+   * writable: it is a copy made for the archive and thrown away after it, and mounting a
+   * filesystem whose journal must be replayed writes to it (the mounts themselves are read-only).
+   */
   readonly attach: (volumeId: string) => Effect.Effect<string, DeviceError, Scope.Scope>
 }
 
@@ -35,8 +39,10 @@ const tryPromise = <A>(volumeId: string, what: string, run: () => Promise<A>) =>
 
 /**
  * Against the emulator a volume has no device behind it: its snapshot's blocks are written
- * into a sparse image file (through the EBS direct APIs) and a read-only loop device with
- * partition scanning is put over it, which is what an attached EBS volume looks like.
+ * into a sparse image file (through the EBS direct APIs) and a loop device with partition
+ * scanning is put over it, which is what an attached EBS volume looks like. The loop device
+ * is writable, as an attached volume is: the image is this archive's own copy of the
+ * snapshot, removed with the scope, and a journal replayed on mounting writes to it.
  */
 export const loopBlockDevices = Layer.effect(
   BlockDevices,
@@ -77,7 +83,10 @@ export const loopBlockDevices = Layer.effect(
           }).pipe(Effect.provideService(Ebs, ebs), Effect.provideService(Ec2, ec2))
           yield* Effect.acquireRelease(materialize, () => Effect.promise(() => rm(image, { force: true })))
           const device = yield* Effect.acquireRelease(
-            Effect.map(run("losetup", ["--find", "--show", "--read-only", "--partscan", image]), (output) => output.trim()),
+            run("losetup", ["--find", "--show", "--partscan", image]).pipe(
+              Effect.map((output) => output.trim()),
+              Effect.catchTag("ToolTimedOut", (timedOut) => new DeviceUnavailable({ volumeId, reason: timedOut.message }))
+            ),
             (loop) => run("losetup", ["--detach", loop]).pipe(Effect.ignoreLogged)
           )
           yield* Effect.logInfo(`volume ${volumeId} (snapshot ${snapshotId}) is ${device}`)

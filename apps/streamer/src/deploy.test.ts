@@ -1,10 +1,10 @@
 import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
-import { serviceStackProblems, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
+import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
 import { streamerStack } from "./deploy"
 
 describe("the streamer's stack", () => {
-  const { template, nag } = synthesizeService((app) => streamerStack(app, testDeployConfig(), { image: testImage() }))
+  const { stack, template, nag } = synthesizeService((app) => streamerStack(app, testDeployConfig(), { image: testImage() }))
 
   it("subscribes with the contracts' patterns, with a DLQ, its alarm and no wildcard actions", () => {
     // Assess
@@ -31,7 +31,20 @@ describe("the streamer's stack", () => {
     // Assess
     fargate.template.hasResourceProperties("AWS::ECS::Service", { LaunchType: "FARGATE" })
     fargate.template.resourceCountIs("AWS::AutoScaling::AutoScalingGroup", 0)
+    assert.deepStrictEqual(iamCoverageProblems(fargate.stack, { template: fargate.template }), [])
     assert.doesNotThrow(fargate.nag)
+  })
+
+  it("allows every AWS call its runtime can make, sends to its own queue and DLQ included", () => {
+    // Act
+    const problems = iamCoverageProblems(stack, { template })
+    // Assess
+    assert.deepStrictEqual(problems, [])
+  })
+
+  it("lets no role put the ownership tag on an existing resource that the tag would make deletable", () => {
+    // Assess
+    assert.deepStrictEqual(ownershipTagProblems(template), [])
   })
 
   it("passes the AwsSolutions checks with only acknowledged findings", () => {

@@ -26,7 +26,15 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
   const volumes = `arn:${stack.partition}:ec2:${region}:${account}:volume/*`
   const instances = `arn:${stack.partition}:ec2:${region}:${account}:instance/*`
   stack.allow(role, ["ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock"], [snapshots])
-  stack.allow(role, ["ec2:DescribeSnapshots", "ec2:DescribeVolumes"], ["*"])
+  stack.allow(role, ["ec2:DescribeSnapshots", "ec2:DescribeVolumes", "ec2:DescribeTags"], ["*"])
+  // The protected resource's tags, for rules that match on them: read only, in whichever region the resource is.
+  const taggedResources = [
+    `arn:${stack.partition}:rds:*:${account}:db:*`,
+    `arn:${stack.partition}:rds:*:${account}:cluster:*`,
+    `arn:${stack.partition}:dynamodb:*:${account}:table/*`
+  ]
+  stack.allow(role, ["rds:ListTagsForResource"], taggedResources.slice(0, 2))
+  stack.allow(role, ["dynamodb:ListTagsOfResource"], taggedResources.slice(2))
   stack.allow(role, ["ec2:AttachVolume", "ec2:DetachVolume"], [volumes], { StringEquals: { [`ec2:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } })
   stack.allow(role, ["ec2:AttachVolume", "ec2:DetachVolume"], [instances], { StringEquals: { [`ec2:ResourceTag/${STREAMER_INSTANCE_TAG}`]: "true" } })
   stack.allow(
@@ -34,9 +42,11 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
     ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
     [stack.bucket.arnForObjects("archives/*")]
   )
-  stack.allow(role, ["backup:DeleteRecoveryPoint"], [`arn:${stack.partition}:backup:${region}:${account}:recovery-point:*`], {
-    StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE }
-  })
+  const recoveryPoints = `arn:${stack.partition}:backup:${region}:${account}:recovery-point:*`
+  stack.allow(role, ["backup:DeleteRecoveryPoint"], [recoveryPoints], { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } })
+  // The describe after a delete says what became of the recovery point. Not under the tag
+  // condition: a recovery point already gone has no tags, and must read as not found, not denied.
+  stack.allow(role, ["backup:DescribeRecoveryPoint"], [recoveryPoints])
   // Dump mode: the password of an instance the restorer made, and nothing else in SSM.
   stack.allow(role, ["ssm:GetParameter"], [`arn:${stack.partition}:ssm:${region}:${account}:parameter/backup-actions/restored/*`])
   // Encrypted snapshots and SecureStrings are read with their own keys, through EBS and SSM only.
@@ -50,9 +60,16 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
       { resource: `arn:<AWS::Partition>:ec2:${region}:${account}:volume/*`, reason: "Attaches only volumes tagged as the project's (restored by the restorer)." },
       { resource: `arn:<AWS::Partition>:ec2:${region}:${account}:instance/*`, reason: "Attaches only to the streamer's own instances (instance tag condition)." },
       { resource: `arn:<AWS::Partition>:s3:::${stack.names.artifactBucket}/archives/*`, reason: "Archives and manifests, only under archives/." },
-      { resource: `arn:<AWS::Partition>:backup:${region}:${account}:recovery-point:*`, reason: "Deletes only recovery points tagged as the project's, and only after a verified archive." },
+      {
+        resource: `arn:<AWS::Partition>:backup:${region}:${account}:recovery-point:*`,
+        reason: "Deletes only recovery points tagged as the project's, and only after a verified archive; describes them to confirm the delete."
+      },
       { resource: `arn:<AWS::Partition>:kms:${region}:${account}:key/*`, reason: "The snapshots' and parameters' own keys, usable only through EBS, EC2 and SSM (kms:ViaService)." },
-      { resource: `arn:<AWS::Partition>:ssm:${region}:${account}:parameter/backup-actions/restored/*`, reason: "Only the passwords of instances the restorer made, under its path." }
+      { resource: `arn:<AWS::Partition>:ssm:${region}:${account}:parameter/backup-actions/restored/*`, reason: "Only the passwords of instances the restorer made, under its path." },
+      ...taggedResources.map((resource) => ({
+        resource: resource.replace(`arn:${stack.partition}:`, "arn:<AWS::Partition>:"),
+        reason: "Reads (only) the tags of the resource a recovery point protects, for rules that match on tags."
+      }))
     ])
   }
   return stack

@@ -1,12 +1,12 @@
-import { Clock, Duration, Effect, Option } from "effect"
+import { Clock, Effect } from "effect"
 import { ServiceSettings } from "@backup-actions/config"
-import { runStep } from "@backup-actions/ledger"
+import { runStep } from "@backup-actions/consumer"
 import { archiveToS3, type ArchiveResult } from "./archive-pipeline"
 import { contentTypeOf } from "./compress"
 import { openEbsDirectSource, CHUNK_BYTES } from "./ebs-direct-source"
 import { archiveAction, archiveKeys } from "./keys"
 import { rawImageManifestHeader, writeManifest } from "./manifest"
-import { archivedOutcome, describeArchiveFailure, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
+import { archiveStep, archivedOutcome, describeArchiveFailure, failedOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 
 /**
@@ -35,7 +35,8 @@ export const finishRawImageArchive = (
         archiveBytes: written.size,
         composite: written.composite
       }),
-      fragments: written.manifestFragments
+      fragments: written.manifestFragments,
+      archives: [{ key: keys.archive, parts: written.parts }]
     })
     return { ...written, format: "raw" as const, bucket: settings.artifactBucket, key: keys.archive, manifestKey: keys.manifest }
   })
@@ -49,7 +50,7 @@ export const archiveDirect = (subject: ArchiveSubject) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
     const step = { recoveryPointArn: subject.recoveryPointArn, action: archiveAction("direct") }
-    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, (claimed) =>
+    yield* runStep(archiveStep(subject, step), ({ claim, record }) =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
         const keys = archiveKeys(subject.snapshotId, "direct", "raw", subject.plan.compression)
@@ -69,12 +70,12 @@ export const archiveDirect = (subject: ArchiveSubject) =>
           }
           let lastLogged = 0
           const written = yield* archiveToS3({
-            step,
+            step: claim,
             target,
             compression: subject.plan.compression,
             partSize: partSizeFor(compressedUpperBound(layout.volumeBytes)),
             resumable: true,
-            previousUpload: claimed.upload,
+            previousUpload: record.upload,
             openSource: open,
             onProgress: (progress) =>
               Effect.suspend(() => {
@@ -96,5 +97,4 @@ export const archiveDirect = (subject: ArchiveSubject) =>
         )
       })
     )
-    if (Option.isSome(result)) yield* publishOutcome(result.value)
   }).pipe(Effect.annotateLogs({ snapshotId: subject.snapshotId, mode: "direct" }))

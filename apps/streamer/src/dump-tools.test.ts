@@ -117,7 +117,7 @@ describe("dump tool errors", () => {
       }
       // Act
       const output = yield* runTool(accepting)
-      const error = yield* Effect.flip(runTool(refusing))
+      const error = yield* Effect.flip(runTool(refusing).pipe(Effect.catchTag("ToolTimedOut", Effect.die)))
       // Assess
       assert.strictEqual(output, "ok")
       assert.strictEqual(error.exitCode, 2)
@@ -130,7 +130,9 @@ describe("dump tool errors", () => {
     Effect.gen(function* () {
       // Act
       const error = yield* Effect.flip(
-        runTool({ command: "no-such-dump-tool", args: [], env: {}, passwordVariable: "PGPASSWORD", password: Redacted.make(PASSWORD) })
+        runTool({ command: "no-such-dump-tool", args: [], env: {}, passwordVariable: "PGPASSWORD", password: Redacted.make(PASSWORD) }).pipe(
+          Effect.catchTag("ToolTimedOut", Effect.die)
+        )
       )
       // Assess
       assert.strictEqual(error.reason, "no-such-dump-tool is not installed")

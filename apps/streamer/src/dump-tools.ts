@@ -1,5 +1,14 @@
-import { spawn } from "node:child_process"
 import { Effect, Either, Redacted, Schema } from "effect"
+import {
+  SHORT_COMMAND,
+  lastLines,
+  runToCompletion,
+  type RunningTool,
+  type SpawnRequest,
+  type ToolExit,
+  type ToolLimits,
+  type ToolTimedOut
+} from "./exec"
 
 /** Where and as whom a dump tool connects. The password stays redacted until a process is spawned. */
 export interface DbConnection {
@@ -197,52 +206,40 @@ export const spawnEnvironment = (command: ToolCommand): NodeJS.ProcessEnv => {
 
 const AUTHENTICATION_FAILURE = /password authentication failed|authentication failed for user|Access denied for user/i
 
-/** Keeps at most `limit` characters of a growing text: only its end is ever reported. */
-export const appendBounded = (text: string, more: string, limit = 16_384): string => {
-  const joined = text + more
-  return joined.length > limit ? joined.slice(joined.length - limit) : joined
-}
-
 /** The last lines of a tool's stderr, as a one-line reason, never with the password in it. */
-export const stderrReason = (stderr: string, password: Redacted.Redacted<string>, lines = 5): string => {
-  const secret = Redacted.value(password)
-  const redacted = secret === "" ? stderr : stderr.split(secret).join("<redacted>")
-  return redacted
-    .split("\n")
-    .map((line) => line.trim())
-    .filter((line) => line !== "")
-    .slice(-lines)
-    .join(" | ")
-}
+export const stderrReason = (stderr: string, password: Redacted.Redacted<string>, lines = 5): string => lastLines(stderr, [password], lines)
 
-/** The failure of a tool that exited badly or could not start. */
-export const toolFailure = (command: ToolCommand, exitCode: number | null, stderr: string, startError?: Error): ToolFailed => {
+/** The failure of a tool that exited badly, was killed or could not start. */
+export const toolFailure = (command: ToolCommand, exit: ToolExit, stderr: string): ToolFailed => {
+  const startError = exit.startError
   const notFound = startError !== undefined && "code" in startError && startError.code === "ENOENT"
+  const lines = stderrReason(stderr, command.password)
   const reason = notFound
     ? `${command.command} is not installed`
     : startError !== undefined
       ? `${command.command} could not start: ${startError.message}`
-      : stderrReason(stderr, command.password) || "no error output"
-  return new ToolFailed({ tool: command.command, exitCode, reason, authenticationFailed: AUTHENTICATION_FAILURE.test(stderr) })
+      : exit.signal !== null
+        ? [`killed by ${exit.signal}`, lines].filter((part) => part !== "").join("; ")
+        : lines || "no error output"
+  return new ToolFailed({ tool: command.command, exitCode: exit.code, reason, authenticationFailed: AUTHENTICATION_FAILURE.test(stderr) })
 }
 
-/** Runs a tool to completion and returns its standard output. */
-export const runTool = (command: ToolCommand) =>
-  Effect.async<string, ToolFailed>((resume, signal) => {
-    const child = spawn(command.command, [...command.args], { stdio: ["ignore", "pipe", "pipe"], env: spawnEnvironment(command), signal })
-    let stdout = ""
-    let stderr = ""
-    let settled = false
-    const settle = (effect: Effect.Effect<string, ToolFailed>) => {
-      if (settled) return
-      settled = true
-      resume(effect)
-    }
-    child.stdout.on("data", (data: Buffer) => (stdout += data.toString()))
-    child.stderr.on("data", (data: Buffer) => (stderr = appendBounded(stderr, data.toString())))
-    child.on("error", (error) => settle(Effect.fail(toolFailure(command, null, stderr, error))))
-    child.on("close", (code) => settle(code === 0 ? Effect.succeed(stdout) : Effect.fail(toolFailure(command, code, stderr))))
-  })
+/** A database tool as the spawn helper starts it: the password only in its environment, and taken out of its stderr. */
+export const toolRequest = (command: ToolCommand, limits: ToolLimits): SpawnRequest => ({
+  command: command.command,
+  args: command.args,
+  env: spawnEnvironment(command),
+  secrets: [command.password],
+  limits
+})
+
+/** Succeeds when the tool exited 0; otherwise fails with ToolFailed (or ToolTimedOut). */
+export const toolExitedCleanly = (command: ToolCommand, tool: RunningTool): Effect.Effect<void, ToolFailed | ToolTimedOut> =>
+  Effect.flatMap(tool.exit, (exit) => (exit.code === 0 ? Effect.void : Effect.fail(toolFailure(command, exit, tool.stderr()))))
+
+/** Runs a tool to completion (within SHORT_COMMAND_TIMEOUT) and returns its standard output. */
+export const runTool = (command: ToolCommand): Effect.Effect<string, ToolFailed | ToolTimedOut> =>
+  runToCompletion(toolRequest(command, SHORT_COMMAND), (tool) => toolExitedCleanly(command, tool))
 
 export class InvalidEndpointOverride extends Schema.TaggedError<InvalidEndpointOverride>()("InvalidEndpointOverride", {
   value: Schema.String

@@ -3,6 +3,7 @@ import { ConfigProvider, Effect, Option, Redacted } from "effect"
 import type { ChunkSource } from "./archive-pipeline"
 import { databaseEndpoint, describeDumpFailure, dumpKeys, dumpSource } from "./dump"
 import type { ToolCommand } from "./dump-tools"
+import { ToolTimedOut } from "./exec"
 
 const PASSWORD = "Zq8pW3nR5tY7uI9oP1aS2dF4gH6jK0lX"
 
@@ -35,6 +36,18 @@ describe("a dump tool's output as a chunk source", () => {
       const bytes = yield* drain(source)
       // Assess
       assert.strictEqual(bytes, 5_000_000)
+    })
+  )
+
+  it.scopedLive("yields the output of a tool that exited before the first chunk was read", () =>
+    Effect.gen(function* () {
+      // Prepare: the dump of an empty database, written and done at once
+      const source = yield* dumpSource(shell("printf 'SET client_encoding = UTF8;\\n'"))
+      yield* Effect.sleep("200 millis")
+      // Act
+      const bytes = yield* drain(source)
+      // Assess
+      assert.strictEqual(bytes, "SET client_encoding = UTF8;\n".length)
     })
   )
 
@@ -133,6 +146,17 @@ describe("where a dump connects", () => {
       assert.strictEqual(describeDumpFailure(error), 'BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE names no endpoint for engine mariadb: "postgres=127.0.0.1:5433"')
     })
   )
+})
+
+describe("a dump tool that timed out", () => {
+  it("is reported with the tool, the limit that ran out and its last stderr lines", () => {
+    // Prepare
+    const error = new ToolTimedOut({ tool: "pg_dump", limit: "inactivity", timeout: "30m", stderr: 'pg_dump: dumping contents of table "public.events"' })
+    // Act
+    const reason = describeDumpFailure(error)
+    // Assess
+    assert.strictEqual(reason, 'pg_dump wrote nothing for 30m and was killed; its last stderr: pg_dump: dumping contents of table "public.events"')
+  })
 })
 
 describe("dump archive keys", () => {

@@ -1,21 +1,19 @@
-import { spawn } from "node:child_process"
 import { DeleteObjectsCommand } from "@aws-sdk/client-s3"
 import { GetParameterCommand } from "@aws-sdk/client-ssm"
 import { Clock, Config, Duration, Effect, Either, Option, Redacted, Schedule, Schema } from "effect"
-import { RecoveryPoints, S3, Ssm, awsCall, type AwsError } from "@backup-actions/aws"
+import { S3, Ssm, awsCall, type AwsError } from "@backup-actions/aws"
 import { ArchiveCompleted, type ArchivePlan, type DetailOf, type RestoredDatabase } from "@backup-actions/contracts"
-import { Publisher } from "@backup-actions/consumer"
+import { runStep } from "@backup-actions/consumer"
 import { ServiceSettings } from "@backup-actions/config"
-import { failed, runStep, succeeded, type LeaseLost, type StepResult } from "@backup-actions/ledger"
-import { archiveToS3, type ArchiveResult, type ChunkJob, type ChunkSource } from "./archive-pipeline"
+import { failed, succeeded, type LeaseLost, type StepResult } from "@backup-actions/ledger"
+import { archiveToS3, deleteFragments, type ArchiveResult } from "./archive-pipeline"
 import { extensionOf } from "./compress"
 import {
-  appendBounded,
   dumpToolFor,
   parseEndpoint,
   runTool,
-  spawnEnvironment,
-  toolFailure,
+  toolExitedCleanly,
+  toolRequest,
   versionCommand,
   type DatabaseInfo,
   type DbConnection,
@@ -25,9 +23,11 @@ import {
   type ToolFailed,
   type UnsupportedEngine
 } from "./dump-tools"
+import { streamingToolLimits, type ToolTimedOut } from "./exec"
 import { writeManifest } from "./manifest"
+import { deleteSourceIfAsked, failedDetail } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
-import { SourceReadError, streamChunkSource } from "./stream-source"
+import { toolChunkSource, type SourceReadError } from "./stream-source"
 
 type ArchiveDetail = DetailOf<typeof ArchiveCompleted>
 
@@ -111,6 +111,8 @@ export const readPassword = (parameterName: string) =>
     awsCall("ssm:GetParameter", (abortSignal) => ssm.send(new GetParameterCommand({ Name: parameterName, WithDecryption: true }), { abortSignal }))
   ).pipe(Effect.map((found) => Redacted.make(found.Parameter?.Value ?? "")))
 
+const loginRefused = (error: ToolFailed | ToolTimedOut): boolean => error._tag === "ToolFailed" && error.authenticationFailed
+
 /**
  * The instance's databases. Right after a master-password reset the old password can still
  * be in force for a while (RDS applies it asynchronously), so a refused login is retried on
@@ -119,52 +121,26 @@ export const readPassword = (parameterName: string) =>
 const listDatabases = (tool: DumpTool, connection: DbConnection) =>
   runTool(tool.listDatabases(connection)).pipe(
     Effect.tapError((error) =>
-      error.authenticationFailed ? Effect.logInfo(`${error.tool}: login refused; the new master password may not be in effect yet`) : Effect.void
+      loginRefused(error) ? Effect.logInfo(`${error.tool}: login refused; the new master password may not be in effect yet`) : Effect.void
     ),
     Effect.retry({
       schedule: Schedule.exponential(Duration.millis(500), 1.5).pipe(Schedule.jittered, Schedule.upTo(Duration.minutes(2))),
-      while: (error) => error.authenticationFailed
+      while: loginRefused
     }),
     Effect.map(tool.parseDatabaseList)
   )
 
 /**
  * The dump tool's standard output as a chunk source. At the end of the output the source
- * waits for the tool to exit: a non-zero exit fails the source, so the upload is aborted
- * and no partial dump is ever completed. The process is killed if the archive stops early.
+ * waits for the tool to exit: a non-zero exit, a signal or a timeout (no output for
+ * STREAM_INACTIVITY_TIMEOUT, see `streamingToolLimits`) fails the source, so the upload is
+ * aborted and no partial dump is ever completed. The tool is stopped, and awaited, if the
+ * archive stops early.
  */
 export const dumpSource = (command: ToolCommand) =>
-  Effect.gen(function* () {
-    let stderr = ""
-    const { child, exited } = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const process = spawn(command.command, [...command.args], { stdio: ["ignore", "pipe", "pipe"], env: spawnEnvironment(command) })
-        process.stderr.on("data", (data: Buffer) => (stderr = appendBounded(stderr, data.toString())))
-        const exit = new Promise<{ readonly code: number | null; readonly error?: Error }>((resolve) => {
-          process.once("error", (error) => resolve({ code: null, error }))
-          process.once("close", (code) => resolve({ code }))
-        })
-        return { child: process, exited: exit }
-      }),
-      ({ child }) =>
-        Effect.sync(() => {
-          if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-        })
-    )
-    const output = streamChunkSource(command.command, child.stdout, { detectHoles: false })
-    const source: ChunkSource<SourceReadError | ToolFailed> = {
-      pull: Effect.flatMap(
-        output.pull,
-        (next): Effect.Effect<Option.Option<ChunkJob<SourceReadError>>, ToolFailed> =>
-          Option.isSome(next)
-            ? Effect.succeed(next)
-            : Effect.flatMap(Effect.promise(() => exited), ({ code, error }) =>
-                code === 0 ? Effect.succeed(next) : Effect.fail(toolFailure(command, code, stderr, error))
-              )
-      )
-    }
-    return source
-  })
+  Effect.flatMap(streamingToolLimits, (limits) =>
+    toolChunkSource(toolRequest(command, limits), { detectHoles: false }, (tool) => toolExitedCleanly(command, tool))
+  )
 
 /** A plain SQL dump is larger than the data on disk (text, escaped binaries): room for four times that. */
 const dumpUpperBound = (database: DatabaseInfo): number => compressedUpperBound(database.sizeBytes * 4 + 64 * 1024 * 1024)
@@ -175,7 +151,7 @@ interface DatabaseArchive {
   readonly written: ArchiveResult
 }
 
-type DumpFailure = AwsError | SourceReadError | ToolFailed | UnsupportedEngine | InvalidEndpointOverride | NoEndpointOverrideForEngine | NothingToDump
+type DumpFailure = AwsError | SourceReadError | ToolFailed | ToolTimedOut | UnsupportedEngine | InvalidEndpointOverride | NoEndpointOverrideForEngine | NothingToDump
 
 /** The one-line reason kept in the ledger and sent in Archive Completed. */
 export const describeDumpFailure = (error: DumpFailure): string => {
@@ -186,6 +162,8 @@ export const describeDumpFailure = (error: DumpFailure): string => {
       return `reading ${error.source}: ${error.reason}`
     case "ToolFailed":
       return `${error.tool} exited with ${error.exitCode ?? "an error"}: ${error.reason}`
+    case "ToolTimedOut":
+      return error.message
     case "UnsupportedEngine":
       return `engine ${error.engine} has no supported dump tool`
     case "InvalidEndpointOverride":
@@ -208,25 +186,17 @@ const base = (subject: DumpSubject) => ({
 })
 
 const failedDump = (subject: DumpSubject, reason: string, startedAt: number) =>
-  Effect.map(Clock.currentTimeMillis, (now): StepResult<ArchiveDetail> =>
-    failed(reason, { ...base(subject), status: "failed", bytesRead: 0, bytesStored: 0, durationMs: now - startedAt, verified: false, sourceDeleted: false, reason })
-  )
+  Effect.map(Clock.currentTimeMillis, (now): StepResult<ArchiveDetail> => failed(reason, failedDetail(base(subject), reason, now - startedAt)))
 
 /**
  * The outcome of written dumps: verified only when every database's stored checksum equals
- * the one computed over the bytes uploaded. The source is deleted only then, and only when
- * the policy asks for it.
+ * the one computed over the bytes uploaded. The source is deleted after it is recorded, by
+ * the step's `afterSuccess`, and only when the policy asks for it.
  */
 const dumpedOutcome = (subject: DumpSubject, archives: ReadonlyArray<DatabaseArchive>, keys: ReturnType<typeof dumpKeys>, startedAt: number) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
-    const points = yield* RecoveryPoints
     const verified = archives.every((archive) => archive.written.verified)
-    const deleteSource = subject.plan.deleteSourceAfterVerify && verified
-    if (deleteSource) {
-      yield* points.delete({ recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName })
-      yield* Effect.logInfo(`deleted recovery point ${subject.recoveryPointArn} after verifying its dumps`)
-    }
     const now = yield* Clock.currentTimeMillis
     const detail: ArchiveDetail = {
       ...base(subject),
@@ -238,7 +208,7 @@ const dumpedOutcome = (subject: DumpSubject, archives: ReadonlyArray<DatabaseArc
       bytesStored: archives.reduce((total, archive) => total + archive.written.size, 0),
       durationMs: now - startedAt,
       verified,
-      sourceDeleted: deleteSource,
+      sourceDeleted: false,
       databases: archives.map((archive) => ({
         database: archive.database,
         location: { bucket: settings.artifactBucket, key: archive.key },
@@ -252,15 +222,18 @@ const dumpedOutcome = (subject: DumpSubject, archives: ReadonlyArray<DatabaseArc
     return verified ? succeeded(detail) : failed(`stored checksums differ from computed ones for ${unverified.join(", ")}`, { ...detail, reason: `unverified: ${unverified.join(", ")}` })
   })
 
-/** Removes the dumps of a failed attempt: a half set of databases is not an archive. */
-const deleteObjects = (bucket: string, keys: ReadonlyArray<string>) =>
-  keys.length === 0
+/** Removes the dumps of a failed attempt, and their part fragments: a half set of databases is not an archive. */
+const deleteObjects = (bucket: string, archives: ReadonlyArray<{ readonly key: string; readonly parts: number }>) =>
+  archives.length === 0
     ? Effect.void
     : Effect.flatMap(S3, (s3) =>
         awsCall("s3:DeleteObjects", (abortSignal) =>
-          s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }), { abortSignal })
+          s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: archives.map((archive) => ({ Key: archive.key })), Quiet: true } }), { abortSignal })
         )
-      ).pipe(Effect.catchAll((error) => Effect.logWarning(`could not delete the dumps of a failed attempt: ${error.message}`)))
+      ).pipe(
+        Effect.zipRight(Effect.forEach(archives, (archive) => deleteFragments(bucket, archive.key, archive.parts), { discard: true })),
+        Effect.catchAll((error) => Effect.logWarning(`could not delete the dumps of a failed attempt: ${error.message}`))
+      )
 
 /**
  * Dumps every database of the restored instance with the engine's own tool, streamed
@@ -273,7 +246,15 @@ export const archiveDump = (subject: DumpSubject) =>
     const settings = yield* ServiceSettings
     const step = { recoveryPointArn: subject.recoveryPointArn, action: DUMP_ACTION }
     const keys = dumpKeys(subject.snapshotId, subject.plan.compression)
-    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, (claimed) =>
+    const spec = {
+      step,
+      contract: ArchiveCompleted,
+      resources: [subject.recoveryPointArn],
+      gaveUp: (reason: string) => failedDetail(base(subject), reason, 0),
+      afterSuccess: (outcome: ArchiveDetail) =>
+        deleteSourceIfAsked(subject.plan, { recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName }, outcome)
+    }
+    yield* runStep(spec, ({ claim, record }) =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
         const written: Array<DatabaseArchive> = []
@@ -289,13 +270,13 @@ export const archiveDump = (subject: DumpSubject) =>
           for (const [index, database] of databases.entries()) {
             const key = keys.database(database.name)
             const archive = yield* archiveToS3({
-              step,
+              step: claim,
               target: { bucket: settings.artifactBucket, key, contentType: `application/sql+${subject.plan.compression}` },
               compression: subject.plan.compression,
               partSize: partSizeFor(dumpUpperBound(database)),
               // A dump is a stream: a resumed attempt starts it over (an earlier upload is aborted).
               resumable: false,
-              previousUpload: index === 0 ? claimed.upload : undefined,
+              previousUpload: index === 0 ? record.upload : undefined,
               openSource: () => dumpSource(tool.dumpDatabase(connection, database.name))
             })
             written.push({ database: database.name, key, written: archive })
@@ -319,6 +300,7 @@ export const archiveDump = (subject: DumpSubject) =>
               archiveBytes: written.reduce((total, archive) => total + archive.written.size, 0)
             },
             fragments: [],
+            archives: written.map((archive) => ({ key: archive.key, parts: archive.written.parts })),
             lines: written.map((archive) =>
               JSON.stringify({
                 database: archive.database,
@@ -338,13 +320,10 @@ export const archiveDump = (subject: DumpSubject) =>
             (error) =>
               deleteObjects(
                 settings.artifactBucket,
-                written.map((archive) => archive.key)
+                written.map((archive) => ({ key: archive.key, parts: archive.written.parts }))
               ).pipe(Effect.zipRight(failedDump(subject, describeDumpFailure(error), startedAt)))
           )
         )
       })
     )
-    if (Option.isSome(result)) {
-      yield* Effect.flatMap(Publisher, (publisher) => publisher.publish(ArchiveCompleted, result.value.outcome, [subject.recoveryPointArn]))
-    }
   }).pipe(Effect.annotateLogs({ snapshotId: subject.snapshotId, mode: "dump" }))

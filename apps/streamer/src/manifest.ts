@@ -1,17 +1,20 @@
 import { PassThrough } from "node:stream"
 import { once } from "node:events"
-import { DeleteObjectsCommand, GetObjectCommand } from "@aws-sdk/client-s3"
+import { GetObjectCommand } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
 import { Effect } from "effect"
 import { S3, awsCall, toAwsError } from "@backup-actions/aws"
+import { deleteFragments } from "./archive-pipeline"
 
 export interface ManifestRequest {
   readonly bucket: string
   readonly key: string
   /** The first line: what the archive is and how to check it. */
   readonly header: Record<string, unknown>
-  /** Part fragments: a journal line, then NDJSON lines; the lines are appended in order and the fragments deleted. */
+  /** Part fragments: a journal line, then NDJSON lines; the lines are appended in order. */
   readonly fragments: ReadonlyArray<string>
+  /** The archives the manifest describes, each with its number of parts: their part fragments are deleted once it is written. */
+  readonly archives: ReadonlyArray<{ readonly key: string; readonly parts: number }>
   /** Lines appended after the fragments. */
   readonly lines?: Iterable<string>
 }
@@ -23,7 +26,8 @@ const write = (stream: PassThrough, text: string) =>
 
 /**
  * Writes an NDJSON manifest beside an archive: a header line, then one line per file or
- * block. It is streamed through lib-storage, so its size does not weigh on memory.
+ * block. It is streamed through lib-storage, so its size does not weigh on memory. Then the
+ * archives' part fragments are deleted: nothing but archives and manifests stays.
  */
 export const writeManifest = (request: ManifestRequest) =>
   Effect.gen(function* () {
@@ -50,15 +54,7 @@ export const writeManifest = (request: ManifestRequest) =>
     })
     const uploaded = Effect.tryPromise({ try: () => upload.done(), catch: toAwsError("s3:Upload(manifest)") })
     yield* Effect.all([writer, uploaded], { concurrency: 2, discard: true })
-    for (let start = 0; start < request.fragments.length; start += 1_000) {
-      const batch = request.fragments.slice(start, start + 1_000)
-      yield* awsCall("s3:DeleteObjects", (abortSignal) =>
-        s3.send(
-          new DeleteObjectsCommand({ Bucket: request.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-          { abortSignal }
-        )
-      )
-    }
+    yield* Effect.forEach(request.archives, (archive) => deleteFragments(request.bucket, archive.key, archive.parts), { discard: true })
   })
 
 /** The header line of a raw disk image's manifest. */

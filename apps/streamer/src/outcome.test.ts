@@ -1,12 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { RecoveryPoints, type RecoveryPointRef } from "@backup-actions/aws"
-import { archivedOutcome, type ArchiveSubject } from "./outcome"
+import { ServiceSettings } from "@backup-actions/config"
+import { makeMemoryLedger } from "@backup-actions/ledger/testing"
+import { archiveStep, archivedOutcome, type ArchiveSubject } from "./outcome"
 
-/** A RecoveryPoints that only records what it was asked to delete. */
+/** A RecoveryPoints that only records what it was asked to delete, and answers that it is gone. */
 const recordingRecoveryPoints = () => {
   const deleted: Array<RecoveryPointRef> = []
-  const layer = Layer.succeed(RecoveryPoints, { delete: (ref) => Effect.sync(() => void deleted.push(ref)) })
+  const layer = Layer.succeed(RecoveryPoints, { delete: (ref) => Effect.sync(() => (deleted.push(ref), "deleted" as const)) })
   return { deleted, layer }
 }
 
@@ -33,13 +35,33 @@ const written = (verified: boolean) => ({
   manifestKey: "archives/ebs/snap-1/direct/manifest.ndjson"
 })
 
+const settings = ServiceSettings.layer({ busName: "bus", artifactBucket: "bucket", ledgerTable: "ledger", queueUrl: "q", deadLetterQueueUrl: "d", workDir: "/tmp" })
+
+/** The outcome of an archive and then, as the step runtime does after recording it, the deletion the policy asks for. */
+const archiveThenDelete = (archive: ArchiveSubject, verified: boolean) =>
+  Effect.gen(function* () {
+    const result = yield* archivedOutcome(archive, written(verified), 0)
+    const step = archiveStep(archive, { recoveryPointArn: archive.recoveryPointArn, action: "archive:direct" })
+    const announced = result._tag === "Succeeded" ? yield* step.afterSuccess(result.outcome) : result.outcome
+    return { result, announced }
+  })
+
 describe("the outcome of a written archive", () => {
-  it.effect("deletes the recovery point when the policy asks and the stored checksum matches", () =>
+  it.effect("never deletes the source itself; the deletion after it deletes the recovery point when the policy asks and the stored checksum matches", () =>
     Effect.gen(function* () {
+      // Prepare
       const points = recordingRecoveryPoints()
-      const result = yield* archivedOutcome(subject, written(true), 0).pipe(Effect.provide(points.layer))
-      assert.strictEqual(result._tag, "Succeeded")
-      assert.isTrue(result.outcome.sourceDeleted)
+      const layer = Layer.mergeAll(points.layer, makeMemoryLedger().layer, settings)
+      // Act
+      const outcome = yield* archivedOutcome(subject, written(true), 0).pipe(Effect.provide(layer))
+      const deletedByOutcome = points.deleted.length
+      const { announced } = yield* archiveThenDelete(subject, true).pipe(Effect.provide(layer))
+      // Assess
+      assert.strictEqual(outcome._tag, "Succeeded")
+      assert.isFalse(outcome.outcome.sourceDeleted)
+      assert.strictEqual(deletedByOutcome, 0)
+      assert.isTrue(announced.sourceDeleted)
+      assert.strictEqual(announced.sourceDeletion, "deleted")
       assert.deepStrictEqual(points.deleted, [{ recoveryPointArn: subject.recoveryPointArn, backupVaultName: "archive-and-delete", snapshotId: "snap-1" }])
     })
   )
@@ -47,10 +69,10 @@ describe("the outcome of a written archive", () => {
   it.effect("keeps the recovery point and fails the step when the stored checksum differs", () =>
     Effect.gen(function* () {
       const points = recordingRecoveryPoints()
-      const result = yield* archivedOutcome(subject, written(false), 0).pipe(Effect.provide(points.layer))
+      const { result, announced } = yield* archiveThenDelete(subject, false).pipe(Effect.provide(Layer.mergeAll(points.layer, makeMemoryLedger().layer, settings)))
       assert.strictEqual(result._tag, "Failed")
-      assert.isFalse(result.outcome.sourceDeleted)
-      assert.strictEqual(result.outcome.status, "failed")
+      assert.isFalse(announced.sourceDeleted)
+      assert.strictEqual(announced.status, "failed")
       assert.deepStrictEqual(points.deleted, [])
     })
   )
@@ -59,9 +81,20 @@ describe("the outcome of a written archive", () => {
     Effect.gen(function* () {
       const points = recordingRecoveryPoints()
       const keep = { ...subject, plan: { ...subject.plan, deleteSourceAfterVerify: false } }
-      const result = yield* archivedOutcome(keep, written(true), 0).pipe(Effect.provide(points.layer))
+      const { result, announced } = yield* archiveThenDelete(keep, true).pipe(Effect.provide(Layer.mergeAll(points.layer, makeMemoryLedger().layer, settings)))
       assert.strictEqual(result._tag, "Succeeded")
+      assert.isFalse(announced.sourceDeleted)
+      assert.isUndefined(announced.sourceDeletion)
       assert.deepStrictEqual(points.deleted, [])
+    })
+  )
+
+  it.effect("says a source is not deleted when the describe after the deletion still sees it", () =>
+    Effect.gen(function* () {
+      const stubborn = Layer.succeed(RecoveryPoints, { delete: () => Effect.succeed("still-there" as const) })
+      const { announced } = yield* archiveThenDelete(subject, true).pipe(Effect.provide(Layer.mergeAll(stubborn, makeMemoryLedger().layer, settings)))
+      assert.isFalse(announced.sourceDeleted)
+      assert.strictEqual(announced.sourceDeletion, "still-there")
     })
   )
 })

@@ -1,13 +1,13 @@
 import { Clock, Effect } from "effect"
-import { RecoveryPoints, type AwsError } from "@backup-actions/aws"
+import { RecoveryPoints, type AwsError, type RecoveryPointRef } from "@backup-actions/aws"
 import type { DeviceUnavailable } from "./block-devices"
 import type { BlockChecksumMismatch, UnsupportedBlockLayout } from "./ebs-direct-source"
-import type { CommandFailed } from "./exec"
+import type { CommandFailed, ToolTimedOut } from "./exec"
 import type { NotMountable } from "./mount"
 import type { SourceReadError } from "./stream-source"
-import { ArchiveCompleted, type ArchiveMode, type ArchivePlan, type DetailOf } from "@backup-actions/contracts"
-import { Publisher } from "@backup-actions/consumer"
-import { failed, succeeded, type StepResult } from "@backup-actions/ledger"
+import { ArchiveCompleted, isSourceGone, type ArchiveMode, type ArchivePlan, type DetailOf } from "@backup-actions/contracts"
+import { deleteSourceOnce } from "@backup-actions/consumer"
+import { failed, succeeded, type StepKey, type StepResult } from "@backup-actions/ledger"
 import type { ArchiveResult } from "./archive-pipeline"
 
 export type ArchiveDetail = DetailOf<typeof ArchiveCompleted>
@@ -34,8 +34,8 @@ const base = (subject: ArchiveSubject) => ({
 })
 
 /**
- * The outcome of a written archive. The source is deleted only when the policy asks for it
- * and the stored object's checksum equals the one computed over the bytes we read.
+ * The outcome of a written archive. It never deletes the source: that is a step of its own,
+ * after this outcome is recorded (see `archiveStep`).
  */
 export const archivedOutcome = (
   subject: ArchiveSubject,
@@ -43,14 +43,8 @@ export const archivedOutcome = (
   startedAt: number
 ) =>
   Effect.gen(function* () {
-    const points = yield* RecoveryPoints
-    const deleteSource = subject.plan.deleteSourceAfterVerify && written.verified
     if (subject.plan.deleteSourceAfterVerify && !written.verified) {
       yield* Effect.logError(`archive of ${subject.snapshotId} not verified (stored ${written.stored ?? "none"}, computed ${written.composite}); the source is kept`)
-    }
-    if (deleteSource) {
-      yield* points.delete({ recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName, snapshotId: subject.snapshotId })
-      yield* Effect.logInfo(`deleted recovery point ${subject.recoveryPointArn} after verifying its archive`)
     }
     const now = yield* Clock.currentTimeMillis
     const detail: ArchiveDetail = {
@@ -64,7 +58,7 @@ export const archivedOutcome = (
       durationMs: now - startedAt,
       checksum: { algorithm: "SHA256", type: "COMPOSITE", value: written.composite },
       verified: written.verified,
-      sourceDeleted: deleteSource,
+      sourceDeleted: false,
       ...(written.resumedFromPart > 0 ? { resumedAfterPart: written.resumedFromPart } : {})
     }
     const result: StepResult<ArchiveDetail> = written.verified
@@ -73,19 +67,41 @@ export const archivedOutcome = (
     return result
   })
 
+/**
+ * After a verified archive is recorded, and only when the policy asks: deletes the recovery
+ * point as its own ledger step and says in the outcome what the deletion left.
+ */
+export const deleteSourceIfAsked = (plan: ArchivePlan, source: RecoveryPointRef, outcome: ArchiveDetail) =>
+  plan.deleteSourceAfterVerify && outcome.status === "archived" && outcome.verified
+    ? Effect.flatMap(RecoveryPoints, (points) => deleteSourceOnce(source.recoveryPointArn, points.delete(source))).pipe(
+        Effect.map((state): ArchiveDetail => ({ ...outcome, sourceDeleted: isSourceGone(state), sourceDeletion: state }))
+      )
+    : Effect.succeed(outcome)
+
+/** The step of an archive of an EBS snapshot: announced as Archive Completed, and the source deleted after it when asked. */
+export const archiveStep = (subject: ArchiveSubject, step: StepKey) => ({
+  step,
+  contract: ArchiveCompleted,
+  resources: [subject.recoveryPointArn],
+  gaveUp: (reason: string): ArchiveDetail => failedDetail(base(subject), reason, 0),
+  afterSuccess: (outcome: ArchiveDetail) =>
+    deleteSourceIfAsked(subject.plan, { recoveryPointArn: subject.recoveryPointArn, backupVaultName: subject.backupVaultName, snapshotId: subject.snapshotId }, outcome)
+})
+
+/** The outcome of an archive that failed before it wrote anything. */
+export const failedDetail = (common: Omit<ArchiveDetail, "status" | "bytesRead" | "bytesStored" | "durationMs" | "verified" | "sourceDeleted">, reason: string, durationMs: number): ArchiveDetail => ({
+  ...common,
+  status: "failed",
+  bytesRead: 0,
+  bytesStored: 0,
+  durationMs,
+  verified: false,
+  sourceDeleted: false,
+  reason
+})
+
 export const failedOutcome = (subject: ArchiveSubject, reason: string, startedAt: number) =>
-  Effect.map(Clock.currentTimeMillis, (now): StepResult<ArchiveDetail> =>
-    failed(reason, {
-      ...base(subject),
-      status: "failed",
-      bytesRead: 0,
-      bytesStored: 0,
-      durationMs: now - startedAt,
-      verified: false,
-      sourceDeleted: false,
-      reason
-    })
-  )
+  Effect.map(Clock.currentTimeMillis, (now): StepResult<ArchiveDetail> => failed(reason, failedDetail(base(subject), reason, now - startedAt)))
 
 /** Everything an archive attempt can fail with, short of losing its claim on the step. */
 export type ArchiveFailure =
@@ -96,6 +112,7 @@ export type ArchiveFailure =
   | NotMountable
   | SourceReadError
   | CommandFailed
+  | ToolTimedOut
 
 /** The one-line reason kept in the ledger and sent in Archive Completed. */
 export const describeArchiveFailure = (error: ArchiveFailure): string => {
@@ -114,9 +131,7 @@ export const describeArchiveFailure = (error: ArchiveFailure): string => {
       return `${error.device}: ${error.reason}`
     case "SourceReadError":
       return `reading ${error.source}: ${error.reason}`
+    case "ToolTimedOut":
+      return error.message
   }
 }
-
-/** Announces how the step ended; a step that was already finished announces nothing. */
-export const publishOutcome = (result: StepResult<ArchiveDetail>) =>
-  Effect.flatMap(Publisher, (publisher) => publisher.publish(ArchiveCompleted, result.outcome, [result.outcome.correlationId]))

@@ -213,7 +213,7 @@ describe("the streamer's recovery-point handler", () => {
       // Assess
       assert.deepStrictEqual(rejection, {
         tag: "UnprocessableEvent",
-        reason: `"Recovery Point State Change" event rp-no-arn for ${event.detail.resourceArn} names no recovery point (neither resources[] nor detail.recoveryPointArn)`
+        reason: `"Recovery Point State Change" event rp-no-arn for ${event.detail.resourceArn} names no recovery point (resources[] is empty)`
       })
       assert.deepStrictEqual(yield* writtenState, before)
       assert.deepStrictEqual(yield* published.drain(), [])

@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { AwsConfig, Backup, DynamoDb, Ebs, Ec2, EventBridge, Rds, RecoveryPoints, S3, Sqs, Ssm } from "@backup-actions/aws"
+import { AwsConfig, Backup, DynamoDb, Ebs, Ec2, EventBridge, ProtectedResources, Rds, RecoveryPoints, S3, Sqs, Ssm, recoveryPointFacts, recoveryPointSubject } from "@backup-actions/aws"
 import {
   ExportCompleted,
   RecoveryPointStateChange,
@@ -9,7 +9,7 @@ import {
   subscriptionSet,
   type EventOf
 } from "@backup-actions/contracts"
-import { PolicySource, ROUTES, ServiceSettings, archivePlanFor } from "@backup-actions/config"
+import { PolicySource, ROUTES, ServiceSettings, archivePlanFor, mayApply, needsTags } from "@backup-actions/config"
 import { Publisher, UnprocessableEvent, requireRecoveryPoint } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
 import { BlockDevicesLive } from "./block-devices"
@@ -18,23 +18,23 @@ import { archiveVolume } from "./volume"
 import { archiveDump } from "./dump"
 
 /**
- * A completed EBS recovery point whose policy asks for a direct-mode archive. An event that
- * names no recovery point is rejected to the DLQ: there is no snapshot to read.
+ * A completed EBS recovery point whose policy asks for a direct-mode archive (by its type, vault,
+ * resource and, when a rule asks, the protected resource's tags). An event that names no
+ * recovery point is rejected to the DLQ when a rule may ask for one: there is no snapshot to read.
  */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
-    const plan = archivePlanFor(policy, {
-      resourceType: event.detail.resourceType,
-      resourceArn: event.detail.resourceArn,
-      vaultName: event.detail.backupVaultName
-    })
-    if (plan === undefined || plan.mode !== "direct") return
+    const facts = recoveryPointFacts(event)
+    if (!mayApply(policy, "archive", facts, (rule) => rule.archive?.mode === "direct")) return
     const recoveryPointArn = yield* requireRecoveryPoint(event)
+    const point = yield* recoveryPointSubject(event, recoveryPointArn, { lookUpTags: needsTags(policy, "archive", facts) })
+    const plan = archivePlanFor(policy, point)
+    if (plan === undefined || plan.mode !== "direct") return
     const snapshotId = snapshotIdFromArn(recoveryPointArn)
     const subject = {
       recoveryPointArn,
-      backupVaultName: event.detail.backupVaultName,
+      backupVaultName: point.vaultName,
       snapshotId: snapshotId ?? "",
       plan,
       mode: "direct" as const
@@ -111,7 +111,7 @@ export const subscriptions = subscriptionSet(
 )
 
 /** The streamer's own services over clients and settings given from outside, so tests can point them at the emulator. */
-export const StreamerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, RecoveryPoints.Live, BlockDevicesLive)
+export const StreamerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, RecoveryPoints.Live, ProtectedResources.Live, BlockDevicesLive)
 
 /** Everything the streamer's handlers need, from the environment. */
 export const StreamerLive = StreamerServices.pipe(

@@ -4,6 +4,7 @@ import { open } from "node:fs/promises"
 import { Effect, Option, Queue, Schema } from "effect"
 import type { ChunkJob, ChunkSource } from "./archive-pipeline"
 import { CHUNK_BYTES } from "./ebs-direct-source"
+import { spawnTool, type RunningTool, type SpawnRequest } from "./exec"
 
 export class SourceReadError extends Schema.TaggedError<SourceReadError>()("SourceReadError", {
   source: Schema.String,
@@ -75,6 +76,33 @@ export const streamChunkSource = (
     })
   }
 }
+
+/**
+ * A source whose end of input is reported only once `ended` succeeds. A tool's output ends
+ * before its exit status is known, and a tool killed half-way ends its output like one that
+ * finished: without this, the pipeline would complete the upload of a truncated archive.
+ */
+export const endingWhen = <E1, E2>(source: ChunkSource<E1>, ended: Effect.Effect<void, E2>): ChunkSource<E1 | E2> => ({
+  pull: Effect.flatMap(
+    source.pull,
+    (next): Effect.Effect<Option.Option<ChunkJob<E1 | E2>>, E2> => (Option.isSome(next) ? Effect.succeed(next) : Effect.as(ended, Option.none()))
+  )
+})
+
+/**
+ * A streaming tool's standard output as a chunk source, the tool tied to the scope (stopped
+ * and awaited when it closes). The end of input is reported only once `exitedWell` succeeds
+ * on the ended tool: it fails on an exit that is not 0, a signal or a timeout, and so does
+ * the source.
+ */
+export const toolChunkSource = <E>(
+  request: SpawnRequest,
+  options: { readonly detectHoles: boolean },
+  exitedWell: (tool: RunningTool) => Effect.Effect<void, E>
+) =>
+  Effect.map(spawnTool(request), (tool): ChunkSource<SourceReadError | E> =>
+    endingWhen(streamChunkSource(tool.tool, tool.stdout, options), exitedWell(tool))
+  )
 
 /**
  * A file or block device read in 4 MiB chunks into a fixed ring of reusable buffers: a

@@ -1,24 +1,29 @@
-import { spawn } from "node:child_process"
 import { mkdir } from "node:fs/promises"
-import { Clock, Duration, Effect, Either, Option } from "effect"
+import { Clock, Effect, Either } from "effect"
 import { ServiceSettings } from "@backup-actions/config"
-import { runStep, type LeaseLost, type StepKey, type UploadProgress } from "@backup-actions/ledger"
-import { archiveToS3, type ChunkSource } from "./archive-pipeline"
+import { runStep } from "@backup-actions/consumer"
+import type { Claim, LeaseLost, UploadProgress } from "@backup-actions/ledger"
+import { archiveToS3 } from "./archive-pipeline"
 import { BlockDevices } from "./block-devices"
 import { SOURCE_BUFFERS, contentTypeOf } from "./compress"
 import { CHUNK_BYTES } from "./ebs-direct-source"
 import { finishRawImageArchive } from "./direct"
-import { CommandFailed, run } from "./exec"
+import { exitedCleanly, run, streamingToolLimits, timeoutAsCommandFailed, type CommandFailed } from "./exec"
 import { archiveAction, archiveKeys } from "./keys"
 import { writeManifest } from "./manifest"
-import { mountReadOnly, type MountedFilesystem } from "./mount"
-import { archivedOutcome, describeArchiveFailure, failedOutcome, publishOutcome, type ArchiveSubject } from "./outcome"
+import { mountDisk, type MountedDisk } from "./mount"
+import { archiveStep, archivedOutcome, describeArchiveFailure, failedOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
-import { SourceReadError, fileChunkSource, streamChunkSource } from "./stream-source"
-import { describeTree } from "./tree-manifest"
+import { concatSources, rawMembersSource } from "./raw-members"
+import { fileChunkSource, toolChunkSource, type SourceReadError } from "./stream-source"
+import { describeTree, type TreeEntry } from "./tree-manifest"
 
-/** GNU tar, keeping modes, numeric owners, times, links, holes and extended attributes. */
-export const TAR_ARGS = (directory: string): ReadonlyArray<string> => [
+/**
+ * GNU tar, keeping modes, numeric owners, times, links, holes and extended attributes, of
+ * the given members of a directory (`.`, the directory itself, unless told otherwise). With
+ * `--one-file-system` each member stays within the filesystem it starts on.
+ */
+export const TAR_ARGS = (directory: string, members: ReadonlyArray<string> = ["."]): ReadonlyArray<string> => [
   "--create",
   "--file=-",
   `--directory=${directory}`,
@@ -28,39 +33,91 @@ export const TAR_ARGS = (directory: string): ReadonlyArray<string> => [
   "--xattrs",
   "--one-file-system",
   "--sort=name",
-  "."
+  "--",
+  ...members
 ]
 
-/** A file-level tar of a mounted filesystem, with a manifest of every entry. */
-const tarArchive = (subject: ArchiveSubject, step: StepKey, previousUpload: UploadProgress | undefined, mounted: MountedFilesystem) =>
+/**
+ * GNU tar's output as a chunk source, tar stopped with the scope. Its end is reported only
+ * once tar exited 0, so a tar that failed or was killed half-way fails the archive before its
+ * upload is completed. A timeout is reported as tar's failure (an archive step reports
+ * CommandFailed), with the limit that ran out.
+ */
+export const tarSource = (directory: string, members?: ReadonlyArray<string>) =>
+  Effect.flatMap(streamingToolLimits, (limits) =>
+    toolChunkSource({ command: "tar", args: TAR_ARGS(directory, members), limits }, { detectHoles: false }, (tar) =>
+      exitedCleanly(tar).pipe(Effect.catchTag("ToolTimedOut", (timedOut) => Effect.fail(timeoutAsCommandFailed(timedOut))))
+    )
+  )
+
+/** A tree's entries under the member that holds it in the archive (`.` keeps them at the root). */
+export const entriesUnder = (member: string, entries: ReadonlyArray<TreeEntry>): ReadonlyArray<TreeEntry> =>
+  member === "."
+    ? entries
+    : entries.map((entry) => ({
+        ...entry,
+        path: entry.path === "." ? member : `${member}/${entry.path}`,
+        ...(entry.linkOf === undefined ? {} : { linkOf: `${member}/${entry.linkOf}` })
+      }))
+
+/** A raw member's mode: read and write for root only (it is a disk's bytes); its owner is root, its time the archive's. */
+const RAW_MEMBER_MODE = 0o600
+
+/**
+ * A file-level archive of a disk: one tar of every mounted filesystem (the tree at the root
+ * for a filesystem on the whole disk, a directory per partition and logical volume
+ * otherwise), the disk ranges that hold no mounted filesystem as exact copies before them,
+ * and a manifest of every entry with the disk's layout in its header.
+ */
+const tarArchive = (subject: ArchiveSubject, step: Claim, previousUpload: UploadProgress | undefined, mounted: MountedDisk) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
     const keys = archiveKeys(subject.snapshotId, "volume", "tar", subject.plan.compression)
-    const entries = yield* describeTree(mounted.mountPoint)
-    const fileBytes = entries.reduce((total, entry) => total + entry.size, 0)
-    yield* Effect.logInfo(`archiving ${entries.length} entries (${fileBytes} bytes in files) from ${mounted.source} (${mounted.fsType})`)
-    let tarExit: Promise<number | null> = Promise.resolve(0)
-    let tarErrors = ""
-    const openSource = (): Effect.Effect<ChunkSource<SourceReadError>> =>
-      Effect.sync(() => {
-        const child = spawn("tar", TAR_ARGS(mounted.mountPoint), { stdio: ["ignore", "pipe", "pipe"] })
-        child.stderr.on("data", (data: Buffer) => (tarErrors += data.toString()))
-        tarExit = new Promise((resolve) => child.on("close", resolve))
-        return streamChunkSource("tar", child.stdout, { detectHoles: false })
-      })
+    const trees = yield* Effect.forEach(mounted.filesystems, (filesystem) =>
+      Effect.map(describeTree(filesystem.mountPoint), (entries) => entriesUnder(filesystem.member, entries))
+    )
+    const treeEntries = trees.flat()
+    const mtimeSeconds = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+    const rawBytes = mounted.rawRanges.reduce((total, range) => total + range.bytes, 0)
+    const fileBytes = treeEntries.reduce((total, entry) => total + entry.size, 0) + rawBytes
+    const entryCount = treeEntries.length + mounted.rawRanges.length
+    for (const volume of mounted.layout.volumes) {
+      yield* Effect.logInfo(
+        `${volume.name}${volume.filesystem === undefined ? "" : ` (${volume.filesystem})`}: ${volume.archivedAs}${volume.member === undefined ? "" : ` as ${volume.member}`}${volume.reason === undefined ? "" : `: ${volume.reason}`}`
+      )
+    }
+    yield* Effect.logInfo(`archiving ${entryCount} entries (${fileBytes} bytes in files, ${rawBytes} of them raw ranges) of ${mounted.layout.volumes.length} volumes`)
+    const hashes = new Map<string, string>()
+    const members = mounted.filesystems.map((filesystem) => filesystem.member).sort()
     const written = yield* archiveToS3({
       step,
       target: { bucket: settings.artifactBucket, key: keys.archive, contentType: "application/x-tar" + (subject.plan.compression === "zstd" ? "+zstd" : "+gzip") },
       compression: subject.plan.compression,
-      partSize: partSizeFor(compressedUpperBound(fileBytes + entries.length * 1536 + CHUNK_BYTES)),
+      partSize: partSizeFor(compressedUpperBound(fileBytes + entryCount * 1536 + CHUNK_BYTES)),
       resumable: false,
       previousUpload,
-      openSource
+      openSource: () =>
+        mounted.rawRanges.length === 0
+          ? tarSource(mounted.root, members)
+          : concatSources<SourceReadError | CommandFailed, never>([
+              rawMembersSource(mounted.rawRanges, { mode: RAW_MEMBER_MODE, uid: 0, gid: 0, mtimeSeconds }, SOURCE_BUFFERS, (member, sha256) => hashes.set(member, sha256)),
+              tarSource(mounted.root, members)
+            ])
     })
-    const exitCode = yield* Effect.promise(() => tarExit)
-    if (exitCode !== 0) {
-      return yield* new CommandFailed({ command: "tar", exitCode, stderr: tarErrors.trim() })
-    }
+    const rawEntries = mounted.rawRanges.map((range): TreeEntry => {
+      const sha256 = hashes.get(range.member)
+      return {
+        path: range.member,
+        type: "file",
+        mode: RAW_MEMBER_MODE.toString(8).padStart(4, "0"),
+        uid: 0,
+        gid: 0,
+        size: range.bytes,
+        mtime: new Date(mtimeSeconds * 1000).toISOString(),
+        ...(sha256 === undefined ? {} : { sha256 })
+      }
+    })
+    const wholeDisk = mounted.layout.kind === "filesystem" ? mounted.filesystems[0] : undefined
     yield* writeManifest({
       bucket: settings.artifactBucket,
       key: keys.manifest,
@@ -72,24 +129,29 @@ const tarArchive = (subject: ArchiveSubject, step: StepKey, previousUpload: Uplo
         archive: keys.archive,
         format: "tar",
         compression: subject.plan.compression,
-        filesystem: mounted.fsType,
-        entries: entries.length,
+        ...(wholeDisk === undefined ? {} : { filesystem: wholeDisk.fsType }),
+        entries: entryCount,
         fileBytes,
         archiveBytes: written.size,
-        checksum: { algorithm: "SHA256", type: "COMPOSITE", value: written.composite }
+        checksum: { algorithm: "SHA256", type: "COMPOSITE", value: written.composite },
+        layout: mounted.layout
       },
       fragments: [],
-      lines: entries.map((entry) => JSON.stringify(entry))
+      archives: [{ key: keys.archive, parts: written.parts }],
+      lines: [...rawEntries, ...treeEntries].map((entry) => JSON.stringify(entry))
     })
     return { ...written, format: "tar" as const, bucket: settings.artifactBucket, key: keys.archive, manifestKey: keys.manifest }
   })
 
 /** The raw disk when no filesystem can be mounted: holes are detected and cost almost nothing. */
-const rawArchive = (subject: ArchiveSubject, step: StepKey, previousUpload: UploadProgress | undefined, device: string) =>
+const rawArchive = (subject: ArchiveSubject, step: Claim, previousUpload: UploadProgress | undefined, device: string) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
     const keys = archiveKeys(subject.snapshotId, "volume", "raw", subject.plan.compression)
-    const size = yield* Effect.map(run("blockdev", ["--getsize64", device]), (output) => Number(output.trim()))
+    const size = yield* run("blockdev", ["--getsize64", device]).pipe(
+      Effect.map((output) => Number(output.trim())),
+      Effect.catchTag("ToolTimedOut", (timedOut) => Effect.fail(timeoutAsCommandFailed(timedOut)))
+    )
     const written = yield* archiveToS3({
       step,
       target: { bucket: settings.artifactBucket, key: keys.archive, contentType: contentTypeOf(subject.plan.compression) },
@@ -103,26 +165,28 @@ const rawArchive = (subject: ArchiveSubject, step: StepKey, previousUpload: Uplo
   })
 
 /**
- * Archives the volume the restorer made: attached as a block device, mounted read-only and
- * written as a file-level tar; a disk that can't be mounted is archived as a raw image.
+ * Archives the volume the restorer made: attached as a block device, every filesystem on it
+ * mounted read-only (its journal replayed on this copy first) and written as one file-level
+ * tar with the partitions no filesystem could be mounted from as raw members; a disk of
+ * which nothing can be mounted is archived as a raw image.
  */
 export const archiveVolume = (subject: ArchiveSubject & { readonly restoredVolumeId: string }) =>
   Effect.gen(function* () {
     const devices = yield* BlockDevices
     const settings = yield* ServiceSettings
     const step = { recoveryPointArn: subject.recoveryPointArn, action: archiveAction("volume") }
-    const result = yield* runStep(step, { lease: Duration.seconds(settings.stepLeaseSeconds) }, (claimed) =>
+    yield* runStep(archiveStep(subject, step), ({ claim, record }) =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
         const attempt = Effect.scoped(
           Effect.gen(function* () {
             yield* Effect.promise(() => mkdir(settings.workDir, { recursive: true }))
             const device = yield* devices.attach(subject.restoredVolumeId)
-            const mounted = yield* Effect.either(mountReadOnly(device, settings.workDir))
+            const mounted = yield* Effect.either(mountDisk(device, settings.workDir))
             const written = Either.isRight(mounted)
-              ? yield* tarArchive(subject, step, claimed.upload, mounted.right)
+              ? yield* tarArchive(subject, claim, record.upload, mounted.right)
               : yield* Effect.logWarning(`cannot mount ${device} (${mounted.left.reason}); archiving the raw disk instead`).pipe(
-                  Effect.zipRight(rawArchive(subject, step, claimed.upload, device))
+                  Effect.zipRight(rawArchive(subject, claim, record.upload, device))
                 )
             return yield* archivedOutcome(subject, written, startedAt)
           })
@@ -135,5 +199,4 @@ export const archiveVolume = (subject: ArchiveSubject & { readonly restoredVolum
         )
       })
     )
-    if (Option.isSome(result)) yield* publishOutcome(result.value)
   }).pipe(Effect.annotateLogs({ snapshotId: subject.snapshotId, mode: "volume" }))

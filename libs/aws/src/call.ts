@@ -1,5 +1,6 @@
 import { Duration, Effect, Schedule } from "effect"
 import { AwsError, toAwsError } from "./errors"
+import { firedAction, killSelf } from "./failpoints"
 
 export interface CallOptions {
   /** The whole call, each attempt, is interrupted (and its request aborted) after this long. */
@@ -33,6 +34,30 @@ export const retrySchedule = (options: CallOptions = {}) =>
   )
 
 /**
+ * What a failpoint armed at this operation does to one attempt (see failpoints.ts): it fails
+ * the way AWS answers an error that is not retried, kills the process before the request, or
+ * sends the request and loses the answer.
+ */
+const injected = <A>(operation: string, request: Effect.Effect<A, AwsError>): Effect.Effect<A, AwsError> => {
+  const action = firedAction(operation)
+  switch (action) {
+    case undefined:
+      return request
+    case "kill":
+      return Effect.sync(killSelf)
+    case "hang":
+      return Effect.zipRight(request, Effect.never)
+    case "fail":
+      return Effect.fail(new AwsError({ operation, code: "InjectedFault", message: `fault injected at ${operation}`, kind: "client" }))
+    case "lost-reply":
+      return Effect.zipRight(
+        request,
+        Effect.fail(new AwsError({ operation, code: "TimeoutError", message: "the answer was lost (fault injected)", kind: "timeout" }))
+      )
+  }
+}
+
+/**
  * The one way this project calls AWS: the request gets the fiber's abort signal (so
  * interruption cancels it), a timeout per attempt, and bounded jittered retries.
  *
@@ -44,7 +69,7 @@ export const awsCall = <A>(
   options: CallOptions = {}
 ): Effect.Effect<A, AwsError> => {
   const timeout = options.timeout ?? DEFAULT_CALL_OPTIONS.timeout
-  const attempt = Effect.tryPromise({ try: run, catch: toAwsError(operation) }).pipe(
+  const attempt = Effect.suspend(() => injected(operation, Effect.tryPromise({ try: run, catch: toAwsError(operation) }))).pipe(
     Effect.timeoutFail({
       duration: timeout,
       onTimeout: () =>

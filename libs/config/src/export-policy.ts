@@ -75,3 +75,17 @@ export const ExportAction = Schema.Struct({
   )
 )
 export type ExportAction = typeof ExportAction.Type
+
+/**
+ * The resource types each export mode can export (the exporter's runExport): native exports
+ * of AMIs (store-image), DynamoDB tables and RDS or Aurora snapshots, Parquet of DynamoDB
+ * backups, and an AMI's snapshots archived directly.
+ */
+export const EXPORT_MODE_RESOURCE_TYPES: Readonly<Record<ExportAction["mode"], ReadonlyArray<string>>> = {
+  native: ["EC2", "DynamoDB", "RDS", "Aurora"],
+  parquet: ["DynamoDB"],
+  direct: ["EC2"]
+}
+
+/** The resource types whose native export the exporter verifies itself, so that the source may be deleted after it (AMIs). */
+export const VERIFIED_NATIVE_EXPORT_RESOURCE_TYPES: ReadonlyArray<string> = ["EC2"]

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs"
 import { Config, Effect, Either, Layer, Context, ParseResult, Schema } from "effect"
 import { ArchiveMode, Compression, type ArchivePlan } from "@backup-actions/contracts"
-import { ExportAction } from "./export-policy"
-import { ReplicateAction } from "./replicate-policy"
+import { EXPORT_MODE_RESOURCE_TYPES, ExportAction, VERIFIED_NATIVE_EXPORT_RESOURCE_TYPES } from "./export-policy"
+import { REPLICATE_RESOURCE_TYPES, ReplicateAction } from "./replicate-policy"
 
 /** Which recovery points a rule applies to. Every given criterion must hold. */
 export const PolicyMatch = Schema.Struct({
@@ -38,7 +38,99 @@ export const PolicyRule = Schema.Struct({
 })
 export type PolicyRule = typeof PolicyRule.Type
 
-export const Policy = Schema.Struct({ rules: Schema.Array(PolicyRule) })
+/**
+ * The resource types as AWS Backup names them in its events and APIs (GetSupportedResourceTypes),
+ * in their exact case: a rule's resourceTypes are compared with the event's as they are.
+ */
+export const BACKUP_RESOURCE_TYPES: ReadonlyArray<string> = [
+  "Aurora",
+  "CloudFormation",
+  "DocumentDB",
+  "DynamoDB",
+  "EBS",
+  "EC2",
+  "EFS",
+  "EKS",
+  "FSx",
+  "Neptune",
+  "RDS",
+  "Redshift",
+  "S3",
+  "SAP HANA on Amazon EC2",
+  "Storage Gateway",
+  "Timestream",
+  "VirtualMachine"
+]
+
+/** The resource types each archive mode reads: EBS snapshots (direct, volume) and RDS DB snapshots (dump; Aurora has no dump). */
+export const ARCHIVE_MODE_RESOURCE_TYPES: Readonly<Record<ArchiveMode, ReadonlyArray<string>>> = {
+  direct: ["EBS"],
+  volume: ["EBS"],
+  dump: ["RDS"]
+}
+
+/** "A", "A and B", "A, B and C" (or "or"). */
+const listed = (items: ReadonlyArray<string>, conjunction: "and" | "or"): string =>
+  items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} ${conjunction} ${items[items.length - 1]}`
+
+/** What an action needs of the rule's resource types, when the rule lists them: the types it cannot act on, named. */
+const misfit = (rule: string, what: string, fits: ReadonlyArray<string>, resourceTypes: ReadonlyArray<string> | undefined): ReadonlyArray<string> => {
+  const outside = (resourceTypes ?? []).filter((type) => BACKUP_RESOURCE_TYPES.includes(type) && !fits.includes(type))
+  return outside.length === 0 ? [] : [`rule "${rule}": ${what} needs resource type ${listed(fits, "or")}, but the rule matches ${listed(outside, "and")}`]
+}
+
+const unknownResourceType = (rule: string, type: string): string => {
+  const sameLetters = BACKUP_RESOURCE_TYPES.find((known) => known.toLowerCase() === type.toLowerCase())
+  return sameLetters === undefined
+    ? `rule "${rule}": match.resourceTypes: "${type}" is not an AWS Backup resource type (${BACKUP_RESOURCE_TYPES.join(", ")})`
+    : `rule "${rule}": match.resourceTypes: "${type}" is not an AWS Backup resource type; AWS Backup writes it "${sameLetters}"`
+}
+
+/**
+ * Why each rule of the policy could never act, one reason per problem, naming the rule and the
+ * field: a resource type AWS Backup does not have (names are compared exactly), an empty list
+ * that matches nothing, a regular expression that does not compile, no action at all, or an
+ * action that cannot apply to a resource type the rule lists (archive direct and volume read
+ * EBS, dump RDS; the exporter's modes their own kinds; replicas EBS, RDS and Aurora). A rule
+ * that lists no resource types applies each action where it can, so it is never refused for it.
+ */
+export const policyProblems = (policy: { readonly rules: ReadonlyArray<PolicyRule> }): ReadonlyArray<string> =>
+  policy.rules.flatMap((rule): ReadonlyArray<string> => {
+    const { name, match } = rule
+    const resourceTypes = match.resourceTypes
+    const pattern = match.resourceArnPattern
+    return [
+      ...(resourceTypes ?? []).filter((type) => !BACKUP_RESOURCE_TYPES.includes(type)).map((type) => unknownResourceType(name, type)),
+      ...(resourceTypes !== undefined && resourceTypes.length === 0 ? [`rule "${name}": match.resourceTypes is empty, so the rule matches no recovery point`] : []),
+      ...(match.vaults !== undefined && match.vaults.length === 0 ? [`rule "${name}": match.vaults is empty, so the rule matches no recovery point`] : []),
+      ...(pattern !== undefined && Either.isLeft(Either.try(() => new RegExp(pattern))) ? [`rule "${name}": resourceArnPattern is not a valid regular expression`] : []),
+      ...(rule.archive === undefined && rule.export === undefined && rule.replicate === undefined
+        ? [`rule "${name}": asks for no action (archive, export or replicate), so it never acts`]
+        : []),
+      ...(rule.archive === undefined ? [] : misfit(name, `archive mode "${rule.archive.mode}"`, ARCHIVE_MODE_RESOURCE_TYPES[rule.archive.mode], resourceTypes)),
+      ...(rule.export === undefined ? [] : misfit(name, `export mode "${rule.export.mode}"`, EXPORT_MODE_RESOURCE_TYPES[rule.export.mode], resourceTypes)),
+      ...(rule.export?.mode === "native" && rule.export.deleteSourceAfterVerify
+        ? misfit(
+            name,
+            `export deleteSourceAfterVerify in mode "native" (the exporter verifies only an AMI's native export)`,
+            VERIFIED_NATIVE_EXPORT_RESOURCE_TYPES,
+            (resourceTypes ?? []).filter((type) => EXPORT_MODE_RESOURCE_TYPES.native.includes(type))
+          )
+        : []),
+      ...(rule.replicate === undefined ? [] : misfit(name, "replicate", REPLICATE_RESOURCE_TYPES, resourceTypes))
+    ]
+  })
+
+/** A policy as the schema reads it, before the checks that look at rules as a whole. */
+const PolicyShape = Schema.Struct({ rules: Schema.Array(PolicyRule) })
+
+/**
+ * The policy: rules that can each act on something (see `policyProblems`). A rule that could
+ * never act is refused, with its name and the reason, rather than accepted to do nothing.
+ */
+export const Policy = PolicyShape.pipe(
+  Schema.filter((policy) => policyProblems(policy), { identifier: "Policy", description: "rules that can each act on some recovery point" })
+)
 export type Policy = typeof Policy.Type
 /** A policy as written (JSON, BACKUP_ACTIONS_POLICY): defaults may be left out. */
 export type PolicyDocument = typeof Policy.Encoded
@@ -59,9 +151,9 @@ export class InvalidPolicy extends Schema.TaggedError<InvalidPolicy>()("InvalidP
   reason: Schema.String
 }) {}
 
-const decodePolicy = Schema.decodeUnknownEither(Policy, { errors: "all", onExcessProperty: "error" })
+const decodePolicy = Schema.decodeUnknownEither(PolicyShape, { errors: "all", onExcessProperty: "error" })
 
-/** Parses a policy document, with a reason that names the offending field. */
+/** Parses a policy document, with a reason that names the offending rule and field. */
 export const parsePolicy = (text: string, origin: string): Either.Either<Policy, InvalidPolicy> => {
   const json = Either.try({
     try: (): unknown => JSON.parse(text),
@@ -70,17 +162,10 @@ export const parsePolicy = (text: string, origin: string): Either.Either<Policy,
   return Either.flatMap(json, (value) => {
     const decoded = decodePolicy(value)
     if (Either.isLeft(decoded)) {
-      return Either.left(
-        new InvalidPolicy({ origin, reason: ParseResult.TreeFormatter.formatErrorSync(decoded.left) })
-      )
+      return Either.left(new InvalidPolicy({ origin, reason: ParseResult.TreeFormatter.formatErrorSync(decoded.left) }))
     }
-    const badPattern = decoded.right.rules.find((rule) => {
-      const pattern = rule.match.resourceArnPattern
-      return pattern !== undefined && Either.isLeft(Either.try(() => new RegExp(pattern)))
-    })
-    return badPattern === undefined
-      ? Either.right(decoded.right)
-      : Either.left(new InvalidPolicy({ origin, reason: `rule "${badPattern.name}": resourceArnPattern is not a valid regular expression` }))
+    const problems = policyProblems(decoded.right)
+    return problems.length === 0 ? Either.right(decoded.right) : Either.left(new InvalidPolicy({ origin, reason: problems.join("; ") }))
   })
 }
 
@@ -100,17 +185,55 @@ const matches = (rule: PolicyRule, facts: RecoveryPointFacts): boolean =>
   (rule.match.tags === undefined ||
     Object.entries(rule.match.tags).every(([key, value]) => facts.tags !== undefined && facts.tags[key] === value))
 
-type ActionName = "archive" | "export" | "replicate"
+export type ActionName = "archive" | "export" | "replicate"
 
 /** The first rule that asks for the action and matches the recovery point. */
 const firstRuleFor = (policy: Policy, action: ActionName, facts: RecoveryPointFacts): PolicyRule | undefined =>
   policy.rules.find((candidate) => candidate[action] !== undefined && matches(candidate, facts))
 
-/** Whether some rule asks for this action on recovery points of the given type (before tags are known). */
-export const mayApply = (policy: Policy, action: ActionName, resourceType: string): boolean =>
-  policy.rules.some(
-    (rule) => rule[action] !== undefined && (rule.match.resourceTypes === undefined || rule.match.resourceTypes.includes(resourceType))
-  )
+/** What is known of a recovery point before its tags are looked up; the vault may not be known either (a listing). */
+export interface UntaggedFacts {
+  readonly resourceType: string
+  readonly resourceArn: string
+  readonly vaultName?: string | undefined
+}
+
+/** Whether a rule matches on what is known: surely (it needs nothing unknown), perhaps (it needs the tags or the vault), or not. */
+const matchesBeforeTags = (rule: PolicyRule, facts: UntaggedFacts): "surely" | "perhaps" | "not" => {
+  const { resourceTypes, vaults, resourceArnPattern, tags } = rule.match
+  if (resourceTypes !== undefined && !resourceTypes.includes(facts.resourceType)) return "not"
+  if (resourceArnPattern !== undefined && !new RegExp(resourceArnPattern).test(facts.resourceArn)) return "not"
+  if (vaults !== undefined && facts.vaultName !== undefined && !vaults.includes(facts.vaultName)) return "not"
+  return tags !== undefined || (vaults !== undefined && facts.vaultName === undefined) ? "perhaps" : "surely"
+}
+
+/**
+ * The rules that may decide an action for a recovery point before its tags are known: those
+ * that ask for the action and match on everything else, in order, up to the first that needs
+ * nothing more (it wins whatever the tags say, so no rule after it can).
+ */
+export const contendingRules = (policy: Policy, action: ActionName, facts: UntaggedFacts): ReadonlyArray<PolicyRule> => {
+  const contending: Array<PolicyRule> = []
+  for (const rule of policy.rules) {
+    if (rule[action] === undefined) continue
+    const verdict = matchesBeforeTags(rule, facts)
+    if (verdict === "not") continue
+    contending.push(rule)
+    if (verdict === "surely") break
+  }
+  return contending
+}
+
+/**
+ * Whether some rule may ask for this action on the recovery point once its tags are known, and
+ * (when `accepts` is given) ask for it in a way the caller acts on, such as one archive mode.
+ */
+export const mayApply = (policy: Policy, action: ActionName, facts: UntaggedFacts, accepts: (rule: PolicyRule) => boolean = () => true): boolean =>
+  contendingRules(policy, action, facts).some(accepts)
+
+/** Whether the action's rule for the recovery point depends on the protected resource's tags, so that they must be looked up first. */
+export const needsTags = (policy: Policy, action: ActionName, facts: UntaggedFacts): boolean =>
+  contendingRules(policy, action, facts).some((rule) => rule.match.tags !== undefined)
 
 /** The archive plan of the first rule that matches and asks for an archive. */
 export const archivePlanFor = (policy: Policy, facts: RecoveryPointFacts): ArchivePlan | undefined => {

@@ -79,3 +79,6 @@ export const ReplicateAction = Schema.Struct({
   })
 )
 export type ReplicateAction = typeof ReplicateAction.Type
+
+/** The resource types the sharer replicates: EBS snapshots, RDS DB snapshots and Aurora DB cluster snapshots. */
+export const REPLICATE_RESOURCE_TYPES: ReadonlyArray<string> = ["EBS", "RDS", "Aurora"]

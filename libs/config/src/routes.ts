@@ -1,9 +1,13 @@
 import {
+  AWS_BACKUP_JOB_END_STATES,
   ArchiveCompleted,
+  BackupJobStateChange,
+  CopyJobStateChange,
   ExportCompleted,
   RecoveryPointStateChange,
   ReplicaCompleted,
   RestoreCompleted,
+  RestoreJobStateChange,
   patternOfRoute,
   eventRoute,
   type Route,
@@ -38,7 +42,12 @@ export const ROUTES = {
     restores: eventRoute(RestoreCompleted),
     archives: eventRoute(ArchiveCompleted),
     exports: eventRoute(ExportCompleted),
-    replicas: eventRoute(ReplicaCompleted)
+    replicas: eventRoute(ReplicaCompleted),
+    // AWS Backup's own jobs, in their end states only: failures are announced, and every one is counted.
+    // Backup and copy jobs report `state`, restore jobs `status`.
+    backupJobs: eventRoute(BackupJobStateChange, { state: AWS_BACKUP_JOB_END_STATES }),
+    copyJobs: eventRoute(CopyJobStateChange, { state: AWS_BACKUP_JOB_END_STATES }),
+    restoreJobs: eventRoute(RestoreJobStateChange, { status: AWS_BACKUP_JOB_END_STATES })
   }
 } as const
 

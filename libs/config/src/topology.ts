@@ -2,6 +2,13 @@
  * The names of everything the services share, derived from one prefix so that local
  * provisioning, the CDK stacks and the services agree without passing names around.
  */
+/**
+ * The ledger table's sparse index of finished steps whose outcome event is not published yet
+ * (the outbox): partition key the event's detail-type, sort key when the step finished. The
+ * ledger writes the attributes; the core stack and the local provisioning declare the index.
+ */
+export const LEDGER_OUTBOX_INDEX = { name: "outbox", partitionKey: "outbox", sortKey: "finishedAt" } as const
+
 export const SERVICES = ["restorer", "streamer", "exporter", "sharer", "reporter"] as const
 export type ServiceName = (typeof SERVICES)[number]
 

@@ -4,7 +4,7 @@ import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { Sqs, awsCall } from "@backup-actions/aws"
 import { RecoveryPointStateChange, RestoreCompleted, subscribe } from "@backup-actions/contracts"
 import { type ServiceHarness, delayedMessagesIn, emulatorClients, messagesIn, receiveMessages, startServiceHarness } from "@backup-actions/local"
-import { StepBusy } from "@backup-actions/ledger"
+import { LeaseLost, StepBusy, StepGaveUp } from "@backup-actions/ledger"
 import { DLQ_REASON_ATTRIBUTE, DLQ_SERVICE_ATTRIBUTE, pollOnce, runConsumer } from "./consumer"
 import { makeLambdaHandler } from "./lambda"
 import { Publisher } from "./publisher"
@@ -135,6 +135,36 @@ describe("the consumer runtime", () => {
         yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
       }
       assert.strictEqual(calls, 2)
+    }).pipe(Effect.scoped, Effect.provide(layers()))
+  )
+
+  it.live("sends the message of a step given up after its last attempt to the DLQ with the give-up reason, and drops the copy of a worker whose step was taken over", () =>
+    Effect.gen(function* () {
+      // Prepare: one event whose step was given up, one whose worker lost its claim
+      const publisher = yield* Publisher
+      const queueUrl = harness.stack.queues.reporter?.url ?? ""
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-gave-up" })
+      yield* publisher.publish(RestoreCompleted, { ...restoreDetail, snapshotId: "snap-taken-over" })
+      const arn = restoreDetail.correlationId
+      const subscriptions = [
+        subscribe(RestoreCompleted, (event): Effect.Effect<void, StepGaveUp | LeaseLost> =>
+          event.detail.snapshotId === "snap-gave-up"
+            ? Effect.fail(new StepGaveUp({ recoveryPointArn: arn, action: "restore:volume", reason: "gave up after 5 attempts: the worker died" }))
+            : Effect.fail(new LeaseLost({ recoveryPointArn: arn, action: "restore:volume" }))
+        )
+      ]
+      // Act
+      let received = 0
+      for (let round = 0; round < 10 && received < 2; round += 1) {
+        received += yield* pollOnce(subscriptions, { service: "reporter", waitTimeSeconds: 1 })
+      }
+      // Assess: the given-up one dead-lettered with its reason; neither left on the queue
+      assert.strictEqual(received, 2)
+      const dead = yield* receiveMessages(harness.stack.queues.reporter?.deadLetterUrl ?? "")
+      assert.strictEqual(dead.length, 1)
+      assert.include(dead[0]?.Body ?? "", "snap-gave-up")
+      assert.strictEqual(dead[0]?.MessageAttributes?.[DLQ_REASON_ATTRIBUTE]?.StringValue, `restore:volume of ${arn}: gave up after 5 attempts: the worker died`)
+      assert.strictEqual(yield* messagesIn(queueUrl), 0)
     }).pipe(Effect.scoped, Effect.provide(layers()))
   )
 

@@ -9,7 +9,7 @@ import { Cause, Clock, Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { AwsError, Sqs, awsCall } from "@backup-actions/aws"
 import { type Subscription, describeDecodeFailure, route } from "@backup-actions/contracts"
 import { ServiceSettings } from "@backup-actions/config"
-import { StepBusy } from "@backup-actions/ledger"
+import { LeaseLost, StepBusy, StepGaveUp } from "@backup-actions/ledger"
 import { UnprocessableEvent } from "./unprocessable"
 
 export interface ConsumerOptions {
@@ -92,19 +92,41 @@ const heartbeat = (queueUrl: string, message: Message, visibilitySeconds: number
     Effect.delay(Duration.seconds(Math.max(1, Math.floor(visibilitySeconds / 3))))
   )
 
+/** One line for a handler's failure: the error's tag and message, or the defect. */
+const describeCause = <E>(cause: Cause.Cause<E>): string => {
+  const squashed = Cause.squash(cause)
+  if (typeof squashed === "object" && squashed !== null) {
+    const tag = "_tag" in squashed ? String(squashed._tag) : "Error"
+    const message = "message" in squashed ? String(squashed.message) : ""
+    return `${tag}: ${message}`.slice(0, 1_000)
+  }
+  return String(squashed).slice(0, 1_000)
+}
+
 /** The step another worker is running, if that is why the handler failed. */
 const busyStepOf = <E>(cause: Cause.Cause<E>): Option.Option<StepBusy> =>
   Option.filter(Cause.failureOption(cause), (error): error is E & StepBusy => error instanceof StepBusy)
 
-/** The handler's rejection of its event, if that is how it failed. */
-const rejectionOf = <E>(cause: Cause.Cause<E>): Option.Option<UnprocessableEvent> =>
-  Option.filter(Cause.failureOption(cause), (error): error is E & UnprocessableEvent => error instanceof UnprocessableEvent)
+/** Why the event can never be acted on, if that is how the handler failed: it rejected the event, or its step was given up. */
+const rejectionOf = <E>(cause: Cause.Cause<E>): Option.Option<string> =>
+  Option.flatMap(Cause.failureOption(cause), (error) =>
+    error instanceof UnprocessableEvent
+      ? Option.some(error.reason)
+      : error instanceof StepGaveUp
+        ? Option.some(`${error.action} of ${error.recoveryPointArn}: ${error.reason}`)
+        : Option.none()
+  )
+
+/** The step another worker took over from this one, if that is why the handler failed. */
+const lostStepOf = <E>(cause: Cause.Cause<E>): Option.Option<LeaseLost> =>
+  Option.filter(Cause.failureOption(cause), (error): error is E & LeaseLost => error instanceof LeaseLost)
 
 /**
  * Handles one message: decode it (a body that can't be decoded goes to the DLQ with the
  * reason), run its handler while extending its visibility, delete it on success. A handler
  * that rejects its event (`UnprocessableEvent`) sends it to the DLQ with its reason at once,
- * since a retry would fail the same way. A step that another worker is running defers the
+ * since a retry would fail the same way; so does a step given up after its last attempt. A
+ * worker whose step was taken over drops its copy. A step that another worker is running defers the
  * message until that worker's lease would lapse. Any other failure leaves the message to come back;
  * after the redrive limit SQS moves it to the DLQ.
  * Returns whether the message is done with (handled or dead-lettered).
@@ -131,7 +153,15 @@ export const handleMessage = <R, E>(
     }
     const rejection = rejectionOf(outcome.cause)
     if (Option.isSome(rejection)) {
-      yield* deadLetter(options.service, message, rejection.value.reason)
+      yield* deadLetter(options.service, message, rejection.value)
+      return true
+    }
+    const lost = lostStepOf(outcome.cause)
+    if (Option.isSome(lost)) {
+      // Another worker took the step over (this one stalled past its lease): that worker holds
+      // its own copy of the event and announces the outcome. This one changed nothing.
+      yield* deleteMessage(settings.queueUrl, message)
+      yield* Effect.logWarning(`${lost.value.action} of ${lost.value.recoveryPointArn} was taken over by another worker; this one stopped and published nothing`)
       return true
     }
     const busy = busyStepOf(outcome.cause)
@@ -146,7 +176,7 @@ export const handleMessage = <R, E>(
       return true
     }
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? "1")
-    yield* Effect.logError(`handler failed (receive ${receives}); the message will come back`, Cause.squash(outcome.cause))
+    yield* Effect.logError(`handler failed (receive ${receives}); the message will come back: ${describeCause(outcome.cause)}`)
     // Back off before the next delivery instead of waiting out the whole visibility timeout.
     yield* changeVisibility(settings.queueUrl, message, Math.min(300, 5 * 2 ** Math.min(receives - 1, 6))).pipe(
       Effect.catchAll(() => Effect.void)

@@ -7,7 +7,7 @@ const SNAPSHOT_ARN = "arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0"
 const VOLUME_ARN = "arn:aws:ec2:us-east-1:123456789012:volume/vol-0abc1234def567890"
 
 /** A COMPLETED recovery point event as the consumer hands it to a handler, decoded by its contract. */
-const recoveryPointEvent = (resources: ReadonlyArray<string>, detailRecoveryPointArn?: string) =>
+const recoveryPointEvent = (resources: ReadonlyArray<string>, extraDetail: Record<string, unknown> = {}) =>
   RecoveryPointStateChange.decode({
     version: "0",
     id: "3c1f6b5e-2f1d-4b8c-9d55-2a6a2e3c9c11",
@@ -22,20 +22,30 @@ const recoveryPointEvent = (resources: ReadonlyArray<string>, detailRecoveryPoin
       resourceArn: VOLUME_ARN,
       resourceType: "EBS",
       status: "COMPLETED",
-      ...(detailRecoveryPointArn === undefined ? {} : { recoveryPointArn: detailRecoveryPointArn })
+      ...extraDetail
     }
   })
 
 describe("requiring a recovery point", () => {
-  it.effect("takes the recovery point from resources[], or from the detail when an emulator dropped resources[]", () =>
+  it.effect("takes the recovery point from resources[], where AWS Backup puts it", () =>
     Effect.gen(function* () {
       // Prepare
-      const fromResources = yield* recoveryPointEvent([SNAPSHOT_ARN])
-      const fromDetail = yield* recoveryPointEvent([], SNAPSHOT_ARN)
+      const event = yield* recoveryPointEvent([SNAPSHOT_ARN])
       // Act
-      const arns = [yield* requireRecoveryPoint(fromResources), yield* requireRecoveryPoint(fromDetail)]
+      const arn = yield* requireRecoveryPoint(event)
       // Assess
-      assert.deepStrictEqual(arns, [SNAPSHOT_ARN, SNAPSHOT_ARN])
+      assert.strictEqual(arn, SNAPSHOT_ARN)
+    })
+  )
+
+  it.effect("does not look for the recovery point in the detail, where AWS Backup never puts it", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const event = yield* recoveryPointEvent([], { recoveryPointArn: SNAPSHOT_ARN })
+      // Act
+      const rejection = yield* Effect.flip(requireRecoveryPoint(event))
+      // Assess
+      assert.include(rejection.reason, "names no recovery point")
     })
   )
 
@@ -49,7 +59,7 @@ describe("requiring a recovery point", () => {
       assert.strictEqual(rejection._tag, "UnprocessableEvent")
       assert.strictEqual(
         rejection.reason,
-        `"Recovery Point State Change" event 3c1f6b5e-2f1d-4b8c-9d55-2a6a2e3c9c11 for ${VOLUME_ARN} names no recovery point (neither resources[] nor detail.recoveryPointArn)`
+        `"Recovery Point State Change" event 3c1f6b5e-2f1d-4b8c-9d55-2a6a2e3c9c11 for ${VOLUME_ARN} names no recovery point (resources[] is empty)`
       )
     })
   )

@@ -22,7 +22,7 @@ export const requireRecoveryPoint = (event: EventOf<typeof RecoveryPointStateCha
   return recoveryPointArn === undefined
     ? Effect.fail(
         new UnprocessableEvent({
-          reason: `"${event["detail-type"]}" event ${event.id} for ${event.detail.resourceArn} names no recovery point (neither resources[] nor detail.recoveryPointArn)`
+          reason: `"${event["detail-type"]}" event ${event.id} for ${event.detail.resourceArn} names no recovery point (resources[] is empty)`
         })
       )
     : Effect.succeed(recoveryPointArn)

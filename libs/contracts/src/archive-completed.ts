@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { defineContract, OWNED_SOURCE, OwnedDetailFields } from "./contract"
-import { ArchiveMode, Compression, S3Location } from "./common"
+import { ArchiveMode, Compression, S3Location, SourceDeletion } from "./common"
 
 const Checksum = Schema.Struct({
   algorithm: Schema.Literal("SHA256"),
@@ -41,6 +41,8 @@ export const ArchiveCompleted = defineContract({
     checksum: Schema.optional(Checksum),
     verified: Schema.Boolean,
     sourceDeleted: Schema.Boolean,
+    /** When the policy asked to delete the source: what the deletion left, as a describe saw it. */
+    sourceDeletion: Schema.optional(SourceDeletion),
     /** Set when a worker resumed an earlier worker's upload: the parts it found done. */
     resumedAfterPart: Schema.optional(Schema.Number),
     /** The volume the restorer made for volume mode, so that it can delete it. */

@@ -59,11 +59,6 @@ export const RecoveryPointStateChange = defineContract({
     creationDate: Schema.optional(Schema.String),
     completionDate: Schema.optional(Schema.String),
     statusMessage: Schema.optional(Schema.String),
-    /**
-     * Not sent by AWS Backup, which puts the recovery point in `resources[]`. The local
-     * emulator drops `resources[]` when it routes an event, so local senders add it here too.
-     */
-    recoveryPointArn: Schema.optional(Schema.String),
     createdBy
   })
 })
@@ -81,7 +76,8 @@ export const CopyJobStateChange = defineContract({
     sourceBackupVaultArn: Schema.optional(Schema.String),
     sourceRecoveryPointArn: Schema.optional(Schema.String),
     destinationBackupVaultArn: Schema.optional(Schema.String),
-    destinationRecoveryPointArn: Schema.optional(Schema.String),
+    /** AWS sends `{}` here for a copy job that failed before it made a destination recovery point. */
+    destinationRecoveryPointArn: Schema.optional(Schema.Union(Schema.String, Schema.Struct({}))),
     iamRoleArn: Schema.optional(Schema.String),
     creationDate: Schema.optional(Schema.String),
     completionDate: Schema.optional(Schema.String),
@@ -91,11 +87,8 @@ export const CopyJobStateChange = defineContract({
   })
 })
 
-/** The recovery-point ARN of an AWS Backup event: the first entry of `resources[]` (or the detail's, see above). */
-export const recoveryPointArnOf = (event: {
-  readonly resources: ReadonlyArray<string>
-  readonly detail: { readonly recoveryPointArn?: string | undefined }
-}): string | undefined => event.resources[0] ?? event.detail.recoveryPointArn
+/** The recovery-point ARN of an AWS Backup event: the first entry of `resources[]`, where AWS Backup puts it. */
+export const recoveryPointArnOf = (event: { readonly resources: ReadonlyArray<string> }): string | undefined => event.resources[0]
 
 /** The EBS snapshot id in an EC2 snapshot ARN (`arn:aws:ec2:<region>::snapshot/snap-...`). */
 export const snapshotIdFromArn = (arn: string): string | undefined => /:snapshot\/(snap-[0-9a-zA-Z]+)$/.exec(arn)?.[1]

@@ -1,5 +1,15 @@
 import { Schema } from "effect"
 
+/**
+ * What the deletion of a recovery point left, as a describe afterwards saw it: gone, being
+ * deleted, expired (AWS Backup keeps an expired point that it could not delete), or still there.
+ */
+export const SourceDeletion = Schema.Literal("deleted", "deleting", "expired", "still-there")
+export type SourceDeletion = typeof SourceDeletion.Type
+
+/** The states in which a source counts as deleted: gone, or on its way out. */
+export const isSourceGone = (state: SourceDeletion): boolean => state === "deleted" || state === "deleting"
+
 export const S3Location = Schema.Struct({ bucket: Schema.String, key: Schema.String })
 export type S3Location = typeof S3Location.Type
 

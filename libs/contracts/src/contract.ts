@@ -52,8 +52,86 @@ export const OwnedDetailFields = {
   idempotencyKey: Schema.String
 }
 
-const formatIssue = (error: ParseResult.ParseError): string =>
-  ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s+/g, " ").trim()
+/** The longest reason a decode failure gives: it travels beside a dead letter and into logs. */
+export const MAX_DECODE_REASON_LENGTH = 300
+
+/** What the issues of one failure may take of that, leaving room for the event's name. */
+const ISSUES_BUDGET = 220
+
+/** Cuts a text to at most `max` characters, marking the cut. */
+export const clipText = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, max - 1)}…`)
+
+/** A path as it reads in the event's JSON: `detail.createdBy.backupPlanId`, `resources[1]`. */
+const pathText = (root: string, path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`),
+    root
+  ) || "the event"
+
+/** A struct's or an array's whole type says nothing the path does not: "an object", "an array". */
+const expectedText = (expected: string): string =>
+  expected.startsWith("{") ? "an object" : expected.startsWith("ReadonlyArray<") ? "an array" : clipText(expected, 60)
+
+const EXPECTED_ACTUAL = /^Expected ([\s\S]*?), actual ([\s\S]*)$/
+
+/**
+ * One line per path from effect's flat list of issues: `detail.backupVaultName is missing`,
+ * `detail.status: expected string, got 42`; a union's alternatives are joined with "or".
+ */
+const issueLines = (root: string, issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): ReadonlyArray<string> => {
+  const byPath = new Map<string, { readonly missing: boolean; readonly expected: Array<string>; actual?: string; readonly other: Array<string> }>()
+  for (const issue of issues) {
+    const path = pathText(root, issue.path)
+    const entry = byPath.get(path) ?? { missing: issue._tag === "Missing", expected: [], other: [] }
+    byPath.set(path, entry)
+    if (issue._tag === "Missing") continue
+    const parts = EXPECTED_ACTUAL.exec(issue.message)
+    if (parts === null) entry.other.push(issue.message)
+    else {
+      const expected = expectedText(parts[1] ?? "")
+      if (!entry.expected.includes(expected)) entry.expected.push(expected)
+      entry.actual = clipText(parts[2] ?? "", 40)
+    }
+  }
+  // An optional field's "or undefined" is noise beside what it should have been; and an optional
+  // object that failed inside says so at the inner path, not again as "expected undefined".
+  const isParent = (path: string) => [...byPath.keys()].some((other) => other.startsWith(`${path}.`) || other.startsWith(`${path}[`))
+  for (const [path, entry] of byPath) {
+    const defined = entry.expected.filter((expected) => expected !== "undefined")
+    if (defined.length === 0 && entry.expected.length > 0 && isParent(path)) byPath.delete(path)
+    else if (defined.length > 0) entry.expected.splice(0, entry.expected.length, ...defined)
+  }
+  return [...byPath.entries()].map(([path, entry]) =>
+    entry.missing
+      ? `${path} is missing`
+      : entry.expected.length > 0
+        ? `${path}: expected ${entry.expected.join(" or ")}, got ${entry.actual ?? "nothing"}`
+        : `${path}${entry.other[0]?.startsWith("is ") === true ? " " : ": "}${clipText(entry.other.join(", "), 80)}`
+  )
+}
+
+/** Joins lines while they fit the budget, then says how many were left out. */
+const withinBudget = (lines: ReadonlyArray<string>, budget: number): string => {
+  let text = ""
+  for (const [index, line] of lines.entries()) {
+    const candidate = text === "" ? line : `${text}; ${line}`
+    const left = lines.length - index - 1
+    if (candidate.length + (left > 0 ? `; and ${left} more`.length : 0) > budget) {
+      if (text !== "") return `${text}; and ${lines.length - index} more`
+      const rest = left > 0 ? `; and ${left} more` : ""
+      return `${clipText(line, budget - rest.length)}${rest}`
+    }
+    text = candidate
+  }
+  return text
+}
+
+/**
+ * A decode failure as the path of each offending field and what is wrong with it, several
+ * joined by "; ", short enough for a DLQ reason. `root` prefixes the paths of a bare detail.
+ */
+const formatIssue = (error: ParseResult.ParseError, root = ""): string =>
+  withinBudget(issueLines(root, ParseResult.ArrayFormatter.formatErrorSync(error)), ISSUES_BUDGET)
 
 /**
  * One contract per event type: the single source of the schema, the TS type, the decoder
@@ -72,6 +150,8 @@ export interface Contract<Source extends string, DetailType extends string, Deta
   ) => Effect.Effect<BusEvent<Source, DetailType, Detail>, EventDecodeError | UnsupportedSchemaVersion>
   /** Validates a detail before it is published. */
   encodeDetail(detail: Detail): Effect.Effect<unknown, EventDecodeError>
+  /** Turns a stored detail (an outcome kept in the ledger's outbox) back into a typed one. */
+  decodeDetail(detail: unknown): Effect.Effect<Detail, EventDecodeError>
 }
 
 export interface BusEvent<Source extends string, DetailType extends string, Detail> {
@@ -103,6 +183,7 @@ export const defineContract = <Source extends string, DetailType extends string,
   })
   const decodeEvent = Schema.decodeUnknownEither(eventSchema, { errors: "all", onExcessProperty: "ignore" })
   const encode = Schema.encodeEither(options.detail)
+  const decodeDetail = Schema.decodeUnknownEither(options.detail, { errors: "all", onExcessProperty: "ignore" })
 
   const versionOf = (event: unknown): unknown =>
     typeof event === "object" && event !== null && "detail" in event
@@ -140,8 +221,13 @@ export const defineContract = <Source extends string, DetailType extends string,
       }),
     encodeDetail: (detail) =>
       Either.match(encode(detail), {
-        onLeft: (error) => Effect.fail(new EventDecodeError({ reason: formatIssue(error), detailType: options.detailType })),
+        onLeft: (error) => Effect.fail(new EventDecodeError({ reason: formatIssue(error, "detail"), detailType: options.detailType })),
         onRight: (encoded) => Effect.succeed<unknown>(encoded)
+      }),
+    decodeDetail: (detail) =>
+      Either.match(decodeDetail(detail), {
+        onLeft: (error) => Effect.fail(new EventDecodeError({ reason: formatIssue(error, "detail"), detailType: options.detailType })),
+        onRight: (decoded) => Effect.succeed(decoded)
       })
   }
 }

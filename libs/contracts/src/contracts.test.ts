@@ -81,14 +81,18 @@ describe("AWS Backup event contracts", () => {
     })
   })
 
-  it.effect("falls back to the detail's recovery point when resources[] is empty", () =>
+  it.effect("takes the recovery point from resources[] only, as AWS Backup sends it", () =>
     Effect.gen(function* () {
+      // Prepare: a recoveryPointArn in the detail, which AWS Backup never sends, and none in resources[]
       const event = yield* RecoveryPointStateChange.decode({
         ...recoveryPointCompletedEbs,
         resources: [],
         detail: { ...recoveryPointCompletedEbs.detail, recoveryPointArn: "arn:aws:ec2:us-east-1::snapshot/snap-1" }
       })
-      assert.strictEqual(recoveryPointArnOf(event), "arn:aws:ec2:us-east-1::snapshot/snap-1")
+      // Act
+      const arn = recoveryPointArnOf(event)
+      // Assess
+      assert.isUndefined(arn)
     })
   )
 

@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { defineContract, OWNED_SOURCE, OwnedDetailFields } from "./contract"
-import { S3Location } from "./common"
+import { S3Location, SourceDeletion } from "./common"
 
 /** A checksum the exporter computed over the bytes it wrote, as S3 stores it for the object. */
 const ExportChecksum = Schema.Struct({
@@ -38,6 +38,8 @@ export const ExportCompleted = defineContract({
     format: Schema.optional(Schema.String),
     bytesStored: Schema.optional(Schema.Number),
     sourceDeleted: Schema.Boolean,
+    /** When the policy asked to delete the source: what the deletion left, as a describe saw it. */
+    sourceDeletion: Schema.optional(SourceDeletion),
     reason: Schema.optional(Schema.String),
     /** How the export ran: the service's own export, or the exporter's Parquet writer. */
     mode: Schema.optional(Schema.Literal("native", "parquet", "direct")),

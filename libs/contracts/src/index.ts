@@ -1,5 +1,6 @@
 export * from "./contract"
 export * from "./aws-backup"
+export * from "./aws-backup-jobs"
 export * from "./owned"
 export * from "./router"
 export * from "./commands"

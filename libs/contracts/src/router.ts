@@ -5,7 +5,9 @@ import {
   type DecodeFailure,
   type EventPattern,
   EventDecodeError,
+  MAX_DECODE_REASON_LENGTH,
   UnknownEventType,
+  clipText,
   type UnsupportedSchemaVersion
 } from "./contract"
 
@@ -37,13 +39,18 @@ export const subscribe = <S extends string, D extends string, T, R, E>(
 const parseJson = (body: string): Effect.Effect<unknown, EventDecodeError> =>
   Effect.try({
     try: (): unknown => JSON.parse(body),
-    catch: (error) => new EventDecodeError({ reason: `body is not JSON: ${String(error)}` })
+    catch: (error) => new EventDecodeError({ reason: `body is not JSON (${clipText(error instanceof Error ? error.message : String(error), 120)})` })
   })
 
-const field = (value: unknown, name: string): string | undefined => {
-  if (typeof value !== "object" || value === null) return undefined
+/** A JSON value as a reason quotes it, cut short. */
+const quoted = (value: unknown): string => clipText(JSON.stringify(value) ?? String(value), 40)
+
+/** The envelope field that picks the contract, or what is wrong with it. */
+const field = (value: object, name: string): { readonly value: string } | { readonly problem: string } => {
   const entry: unknown = Reflect.get(value, name)
-  return typeof entry === "string" ? entry : undefined
+  return typeof entry === "string"
+    ? { value: entry }
+    : { problem: entry === undefined ? `${name} is missing` : `${name}: expected string, got ${quoted(entry)}` }
 }
 
 /**
@@ -56,11 +63,17 @@ export const route = <R, E>(
 ): Effect.Effect<Effect.Effect<void, E, R>, DecodeFailure> =>
   Effect.gen(function* () {
     const parsed = yield* parseJson(body)
-    const source = field(parsed, "source")
-    const detailType = field(parsed, "detail-type")
-    if (source === undefined || detailType === undefined) {
-      return yield* new EventDecodeError({ reason: "not an EventBridge event: missing source or detail-type" })
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      return yield* new EventDecodeError({ reason: `not an EventBridge event: expected an object, got ${quoted(parsed)}` })
     }
+    const sourceField = field(parsed, "source")
+    const detailTypeField = field(parsed, "detail-type")
+    if (!("value" in sourceField) || !("value" in detailTypeField)) {
+      const problems = [sourceField, detailTypeField].flatMap((entry) => ("problem" in entry ? [entry.problem] : []))
+      return yield* new EventDecodeError({ reason: `not an EventBridge event: ${problems.join("; ")}` })
+    }
+    const source = sourceField.value
+    const detailType = detailTypeField.value
     const subscription = subscriptions.find(
       (candidate) => candidate.source === source && candidate.detailType === detailType
     )
@@ -70,19 +83,25 @@ export const route = <R, E>(
     return yield* subscription.dispatch(parsed)
   })
 
-/** A one-line reason for a decode failure, as it is attached to a dead-lettered message. */
-export const describeDecodeFailure = (failure: DecodeFailure): string => {
+const describe = (failure: DecodeFailure): string => {
   switch (failure._tag) {
     case "EventDecodeError":
       return failure.detailType === undefined
         ? `malformed event: ${failure.reason}`
-        : `malformed "${failure.detailType}" event: ${failure.reason}`
+        : `malformed "${clipText(failure.detailType, 60)}" event: ${failure.reason}`
     case "UnsupportedSchemaVersion":
-      return `unsupported schema version ${JSON.stringify(failure.version)} of "${failure.detailType}" (this build reads version ${failure.supported})`
+      return `unsupported schema version ${quoted(failure.version)} of "${clipText(failure.detailType, 60)}" (this build reads version ${failure.supported})`
     case "UnknownEventType":
-      return `unknown event type: source "${failure.source}", detail-type "${failure.detailType}"`
+      return `unknown event type: source "${clipText(failure.source, 80)}", detail-type "${clipText(failure.detailType, 80)}"`
   }
 }
+
+/**
+ * A one-line reason for a decode failure, as it is attached to a dead-lettered message: the
+ * field at fault and what is wrong with it (`detail.backupVaultName is missing`), or the type
+ * nobody subscribes to, under MAX_DECODE_REASON_LENGTH characters.
+ */
+export const describeDecodeFailure = (failure: DecodeFailure): string => clipText(describe(failure), MAX_DECODE_REASON_LENGTH - 1)
 
 /** A service's subscriptions as one list, whose handlers need the union of what each needs. */
 export const subscriptionSet = <R1, E1, R2 = never, E2 = never, R3 = never, E3 = never, R4 = never, E4 = never, R5 = never, E5 = never, R6 = never, E6 = never>(

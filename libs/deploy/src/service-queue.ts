@@ -7,10 +7,9 @@ import type * as kms from "aws-cdk-lib/aws-kms"
 import type * as sns from "aws-cdk-lib/aws-sns"
 import * as sqs from "aws-cdk-lib/aws-sqs"
 import { Construct } from "constructs"
+import { MAX_RECEIVE_COUNT } from "@backup-actions/config"
 import type { EventPattern } from "@backup-actions/contracts"
 
-/** After this many failed receives a message moves to the DLQ (the same as locally). */
-export const MAX_RECEIVE_COUNT = 5
 
 /** Our contract's pattern in CDK's shape: the same source, detail-type and detail filter. */
 export const toCdkPattern = (pattern: EventPattern): events.EventPattern => ({

@@ -17,7 +17,7 @@ import * as scheduler from "aws-cdk-lib/aws-scheduler"
 import * as sns from "aws-cdk-lib/aws-sns"
 import * as ssm from "aws-cdk-lib/aws-ssm"
 import type { Construct } from "constructs"
-import { DEFAULT_POLICY, SCHEDULES, patternsFor, scheduleExpression, type ServiceName } from "@backup-actions/config"
+import { DEFAULT_POLICY, LEDGER_OUTBOX_INDEX, SCHEDULES, patternsFor, scheduleExpression, type ServiceName } from "@backup-actions/config"
 import { coreExports, coreNames, deployContext, networkZones, serviceStackName } from "./core-names"
 import { loadDeployConfig, type DeployConfig } from "./deploy-config"
 import { ServiceQueue } from "./service-queue"
@@ -118,7 +118,11 @@ export class ServiceStack extends Stack {
     }
   }
 
-  /** What every service may do: publish on the bus, keep its steps in the ledger, use the key, take from its queue, dead-letter. */
+  /**
+   * What every service may do: publish on the bus, keep its steps in the ledger, use the key,
+   * take from its queue, and send to it and to its DLQ (the consumer runtime puts a deferred
+   * duplicate back on its own queue, and dead-letters what it can never handle).
+   */
   grantCommon(role: iam.IRole): void {
     this.allow(role, ["events:PutEvents"], [this.bus.eventBusArn])
     this.allow(
@@ -126,8 +130,10 @@ export class ServiceStack extends Stack {
       ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"],
       [this.ledger.tableArn]
     )
+    // The outbox relay reads the ledger's index of finished steps whose event is unpublished.
+    this.allow(role, ["dynamodb:Query"], [`${this.ledger.tableArn}/index/${LEDGER_OUTBOX_INDEX.name}`])
     this.allow(role, ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], [this.delivery.queue.queueArn])
-    this.allow(role, ["sqs:SendMessage"], [this.delivery.deadLetterQueue.queueArn])
+    this.allow(role, ["sqs:SendMessage"], [this.delivery.queue.queueArn, this.delivery.deadLetterQueue.queueArn])
     this.allow(role, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [this.key.keyArn])
   }
 

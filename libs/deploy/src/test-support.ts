@@ -5,7 +5,7 @@ import { AwsSolutionsChecks } from "cdk-nag"
 import { patternsFor, type ServiceName } from "@backup-actions/config"
 import { parseDeployConfig, type DeployConfig } from "./deploy-config"
 import { MANAGED_TAG_KEY } from "./core-names"
-import { MAX_RECEIVE_COUNT } from "./service-queue"
+import { MAX_RECEIVE_COUNT } from "@backup-actions/config"
 
 /** A deployment configuration for the stacks' tests: one rule of each kind of action. */
 export const testDeployConfig = (overrides: Record<string, unknown> = {}): DeployConfig => {
@@ -36,16 +36,20 @@ export const testDeployConfig = (overrides: Record<string, unknown> = {}): Deplo
 /** A stand-in image, so that tests need no bundle in dist/. */
 export const testImage = (): ecs.ContainerImage => ecs.ContainerImage.fromRegistry("public.ecr.aws/docker/library/node:24-bookworm-slim")
 
-/** Synthesizes one service's stack with the AwsSolutions checks; a finding nobody acknowledged throws. */
-export const synthesizeService = (build: (app: App) => Stack): { readonly template: Template; readonly nag: () => void } => ({
-  template: Template.fromStack(build(new App())),
-  nag: () => {
-    const app = new App()
-    build(app)
-    Validations.of(app).addPlugins(new AwsSolutionsChecks(app))
-    app.synth()
+/** Synthesizes one service's stack (given back too, for checks that resolve its tokens) and, in `nag`, with the AwsSolutions checks; a finding nobody acknowledged throws. */
+export const synthesizeService = <S extends Stack>(build: (app: App) => S): { readonly stack: S; readonly template: Template; readonly nag: () => void } => {
+  const stack = build(new App())
+  return {
+    stack,
+    template: Template.fromStack(stack),
+    nag: () => {
+      const app = new App()
+      build(app)
+      Validations.of(app).addPlugins(new AwsSolutionsChecks(app))
+      app.synth()
+    }
   }
-})
+}
 
 type Statement = { readonly Action: string | ReadonlyArray<string>; readonly Condition?: Record<string, Record<string, unknown>> }
 

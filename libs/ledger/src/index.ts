@@ -1,2 +1,2 @@
 export * from "./ledger"
-export * from "./run-step"
+export * from "./step-result"

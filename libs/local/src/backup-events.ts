@@ -6,9 +6,11 @@ import { EMULATOR_ACCOUNT, EMULATOR_REGION } from "./emulator"
 
 /**
  * Puts an AWS Backup "Recovery Point State Change" (COMPLETED unless told) on the default bus,
- * shaped as AWS Backup sends it, so that it reaches the services through the forwarding rule
- * as a real one would. Without a recovery point it names none at all (`resources` empty), which
- * is how tests show what the services do with an event they can never act on.
+ * exactly as AWS Backup sends it (the recovery point in `resources[]` only, the detail's fields
+ * as AWS documents them), so that it reaches the services through the forward rule as a real
+ * one would (locally through the forwarding leg). Without a recovery point it names none at all
+ * (`resources` empty), which is how tests show what the services do with an event they can
+ * never act on.
  */
 export const sendRecoveryPointEvent = (options: {
   readonly recoveryPointArn?: string
@@ -21,6 +23,7 @@ export const sendRecoveryPointEvent = (options: {
   Effect.gen(function* () {
     const events = yield* EventBridge
     const recoveryPointArn = options.recoveryPointArn
+    const now = new Date()
     const result = yield* awsCall("events:PutEvents", (abortSignal) =>
       events.send(
         new PutEventsCommand({
@@ -31,16 +34,16 @@ export const sendRecoveryPointEvent = (options: {
               DetailType: RecoveryPointStateChange.detailType,
               Resources: recoveryPointArn === undefined ? [] : [recoveryPointArn],
               Detail: JSON.stringify({
-                backupVaultArn: `arn:aws:backup:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:backup-vault:${options.vault}`,
                 backupVaultName: options.vault,
-                creationDate: new Date().toISOString(),
+                backupVaultArn: `arn:aws:backup:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:backup-vault:${options.vault}`,
+                creationDate: now.toISOString(),
                 iamRoleArn: `arn:aws:iam::${EMULATOR_ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole`,
-                resourceArn: options.resourceArn,
                 resourceType: options.resourceType,
+                resourceArn: options.resourceArn,
                 status: options.status ?? "COMPLETED",
+                isEncrypted: "false",
                 storageClass: "WARM",
-                // The emulator drops resources[] on delivery; AWS Backup does not need this.
-                ...(recoveryPointArn === undefined ? {} : { recoveryPointArn })
+                completionDate: now.toISOString()
               })
             }
           ]

@@ -1,6 +1,7 @@
 export * from "./workspace"
 export * from "./emulator"
 export * from "./provision"
+export * from "./backup-forwarding"
 export * from "./taps"
 export * from "./dr"
 export * from "./backup-events"

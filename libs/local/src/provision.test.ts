@@ -5,8 +5,10 @@ import { Effect } from "effect"
 import { EventBridge, Sqs, awsCall } from "@backup-actions/aws"
 import { RecoveryPointStateChange } from "@backup-actions/contracts"
 import { topology } from "@backup-actions/config"
+import { forwardBackupEventsOnce } from "./backup-forwarding"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type Emulator, emulatorClients, startEmulator } from "./emulator"
-import { provision, MAX_RECEIVE_COUNT } from "./provision"
+import { MAX_RECEIVE_COUNT } from "@backup-actions/config"
+import { provision } from "./provision"
 
 let emulator: Emulator
 const names = topology({ prefix: "provision-test", account: EMULATOR_ACCOUNT, region: EMULATOR_REGION })
@@ -44,11 +46,14 @@ describe("provisioning the local topology", () => {
       const targets = yield* awsCall("events:ListTargetsByRule", (abortSignal) =>
         events.send(new ListTargetsByRuleCommand({ Rule: names.forwardRuleName, EventBusName: "default" }), { abortSignal })
       )
-      assert.strictEqual(targets.Targets?.[0]?.Arn, stack.busArn)
+      assert.deepStrictEqual(
+        targets.Targets?.map((target) => target.Arn),
+        [stack.backupEventsQueue.arn]
+      )
     }).pipe(Effect.scoped, Effect.provide(emulatorClients(emulator.endpoint)))
   )
 
-  it.live("delivers an AWS Backup event put on the default bus to the subscribed queue, and not an unrelated one", () =>
+  it.live("delivers an AWS Backup event put on the default bus to the subscribed queue through the forwarding leg, and not an unrelated one", () =>
     Effect.gen(function* () {
       const stack = yield* provision(names, EMULATOR_REGION, services)
       const events = yield* EventBridge
@@ -62,13 +67,17 @@ describe("provisioning the local topology", () => {
       yield* awsCall("events:PutEvents", (abortSignal) =>
         events.send(new PutEventsCommand({ Entries: [entry("RDS"), entry("EBS")] }), { abortSignal })
       )
+      let forwarded = 0
+      for (let round = 0; round < 5 && forwarded < 2; round += 1) {
+        forwarded += yield* forwardBackupEventsOnce({ queueUrl: stack.backupEventsQueue.url, busName: stack.busName }, 1)
+      }
       const received = yield* awsCall("sqs:ReceiveMessage", (abortSignal) =>
         sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.streamer?.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }), { abortSignal })
       )
       const bodies = (received.Messages ?? []).map((message) => JSON.parse(message.Body ?? "{}"))
       assert.deepStrictEqual(
-        bodies.map((body) => body.detail.resourceType),
-        ["EBS"]
+        bodies.map((body) => [body.detail.resourceType, body.resources]),
+        [["EBS", ["arn:aws:ec2:us-east-1::snapshot/snap-EBS"]]]
       )
     }).pipe(Effect.scoped, Effect.provide(emulatorClients(emulator.endpoint)))
   )

@@ -13,7 +13,7 @@ import { Effect } from "effect"
 import { AwsError, DynamoDb, EventBridge, S3, Sns, Sqs, awsCall } from "@backup-actions/aws"
 import type { EventPattern } from "@backup-actions/contracts"
 import { AWS_BACKUP_SOURCE } from "@backup-actions/contracts"
-import type { ServiceName, Topology } from "@backup-actions/config"
+import { LEDGER_OUTBOX_INDEX, MAX_RECEIVE_COUNT, type ServiceName, type Topology } from "@backup-actions/config"
 
 /** A service as provisioning sees it: its name and the patterns it subscribes to. */
 export interface ServiceTopology {
@@ -40,10 +40,16 @@ export interface ProvisionedStack {
   readonly ledgerTable: string
   readonly notificationTopicArn: string
   readonly queues: Readonly<Partial<Record<ServiceName, ProvisionedQueue>>>
+  /**
+   * Local only: where the default bus's forward rule delivers AWS Backup events, for the
+   * forwarding leg (backup-forwarding.ts) to put them on the bus with `resources[]` intact.
+   */
+  readonly backupEventsQueue: ProvisionedQueue
 }
 
-/** After this many failed receives a message moves to the service's DLQ. */
-export const MAX_RECEIVE_COUNT = 5
+/** The local forwarding leg's queue and DLQ, named after the forward rule they stand in for. */
+export const backupEventsQueueName = (names: Topology): string => names.forwardRuleName
+
 
 const alreadyThere = (error: AwsError): boolean =>
   /AlreadyExists|AlreadyOwnedByYou|ResourceInUse|ResourceAlreadyExists/.test(error.code)
@@ -78,6 +84,9 @@ const createQueue = (name: string, attributes: Record<string, string>) =>
  * Creates the same topology that the CDK stacks deploy: the bus, the rule that forwards
  * AWS Backup events from the default bus, an archive of every bus event, and per service
  * its queue with a DLQ and one rule per subscribed pattern; the artifact bucket; the ledger.
+ * One stand-in: the emulator drops `resources[]` from an event a rule sends to another bus,
+ * so here the forward rule delivers to a queue, from which the local runtime's forwarding
+ * leg (`startBackupForwarding`) puts each event on the bus as AWS would.
  */
 export const provision = (names: Topology, region: string, services: ReadonlyArray<ServiceTopology>) =>
   Effect.gen(function* () {
@@ -93,20 +102,29 @@ export const provision = (names: Topology, region: string, services: ReadonlyArr
     )
     const busArn = bus.Arn ?? ""
 
+    const forwardDeadLetter = yield* createQueue(`${backupEventsQueueName(names)}-dlq`, { MessageRetentionPeriod: "1209600" })
+    const forwardQueue = yield* createQueue(backupEventsQueueName(names), {
+      VisibilityTimeout: "10",
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: forwardDeadLetter.arn, maxReceiveCount: MAX_RECEIVE_COUNT })
+    })
     yield* awsCall("events:PutRule", (abortSignal) =>
       events.send(
         new PutRuleCommand({
           Name: names.forwardRuleName,
           EventBusName: "default",
           EventPattern: JSON.stringify({ source: [AWS_BACKUP_SOURCE] }),
-          Description: "Forwards AWS Backup events to the backup-actions bus"
+          Description: "Forwards AWS Backup events to the backup-actions bus (locally through a queue and the forwarding leg)"
         }),
         { abortSignal }
       )
     )
     yield* awsCall("events:PutTargets", (abortSignal) =>
       events.send(
-        new PutTargetsCommand({ Rule: names.forwardRuleName, EventBusName: "default", Targets: [{ Id: "backup-actions-bus", Arn: busArn }] }),
+        new PutTargetsCommand({
+          Rule: names.forwardRuleName,
+          EventBusName: "default",
+          Targets: [{ Id: "local-forwarding-leg", Arn: forwardQueue.arn }]
+        }),
         { abortSignal }
       )
     )
@@ -156,11 +174,23 @@ export const provision = (names: Topology, region: string, services: ReadonlyArr
             BillingMode: "PAY_PER_REQUEST",
             AttributeDefinitions: [
               { AttributeName: "pk", AttributeType: "S" },
-              { AttributeName: "sk", AttributeType: "S" }
+              { AttributeName: "sk", AttributeType: "S" },
+              { AttributeName: LEDGER_OUTBOX_INDEX.partitionKey, AttributeType: "S" },
+              { AttributeName: LEDGER_OUTBOX_INDEX.sortKey, AttributeType: "N" }
             ],
             KeySchema: [
               { AttributeName: "pk", KeyType: "HASH" },
               { AttributeName: "sk", KeyType: "RANGE" }
+            ],
+            GlobalSecondaryIndexes: [
+              {
+                IndexName: LEDGER_OUTBOX_INDEX.name,
+                KeySchema: [
+                  { AttributeName: LEDGER_OUTBOX_INDEX.partitionKey, KeyType: "HASH" },
+                  { AttributeName: LEDGER_OUTBOX_INDEX.sortKey, KeyType: "RANGE" }
+                ],
+                Projection: { ProjectionType: "ALL" }
+              }
             ]
           }),
           { abortSignal }
@@ -181,7 +211,8 @@ export const provision = (names: Topology, region: string, services: ReadonlyArr
       artifactBucket: names.artifactBucket,
       ledgerTable: names.ledgerTable,
       notificationTopicArn: topic.TopicArn ?? "",
-      queues: Object.fromEntries(queues)
+      queues: Object.fromEntries(queues),
+      backupEventsQueue: { url: forwardQueue.url, arn: forwardQueue.arn, deadLetterUrl: forwardDeadLetter.url, deadLetterArn: forwardDeadLetter.arn }
     }
     return stack
   })

@@ -5,13 +5,15 @@ import { AllClientsLive, DynamoDb, awsCall } from "@backup-actions/aws"
 import type { EventPattern } from "@backup-actions/contracts"
 import { PolicySource, ServiceSettings, patternsFor, topology, type Policy, type ServiceName } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, emulatorAwsConfig, emulatorClients, startEmulator, type Emulator } from "./emulator"
+import { startBackupForwarding } from "./backup-forwarding"
 import { provision, type ProvisionedStack } from "./provision"
 import { tapBus, type Tap } from "./taps"
 
 /**
- * Provisions the topology for one service under its own prefix: the bus, the forwarding rule,
- * the service's queue and DLQ with its rules, the bucket, the ledger and the topic. The patterns
- * are the service's routes unless a test subscribes it to others.
+ * Provisions the topology for one service under its own prefix: the bus, the forwarding rule
+ * (to the forwarding leg's queue; `startServiceHarness` runs the leg), the service's queue and
+ * DLQ with its rules, the bucket, the ledger and the topic. The patterns are the service's
+ * routes unless a test subscribes it to others.
  */
 export const provisionService = (options: { readonly prefix: string; readonly service: ServiceName; readonly patterns?: ReadonlyArray<EventPattern> }) =>
   provision(topology({ prefix: options.prefix, account: EMULATOR_ACCOUNT, region: EMULATOR_REGION }), EMULATOR_REGION, [
@@ -69,8 +71,9 @@ export interface ServiceHarness {
 
 /**
  * Starts an emulator and provisions one service's stack on it, for a test file's `beforeAll`
- * (stop it in `afterAll`). The emulator is stopped again when provisioning fails, so that a
- * broken set-up leaves no process behind.
+ * (stop it in `afterAll`), with the forwarding leg running, so that AWS Backup's events put on
+ * the default bus reach the service's queue as on AWS. The emulator is stopped again when
+ * provisioning fails, so that a broken set-up leaves no process behind.
  */
 export const startServiceHarness = async (options: {
   /** Names the emulator's log and prefixes every resource, so that test files never share one. */
@@ -86,13 +89,17 @@ export const startServiceHarness = async (options: {
     throw error
   })
   const settings = serviceSettingsFor(stack, options.service)
+  const forwarding = startBackupForwarding(emulator.endpoint, { queueUrl: stack.backupEventsQueue.url, busName: stack.busName })
   return {
     emulator,
     stack,
     settings,
     layer: (services, policy) => serviceOnEmulator(services, { endpoint: emulator.endpoint, settings, policy }),
     tapBus: (pattern, suffix) => onEmulator(tapBus(stack.busName, pattern, `${options.prefix}-${suffix}`)),
-    stop: () => emulator.stop()
+    stop: async () => {
+      await forwarding.stop()
+      await emulator.stop()
+    }
   }
 }
 

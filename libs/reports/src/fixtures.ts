@@ -1,4 +1,5 @@
 import type { OutcomeEvent } from "./entry"
+import type { AwsBackupJobEvent, AwsBackupJobKind } from "./jobs"
 
 const envelope = { version: "0", region: "us-east-1", resources: [], source: "backup-actions" as const }
 
@@ -70,5 +71,56 @@ export const replicaEvent = (options: { readonly snapshot: string; readonly time
       kmsKeyId: "arn:aws:kms:eu-west-1:210987654321:key/dr",
       replicaAgeSeconds: options.ageSeconds
     }
+  }
+}
+
+/**
+ * An AWS Backup job event in the shape AWS Backup sends it (as its EventBridge documentation
+ * shows), for the reports' tests: a backup job's vault by name, a copy job's by ARN, a
+ * restore job's `status` where the others say `state`.
+ */
+export const backupJobEvent = (options: {
+  readonly kind: AwsBackupJobKind
+  readonly jobId: string
+  readonly state: string
+  readonly time: string
+  readonly statusMessage?: string
+}): AwsBackupJobEvent => {
+  const account = "123456789012"
+  const vault = `vault-${options.jobId}`
+  const vaultArn = `arn:aws:backup:us-east-1:${account}:backup-vault:${vault}`
+  const resourceArn = `arn:aws:ec2:us-east-1:${account}:volume/vol-${options.jobId}`
+  const common = { version: "0", id: `event-${options.jobId}-${options.state}`, source: "aws.backup" as const, account, time: options.time, region: "us-east-1" }
+  const message = options.statusMessage === undefined ? {} : { statusMessage: options.statusMessage }
+  switch (options.kind) {
+    case "backup":
+      return {
+        ...common,
+        "detail-type": "Backup Job State Change",
+        resources: options.state === "COMPLETED" ? [`arn:aws:ec2:us-east-1::snapshot/snap-${options.jobId}`] : [],
+        detail: { backupJobId: options.jobId, state: options.state, resourceType: "EBS", resourceArn, backupVaultName: vault, backupVaultArn: vaultArn, ...message }
+      }
+    case "copy":
+      return {
+        ...common,
+        "detail-type": "Copy Job State Change",
+        resources: [`arn:aws:ec2:us-east-1::snapshot/snap-${options.jobId}`],
+        detail: {
+          copyJobId: options.jobId,
+          state: options.state,
+          resourceType: "EBS",
+          resourceArn,
+          sourceBackupVaultArn: vaultArn,
+          destinationBackupVaultArn: `arn:aws:backup:us-west-2:${account}:backup-vault:dr`,
+          ...message
+        }
+      }
+    case "restore":
+      return {
+        ...common,
+        "detail-type": "Restore Job State Change",
+        resources: [`arn:aws:ec2:us-east-1::snapshot/snap-${options.jobId}`],
+        detail: { restoreJobId: options.jobId, status: options.state, resourceType: "EBS", backupVaultArn: vaultArn, sourceResourceArn: resourceArn, ...message }
+      }
   }
 }

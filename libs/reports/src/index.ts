@@ -1,4 +1,5 @@
 export * from "./entry"
+export * from "./jobs"
 export * from "./render"
 export * from "./format"
 export * from "./fixtures"

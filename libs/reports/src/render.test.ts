@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { archiveEvent, exportEvent, replicaEvent } from "./fixtures"
+import { Effect, Schema } from "effect"
+import { archiveEvent, backupJobEvent, exportEvent, replicaEvent } from "./fixtures"
 import { entryOf } from "./entry"
-import { summarize, toCsv, toHtml } from "./render"
+import { jobEntryOf } from "./jobs"
+import { ReportSummary, summarize, toCsv, toHtml, toJson } from "./render"
 
 const generatedAtMs = Date.parse("2026-11-22T12:00:00Z")
 
@@ -58,7 +60,7 @@ describe("building a report from outcomes", () => {
     // Assess
     assert.strictEqual(lines.length, 2)
     assert.isTrue(lines[0]?.startsWith("time,recovery_point,kind,action,status"))
-    assert.isTrue(lines[1]?.endsWith(',"backup ""01"" not found, ""quoted"", and, commas"'))
+    assert.isTrue(lines[1]?.endsWith(',"backup ""01"" not found, ""quoted"", and, commas",,,,'))
   })
 
   it("writes an HTML page that escapes what it shows and charts bytes and durations", () => {
@@ -74,5 +76,79 @@ describe("building a report from outcomes", () => {
     assert.isTrue(html.includes('aria-label="Bytes stored per artifact"'))
     assert.isTrue(html.includes('aria-label="Duration per step"'))
     assert.isTrue(html.includes("No failures."))
+  })
+})
+
+describe("the AWS Backup jobs section", () => {
+  const jobs = [
+    backupJobEvent({ kind: "backup", jobId: "b-1", state: "COMPLETED", time: "2026-11-22T10:00:00Z" }),
+    backupJobEvent({ kind: "backup", jobId: "b-2", state: "FAILED", time: "2026-11-22T10:01:00Z", statusMessage: '"Backup job failed because the <vault> is gone, sadly."' }),
+    backupJobEvent({ kind: "copy", jobId: "c-1", state: "PARTIAL", time: "2026-11-22T10:02:00Z", statusMessage: "Some copies failed" }),
+    backupJobEvent({ kind: "restore", jobId: "r-1", state: "COMPLETED", time: "2026-11-22T10:03:00Z" }),
+    backupJobEvent({ kind: "backup", jobId: "b-3", state: "COMPLETED", time: "2026-11-22T09:59:00Z" })
+  ].map(jobEntryOf)
+
+  it("counts jobs per kind and state, completed first, and lists every failure with its reason", () => {
+    // Act
+    const summary = summarize({ period: "run", title: "run", generatedAtMs, entries: [], jobs })
+    // Assess
+    assert.deepStrictEqual(
+      summary.awsBackupJobs?.counts.map((count) => `${count.kind} ${count.state} ${count.count}`),
+      ["backup COMPLETED 2", "backup FAILED 1", "copy PARTIAL 1", "restore COMPLETED 1"]
+    )
+    assert.deepStrictEqual(
+      summary.awsBackupJobs?.failures.map((failure) => [failure.jobId, failure.state, failure.reason]),
+      [
+        ["b-2", "FAILED", "Backup job failed because the <vault> is gone, sadly."],
+        ["c-1", "PARTIAL", "Some copies failed"]
+      ]
+    )
+    assert.deepStrictEqual([summary.awsBackupJobs?.total, summary.awsBackupJobs?.failed, summary.total, summary.failed], [5, 2, 0, 0])
+  })
+
+  it.effect("still decodes a report written before the section existed, and round-trips one with it", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const withJobs = summarize({ period: "day", title: "day", generatedAtMs, entries: [entryOf(archiveEvent({ snapshot: "snap-a", time: "2026-11-22T10:00:00Z" }))], jobs })
+      const { awsBackupJobs: _section, ...older } = JSON.parse(toJson(withJobs))
+      // Act
+      const decodedOld = yield* Schema.decodeUnknown(ReportSummary)(older)
+      const decodedNew = yield* Schema.decode(Schema.parseJson(ReportSummary))(toJson(withJobs))
+      // Assess
+      assert.isUndefined(decodedOld.awsBackupJobs)
+      assert.strictEqual(decodedOld.total, 1)
+      assert.strictEqual(toJson(decodedNew), toJson(withJobs))
+    })
+  )
+
+  it("adds one CSV row per job after the outcomes, with the job's id, state, vault and resource", () => {
+    // Prepare
+    const summary = summarize({ period: "run", title: "run", generatedAtMs, entries: [entryOf(exportEvent({ table: "t", time: "2026-11-22T10:00:00Z" }))], jobs })
+    // Act
+    const lines = toCsv(summary).trimEnd().split("\r\n")
+    // Assess
+    assert.strictEqual(lines.length, 1 + 1 + 5)
+    assert.isTrue(lines[0]?.endsWith(",reason,job_id,job_state,backup_vault,resource_arn"))
+    assert.isTrue(lines[1]?.includes(",export,export:parquet,succeeded,"))
+    assert.strictEqual(
+      lines[4],
+      "2026-11-22T10:01:00Z,,aws-backup,backup-job,failed,,,,,,,,\"Backup job failed because the <vault> is gone, sadly.\",b-2,FAILED,vault-b-2,arn:aws:ec2:us-east-1:123456789012:volume/vol-b-2"
+    )
+    assert.isTrue(lines.every((line) => line.split(",").length >= 17))
+  })
+
+  it("shows the counts and the failures on the HTML page, escaped, and says when no job ended", () => {
+    // Act
+    const html = toHtml(summarize({ period: "run", title: "run", generatedAtMs, entries: [], jobs }))
+    const empty = toHtml(summarize({ period: "run", title: "run", generatedAtMs, entries: [], jobs: [] }))
+    const older = toHtml(summarize({ period: "run", title: "run", generatedAtMs, entries: [] }))
+    // Assess
+    assert.include(html, '<section id="aws-backup-jobs" class="jobs"><h2>AWS Backup jobs</h2>')
+    assert.include(html, '<tr data-kind="backup"><td>backup</td><td data-state="COMPLETED">2</td><td data-state="PARTIAL">0</td><td data-state="FAILED">1</td><td data-state="total">3</td></tr>')
+    assert.include(html, "the &lt;vault&gt; is gone, sadly.")
+    assert.isFalse(html.includes("<vault>"))
+    assert.include(empty, "No AWS Backup job ended in this report.")
+    assert.include(empty, "No AWS Backup job failed.")
+    assert.isFalse(older.includes("aws-backup-jobs"))
   })
 })

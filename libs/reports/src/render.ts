@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { ActionKind, ReportEntry } from "./entry"
 import { formatBytes, formatDuration } from "./format"
+import { AWS_BACKUP_JOB_KINDS, AwsBackupJobsSection, compareJobStates, summarizeJobs, type AwsBackupJobEntry } from "./jobs"
 
 export const ReportPeriod = Schema.Literal("run", "day")
 export type ReportPeriod = typeof ReportPeriod.Type
@@ -45,7 +46,9 @@ export const ReportSummary = Schema.Struct({
     Schema.Struct({ recoveryPoint: Schema.String, action: Schema.String, time: Schema.String, reason: Schema.optional(Schema.String) })
   ),
   newestReplicas: Schema.Array(NewestReplica),
-  entries: Schema.Array(ReportEntry)
+  entries: Schema.Array(ReportEntry),
+  /** AWS Backup's own jobs in the report's span. Reports written before the reporter followed them have none. */
+  awsBackupJobs: Schema.optional(AwsBackupJobsSection)
 })
 export type ReportSummary = typeof ReportSummary.Type
 
@@ -53,12 +56,16 @@ const KINDS: ReadonlyArray<ActionKind> = ["restore", "archive", "export", "repli
 
 const byTime = (left: ReportEntry, right: ReportEntry): number => left.time.localeCompare(right.time) || left.idempotencyKey.localeCompare(right.idempotencyKey)
 
-/** Adds up a set of outcomes. Entries are sorted by time so that the same input gives the same report. */
+/**
+ * Adds up a set of outcomes, and with `jobs` the AWS Backup jobs section. Entries are sorted by
+ * time so that the same input gives the same report.
+ */
 export const summarize = (options: {
   readonly period: ReportPeriod
   readonly title: string
   readonly generatedAtMs: number
   readonly entries: ReadonlyArray<ReportEntry>
+  readonly jobs?: ReadonlyArray<AwsBackupJobEntry>
 }): ReportSummary => {
   const entries = [...options.entries].sort(byTime)
   const actions = new Map<string, ActionTotals>()
@@ -114,7 +121,8 @@ export const summarize = (options: {
         ageSeconds
       }))
       .sort((left, right) => left.source.localeCompare(right.source)),
-    entries
+    entries,
+    ...(options.jobs === undefined ? {} : { awsBackupJobs: summarizeJobs(options.jobs) })
   }
 }
 
@@ -135,7 +143,12 @@ const CSV_COLUMNS = [
   "replica_account",
   "replica_region",
   "replica_age_seconds",
-  "reason"
+  "reason",
+  // AWS Backup jobs' rows only (kind "aws-backup"); appended so that the columns before keep their places.
+  "job_id",
+  "job_state",
+  "backup_vault",
+  "resource_arn"
 ] as const
 
 /** RFC 4180: quote a field that holds a comma, a quote or a line break; double the quotes. */
@@ -144,29 +157,57 @@ const csvField = (value: string | number | undefined): string => {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
 }
 
-/** One row per outcome, for spreadsheets. */
+/** One cell per column, so that a row cannot have more or fewer cells than the header. */
+type Cells<Columns extends ReadonlyArray<string>> = { readonly [Column in keyof Columns]: string | number | undefined }
+type CsvRow = Cells<typeof CSV_COLUMNS>
+
+const outcomeRow = (entry: ReportEntry): CsvRow => [
+  entry.time,
+  entry.recoveryPoint,
+  entry.kind,
+  entry.action,
+  entry.status,
+  entry.durationMs,
+  entry.bytesRead,
+  entry.bytesStored,
+  entry.location,
+  entry.replicaAccount,
+  entry.replicaRegion,
+  entry.replicaAgeSeconds,
+  entry.reason,
+  undefined,
+  undefined,
+  undefined,
+  undefined
+]
+
+/** An AWS Backup job's row: the outcome columns that apply, then the job's own. */
+const jobRow = (job: AwsBackupJobEntry): CsvRow => [
+  job.time,
+  job.recoveryPointArn,
+  "aws-backup",
+  `${job.kind}-job`,
+  job.failed ? "failed" : "succeeded",
+  job.durationMs,
+  undefined,
+  undefined,
+  job.createdResourceArn ?? job.destinationRecoveryPointArn,
+  undefined,
+  undefined,
+  undefined,
+  job.reason,
+  job.jobId,
+  job.state,
+  job.backupVault,
+  job.resourceArn
+]
+
+/** One row per outcome, then one per AWS Backup job, for spreadsheets. */
 export const toCsv = (summary: ReportSummary): string =>
   [
     CSV_COLUMNS.join(","),
-    ...summary.entries.map((entry) =>
-      [
-        entry.time,
-        entry.recoveryPoint,
-        entry.kind,
-        entry.action,
-        entry.status,
-        entry.durationMs,
-        entry.bytesRead,
-        entry.bytesStored,
-        entry.location,
-        entry.replicaAccount,
-        entry.replicaRegion,
-        entry.replicaAgeSeconds,
-        entry.reason
-      ]
-        .map(csvField)
-        .join(",")
-    )
+    ...summary.entries.map((entry) => outcomeRow(entry).map(csvField).join(",")),
+    ...(summary.awsBackupJobs?.jobs ?? []).map((job) => jobRow(job).map(csvField).join(","))
   ].join("\r\n") + "\r\n"
 
 const escapeHtml = (text: string): string =>
@@ -201,14 +242,49 @@ const shortName = (arn: string): string => arn.slice(arn.lastIndexOf("/") + 1).s
 
 const cell = (value: string | number | undefined): string => `<td>${escapeHtml(value === undefined ? "" : String(value))}</td>`
 
-/** A self-contained HTML page: summary, a table per action, charts of bytes and durations, failures, replica ages. */
+/**
+ * The AWS Backup jobs section: a table of counts (a row per kind of job, a column per state)
+ * and every failed job with AWS's reason.
+ */
+const jobsSection = (jobs: AwsBackupJobsSection): string => {
+  const states = [...new Set(jobs.counts.map((count) => count.state))].sort(compareJobStates)
+  const countOf = (kind: string, state: string): number => jobs.counts.find((count) => count.kind === kind && count.state === state)?.count ?? 0
+  const counts =
+    jobs.total === 0
+      ? `<p>No AWS Backup job ended in this report.</p>`
+      : `<table class="job-counts"><thead><tr><th>job</th>${states.map((state) => `<th>${escapeHtml(state)}</th>`).join("")}<th>total</th></tr></thead><tbody>${AWS_BACKUP_JOB_KINDS.map(
+          (kind) =>
+            `<tr data-kind="${kind}"><td>${kind}</td>${states
+              .map((state) => `<td data-state="${escapeHtml(state)}">${countOf(kind, state)}</td>`)
+              .join("")}<td data-state="total">${states.reduce((total, state) => total + countOf(kind, state), 0)}</td></tr>`
+        ).join("")}</tbody></table>`
+  const failures =
+    jobs.failures.length === 0
+      ? `<p class="ok">No AWS Backup job failed.</p>`
+      : `<table class="job-failures"><thead><tr><th>time</th><th>job</th><th>state</th><th>job id</th><th>resource</th><th>vault</th><th>reason</th></tr></thead><tbody>${jobs.failures
+          .map(
+            (failure) =>
+              `<tr class="failed">${cell(failure.time)}${cell(failure.kind)}${cell(failure.state)}${cell(failure.jobId)}${cell(failure.resourceArn ?? failure.recoveryPointArn)}${cell(failure.backupVault)}${cell(failure.reason)}</tr>`
+          )
+          .join("")}</tbody></table>`
+  return `<section id="aws-backup-jobs" class="jobs"><h2>AWS Backup jobs</h2>${counts}<h3>Failed AWS Backup jobs</h3>${failures}</section>`
+}
+
+/** A self-contained HTML page: summary, failures, AWS Backup jobs, a table per action, charts of bytes and durations, replica ages. */
 export const toHtml = (summary: ReportSummary): string => {
+  const jobs = summary.awsBackupJobs
   const cards = [
     ["outcomes", String(summary.total)],
     ["succeeded", String(summary.succeeded)],
     ["failed", String(summary.failed)],
     ["bytes read", formatBytes(summary.bytesRead)],
-    ["bytes stored", formatBytes(summary.bytesStored)]
+    ["bytes stored", formatBytes(summary.bytesStored)],
+    ...(jobs === undefined
+      ? []
+      : [
+          ["AWS Backup jobs", String(jobs.total)],
+          ["AWS Backup jobs failed", String(jobs.failed)]
+        ])
   ]
     .map(([label, value]) => `<div class="card" data-metric="${escapeHtml(label ?? "")}"><div class="number">${escapeHtml(value ?? "")}</div><div>${escapeHtml(label ?? "")}</div></div>`)
     .join("")
@@ -262,6 +338,7 @@ h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}section h2{text-transfo
 .number{font-size:1.6rem;font-weight:600}
 table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{border-bottom:1px solid #e4e7ec;padding:.3rem .5rem;text-align:left;vertical-align:top}
 tr.failed td{background:#fdecec}.ok{color:#067647}
+h3{font-size:1rem;margin-top:1.25rem}section.jobs h2{text-transform:none}.job-counts{width:auto}.job-counts td,.job-counts th{text-align:right}.job-counts td:first-child,.job-counts th:first-child{text-align:left}
 figure{margin:1rem 0}figcaption{font-weight:600;margin-bottom:.25rem}
 svg .bar{fill:#2e90fa}svg .label,svg .value{font-size:12px;fill:#1d2330}
 </style></head>
@@ -270,6 +347,7 @@ svg .bar{fill:#2e90fa}svg .label,svg .value{font-size:12px;fill:#1d2330}
 <p>Generated ${escapeHtml(summary.generatedAt)}.</p>
 <div class="cards">${cards}</div>
 <h2>Failures</h2>${failures}
+${jobs === undefined ? "" : jobsSection(jobs)}
 <h2>Charts</h2>${charts === "" ? "<p>Nothing to chart.</p>" : charts}
 ${sections}
 <h2>Newest replica per source</h2>${replicas}
