@@ -1,12 +1,13 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { BackupClient, ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/client-backup"
 import { CreateBackupCommand, CreateTableCommand, PutItemCommand, TagResourceCommand } from "@aws-sdk/client-dynamodb"
-import { CreateImageCommand, DescribeImagesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2"
+import { CreateImageCommand, CreateTagsCommand, DescribeImagesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2"
 import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
 import { CreateDBInstanceCommand, CreateDBSnapshotCommand } from "@aws-sdk/client-rds"
+import { ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Schema } from "effect"
-import { Backup, DynamoDb, Ec2, Kms, Rds, awsCall } from "@backup-actions/aws"
+import { Backup, DynamoDb, Ec2, Kms, Rds, S3, awsCall } from "@backup-actions/aws"
 import { AmiSweepDue, ExportCompleted, RecoveryPointStateChange, type DetailOf, type EventOf } from "@backup-actions/contracts"
 import { Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
@@ -158,6 +159,65 @@ describe("the exporter's recovery-point handler", () => {
         ].sort()
       )
     }).pipe(Effect.provide(exporterLayer()))
+  )
+})
+
+/** AMIs of production EC2 instances exported in direct mode, chosen by the instance's tags; nothing else. */
+const instancePolicy = Schema.decodeUnknownSync(Policy)({
+  rules: [{ name: "prod-instances", match: { resourceTypes: ["EC2"], tags: { env: "prod" } }, export: { mode: "direct" } }]
+})
+
+/** An EC2 instance with the given tags and an AMI made of it with CreateImage, as AWS Backup makes one: the instance's ARN and the image's. */
+const imageOfTaggedInstance = (name: string, tags: Record<string, string>) =>
+  Effect.gen(function* () {
+    const ec2 = yield* Ec2
+    const base = yield* awsCall("ec2:DescribeImages", (abortSignal) => ec2.send(new DescribeImagesCommand({ Owners: ["amazon"] }), { abortSignal }))
+    const instances = yield* awsCall("ec2:RunInstances", (abortSignal) =>
+      ec2.send(new RunInstancesCommand({ ImageId: base.Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }), { abortSignal })
+    )
+    const instanceId = instances.Instances?.[0]?.InstanceId ?? ""
+    if (Object.keys(tags).length > 0) {
+      yield* awsCall("ec2:CreateTags", (abortSignal) =>
+        ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), { abortSignal })
+      )
+    }
+    const created = yield* awsCall("ec2:CreateImage", (abortSignal) => ec2.send(new CreateImageCommand({ InstanceId: instanceId, Name: name }), { abortSignal }))
+    const imageId = created.ImageId ?? ""
+    return { instanceArn: `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:instance/${instanceId}`, imageId, imageArn: amiArn("aws", EMULATOR_REGION, imageId) }
+  })
+
+describe("the exporter's AMI selection by tags", () => {
+  it.live("exports in direct mode the AMI of an EC2 instance that carries the rule's tag, and not that of an untagged instance", () =>
+    Effect.gen(function* () {
+      // Prepare: a production instance and an untagged one, each imaged
+      const prod = yield* imageOfTaggedInstance("web-prod", { env: "prod", team: "web" })
+      const untagged = yield* imageOfTaggedInstance("web-untagged", {})
+      const before = yield* ledgerSteps(harness.stack.ledgerTable)
+      // Act
+      yield* onRecoveryPoint(recoveryPointCompleted("ec2-prod", "EC2", prod.instanceArn, prod.imageArn))
+      yield* onRecoveryPoint(recoveryPointCompleted("ec2-untagged", "EC2", untagged.instanceArn, untagged.imageArn))
+      // Assess: only the tagged instance's AMI has a step
+      const after = yield* ledgerSteps(harness.stack.ledgerTable)
+      assert.deepStrictEqual(
+        after.filter((step) => !before.includes(step)),
+        [`${prod.imageArn} export:direct`]
+      )
+      // Assess: its export announced, with the image's metadata in the bucket and its snapshots left to the streamer
+      const announced = (yield* published.drain(1)).map((body): { detail: DetailOf<typeof ExportCompleted> } => JSON.parse(body))
+      assert.deepStrictEqual(
+        announced.map(({ detail }) => [detail.correlationId, detail.kind, detail.mode, detail.status, detail.imageId, detail.location?.key, detail.format]),
+        [[prod.imageArn, "ami", "direct", "exported", prod.imageId, `archives/ami/${prod.imageId}/image.json`, "ebs-direct"]]
+      )
+      assert.isAbove(announced[0]?.detail.snapshots?.length ?? 0, 0)
+      const s3 = yield* S3
+      const stored = yield* awsCall("s3:ListObjectsV2", (abortSignal) =>
+        s3.send(new ListObjectsV2Command({ Bucket: harness.stack.artifactBucket, Prefix: "archives/ami/" }), { abortSignal })
+      )
+      assert.deepStrictEqual(
+        (stored.Contents ?? []).map((object) => object.Key).filter((key) => key?.includes(prod.imageId) === true || key?.includes(untagged.imageId) === true),
+        [`archives/ami/${prod.imageId}/image.json`]
+      )
+    }).pipe(Effect.provide(harness.layer(ExporterServices, instancePolicy)))
   )
 })
 

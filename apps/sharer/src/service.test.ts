@@ -1,7 +1,15 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { CreateSnapshotCommand, CreateVolumeCommand } from "@aws-sdk/client-ec2"
-import { Effect } from "effect"
-import { Ec2, awsCall } from "@backup-actions/aws"
+import {
+  CreateDBClusterCommand,
+  CreateDBClusterSnapshotCommand,
+  CreateDBInstanceCommand,
+  CreateDBSnapshotCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBSnapshotsCommand
+} from "@aws-sdk/client-rds"
+import { Effect, Layer } from "effect"
+import { AwsConfig, Ec2, Rds, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
 import { ReplicaCompleted, RecoveryPointStateChange, type DetailOf, type EventOf } from "@backup-actions/contracts"
 import { DLQ_REASON_ATTRIBUTE, DLQ_SERVICE_ATTRIBUTE, pollOnce } from "@backup-actions/consumer"
@@ -126,5 +134,155 @@ describe("the sharer's replica selection by tags", () => {
         [[gold.recoveryPointArn, "replicated", "dr-gold", sameAccountDr.destinationRegion, undefined]]
       )
     }).pipe(Effect.provide(sharerLayer()))
+  )
+})
+
+/** Gold-tier DB instances and Aurora clusters replicated within the account to another region; nothing else. */
+const databasePolicy: Policy = {
+  rules: [
+    {
+      name: "dr-gold-databases",
+      match: { resourceTypes: ["RDS", "Aurora"], tags: { "dr-tier": "gold" } },
+      replicate: { destinationAccount: EMULATOR_ACCOUNT, destinationRegion: sameAccountDr.destinationRegion, kmsKeyId: drKeyAliasArn(sameAccountDr), retentionDays: 30, maxConcurrentCopies: 20 }
+    }
+  ]
+}
+
+const rdsTags = (tags: Record<string, string>) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }))
+
+/** A DB instance with the given tags and a snapshot of it, named as AWS Backup names one: the instance's ARN and the snapshot's. */
+const snapshotOfTaggedInstance = (name: string, tags: Record<string, string>) =>
+  Effect.gen(function* () {
+    const rds = yield* Rds
+    const instance = yield* awsCall("rds:CreateDBInstance", (abortSignal) =>
+      rds.send(
+        new CreateDBInstanceCommand({
+          DBInstanceIdentifier: name,
+          DBInstanceClass: "db.t4g.micro",
+          Engine: "postgres",
+          AllocatedStorage: 20,
+          MasterUsername: "owner",
+          MasterUserPassword: "not-a-secret-0",
+          Tags: rdsTags(tags)
+        }),
+        { abortSignal }
+      )
+    )
+    const snapshot = yield* awsCall("rds:CreateDBSnapshot", (abortSignal) =>
+      rds.send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: name, DBSnapshotIdentifier: `awsbackup-job-${name}` }), { abortSignal })
+    )
+    return { resourceArn: instance.DBInstance?.DBInstanceArn ?? "", recoveryPointArn: snapshot.DBSnapshot?.DBSnapshotArn ?? "" }
+  })
+
+/** An Aurora PostgreSQL cluster with the given tags and a snapshot of it, named as AWS Backup names one: the cluster's ARN and the snapshot's. */
+const snapshotOfTaggedCluster = (name: string, tags: Record<string, string>) =>
+  Effect.gen(function* () {
+    const rds = yield* Rds
+    const cluster = yield* awsCall("rds:CreateDBCluster", (abortSignal) =>
+      rds.send(
+        new CreateDBClusterCommand({ DBClusterIdentifier: name, Engine: "aurora-postgresql", MasterUsername: "owner", MasterUserPassword: "not-a-secret-0", Tags: rdsTags(tags) }),
+        { abortSignal }
+      )
+    )
+    const snapshot = yield* awsCall("rds:CreateDBClusterSnapshot", (abortSignal) =>
+      rds.send(new CreateDBClusterSnapshotCommand({ DBClusterIdentifier: name, DBClusterSnapshotIdentifier: `awsbackup-job-${name}` }), { abortSignal })
+    )
+    return { resourceArn: cluster.DBCluster?.DBClusterArn ?? "", recoveryPointArn: snapshot.DBClusterSnapshot?.DBClusterSnapshotArn ?? "" }
+  })
+
+/** A COMPLETED recovery point event of the given resource type in the Default vault. */
+const databasePointCompleted = (
+  id: string,
+  resourceType: "RDS" | "Aurora",
+  source: { readonly resourceArn: string; readonly recoveryPointArn: string }
+): EventOf<typeof RecoveryPointStateChange> => {
+  const event = recoveryPointCompleted(id, source, "Default")
+  return { ...event, detail: { ...event.detail, resourceType } }
+}
+
+/** Runs an effect with an RDS client of the emulator's account in another region. */
+const inRegion = <A, E>(region: string, effect: Effect.Effect<A, E, Rds>) =>
+  Effect.flatMap(AwsConfig, (settings) => Effect.provide(effect, Layer.provide(Rds.Live, AwsConfig.layer({ ...settings, region }))))
+
+/** The identifiers of the DB snapshots and DB cluster snapshots in a region. */
+const rdsSnapshotsIn = (region: string) =>
+  inRegion(
+    region,
+    Effect.gen(function* () {
+      const rds = yield* Rds
+      const instances = yield* awsCall("rds:DescribeDBSnapshots", (abortSignal) => rds.send(new DescribeDBSnapshotsCommand({}), { abortSignal }))
+      const clusters = yield* awsCall("rds:DescribeDBClusterSnapshots", (abortSignal) => rds.send(new DescribeDBClusterSnapshotsCommand({}), { abortSignal }))
+      return [
+        ...(instances.DBSnapshots ?? []).map((snapshot) => snapshot.DBSnapshotIdentifier ?? ""),
+        ...(clusters.DBClusterSnapshots ?? []).map((snapshot) => snapshot.DBClusterSnapshotIdentifier ?? "")
+      ].sort()
+    })
+  )
+
+const replicaAction = `replicate:${EMULATOR_ACCOUNT}:${sameAccountDr.destinationRegion}`
+
+describe("the sharer's database replica selection by tags", () => {
+  it.live("replicates the DB snapshot of a DB instance that carries the rule's tag, and not that of an instance without it", () =>
+    Effect.gen(function* () {
+      // Prepare: the destination's key, a gold-tier DB instance and an untagged one, each snapshotted
+      yield* provisionDr(sameAccountDr)
+      const gold = yield* snapshotOfTaggedInstance("ledger-gold", { "dr-tier": "gold", team: "ledger" })
+      const plain = yield* snapshotOfTaggedInstance("ledger-plain", { team: "ledger" })
+      const before = yield* ledgerSteps(harness.stack.ledgerTable)
+      const replicasBefore = yield* rdsSnapshotsIn(sameAccountDr.destinationRegion)
+      // Act
+      yield* onRecoveryPoint(databasePointCompleted("rp-db-gold", "RDS", gold))
+      yield* onRecoveryPoint(databasePointCompleted("rp-db-plain", "RDS", plain))
+      // Assess: one step, for the tagged instance's snapshot
+      const after = yield* ledgerSteps(harness.stack.ledgerTable)
+      assert.deepStrictEqual(
+        after.filter((step) => !before.includes(step)),
+        [`${gold.recoveryPointArn} ${replicaAction}`]
+      )
+      // Assess: its replica announced under the tag rule, and made in the other region; none of the untagged instance's
+      const replicaArn = `arn:aws:rds:${sameAccountDr.destinationRegion}:${EMULATOR_ACCOUNT}:snapshot:dr-awsbackup-job-ledger-gold`
+      const announced = (yield* published.drain(1)).map((body): { detail: DetailOf<typeof ReplicaCompleted> } => JSON.parse(body))
+      assert.deepStrictEqual(
+        announced.map(({ detail }) => [detail.sourceArn, detail.resourceType, detail.status, detail.rule, detail.replicaArn, detail.reason]),
+        [[gold.recoveryPointArn, "RDS", "replicated", "dr-gold-databases", replicaArn, undefined]]
+      )
+      const replicasAfter = yield* rdsSnapshotsIn(sameAccountDr.destinationRegion)
+      assert.deepStrictEqual(
+        replicasAfter.filter((identifier) => !replicasBefore.includes(identifier)),
+        ["dr-awsbackup-job-ledger-gold"]
+      )
+    }).pipe(Effect.provide(harness.layer(SharerServices, databasePolicy)))
+  )
+
+  it.live("replicates the snapshot of an Aurora cluster that carries the rule's tag, and not that of a cluster without it", () =>
+    Effect.gen(function* () {
+      // Prepare: the destination's key, a gold-tier Aurora cluster and an untagged one, each snapshotted
+      yield* provisionDr(sameAccountDr)
+      const gold = yield* snapshotOfTaggedCluster("orders-gold", { "dr-tier": "gold", team: "orders" })
+      const plain = yield* snapshotOfTaggedCluster("orders-plain", { team: "orders" })
+      const before = yield* ledgerSteps(harness.stack.ledgerTable)
+      const replicasBefore = yield* rdsSnapshotsIn(sameAccountDr.destinationRegion)
+      // Act
+      yield* onRecoveryPoint(databasePointCompleted("rp-cluster-gold", "Aurora", gold))
+      yield* onRecoveryPoint(databasePointCompleted("rp-cluster-plain", "Aurora", plain))
+      // Assess: one step, for the tagged cluster's snapshot
+      const after = yield* ledgerSteps(harness.stack.ledgerTable)
+      assert.deepStrictEqual(
+        after.filter((step) => !before.includes(step)),
+        [`${gold.recoveryPointArn} ${replicaAction}`]
+      )
+      // Assess: its replica announced under the tag rule, and made in the other region; none of the untagged cluster's
+      const replicaArn = `arn:aws:rds:${sameAccountDr.destinationRegion}:${EMULATOR_ACCOUNT}:cluster-snapshot:dr-awsbackup-job-orders-gold`
+      const announced = (yield* published.drain(1)).map((body): { detail: DetailOf<typeof ReplicaCompleted> } => JSON.parse(body))
+      assert.deepStrictEqual(
+        announced.map(({ detail }) => [detail.sourceArn, detail.resourceType, detail.status, detail.rule, detail.replicaArn, detail.reason]),
+        [[gold.recoveryPointArn, "Aurora", "replicated", "dr-gold-databases", replicaArn, undefined]]
+      )
+      const replicasAfter = yield* rdsSnapshotsIn(sameAccountDr.destinationRegion)
+      assert.deepStrictEqual(
+        replicasAfter.filter((identifier) => !replicasBefore.includes(identifier)),
+        ["dr-awsbackup-job-orders-gold"]
+      )
+    }).pipe(Effect.provide(harness.layer(SharerServices, databasePolicy)))
   )
 })

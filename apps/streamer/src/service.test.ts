@@ -1,8 +1,11 @@
+import { createHash, randomBytes } from "node:crypto"
 import { Ledger } from "@backup-actions/ledger"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { CompleteSnapshotCommand, PutSnapshotBlockCommand, StartSnapshotCommand } from "@aws-sdk/client-ebs"
+import { CreateTagsCommand, CreateVolumeCommand } from "@aws-sdk/client-ec2"
 import { ListObjectsV2Command } from "@aws-sdk/client-s3"
-import { Effect, Either } from "effect"
-import { S3, awsCall } from "@backup-actions/aws"
+import { Effect, Either, Schema } from "effect"
+import { Ebs, Ec2, S3, awsCall } from "@backup-actions/aws"
 import {
   ArchiveCompleted,
   ExportCompleted,
@@ -12,7 +15,7 @@ import {
   type DetailOf,
   type EventOf
 } from "@backup-actions/contracts"
-import type { Policy } from "@backup-actions/config"
+import { Policy } from "@backup-actions/config"
 import { UnprocessableEvent } from "@backup-actions/consumer"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
 import { StreamerServices, onAmiExported, onRecoveryPoint, onRestoreCompleted } from "./service"
@@ -252,5 +255,108 @@ describe("the streamer's recovery-point handler", () => {
       assert.strictEqual(record?.status, "failed")
       assert.strictEqual(record?.reason, `recovery point "${recoveryPointArn}" is not an EBS snapshot ARN`)
     }).pipe(Effect.provide(streamerLayer()))
+  )
+})
+
+/** The README's rule for production volumes, before a rule that archives every other EBS snapshot in direct mode with zstd. */
+const tagPolicy = Schema.decodeUnknownSync(Policy)({
+  rules: [
+    { name: "prod-ebs", match: { resourceTypes: ["EBS"], tags: { env: "prod" } }, archive: { mode: "direct", compression: "gzip" } },
+    { name: "every-ebs", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct", compression: "zstd" } }
+  ]
+})
+
+const BLOCK = 512 * 1024
+
+/**
+ * A volume made with CreateVolume and tagged with CreateTags (none when no tags are given), and a
+ * snapshot of two blocks of data written through the EBS direct APIs as AWS Backup would leave
+ * one: the volume's ARN and the snapshot's id.
+ */
+const snapshotOfTaggedVolume = (tags: Record<string, string>) =>
+  Effect.gen(function* () {
+    const ec2 = yield* Ec2
+    const ebs = yield* Ebs
+    const volume = yield* awsCall("ec2:CreateVolume", (abortSignal) => ec2.send(new CreateVolumeCommand({ AvailabilityZone: `${EMULATOR_REGION}a`, Size: 1 }), { abortSignal }))
+    const volumeId = volume.VolumeId ?? ""
+    if (Object.keys(tags).length > 0) {
+      yield* awsCall("ec2:CreateTags", (abortSignal) =>
+        ec2.send(new CreateTagsCommand({ Resources: [volumeId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), { abortSignal })
+      )
+    }
+    const started = yield* awsCall("ebs:StartSnapshot", (abortSignal) => ebs.send(new StartSnapshotCommand({ VolumeSize: 1, Timeout: 60 }), { abortSignal }))
+    const snapshotId = started.SnapshotId ?? ""
+    const blockIndices = [0, 7]
+    yield* Effect.forEach(
+      blockIndices,
+      (index) => {
+        const body = randomBytes(BLOCK)
+        const checksum = createHash("sha256").update(body).digest("base64")
+        return awsCall("ebs:PutSnapshotBlock", (abortSignal) =>
+          ebs.send(
+            new PutSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: index, BlockData: body, DataLength: BLOCK, Checksum: checksum, ChecksumAlgorithm: "SHA256" }),
+            { abortSignal }
+          )
+        )
+      },
+      { discard: true }
+    )
+    yield* awsCall("ebs:CompleteSnapshot", (abortSignal) =>
+      ebs.send(new CompleteSnapshotCommand({ SnapshotId: snapshotId, ChangedBlocksCount: blockIndices.length }), { abortSignal })
+    )
+    return { resourceArn: `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:volume/${volumeId}`, snapshotId, recoveryPointArn: snapshotArn(snapshotId) }
+  })
+
+/** A COMPLETED recovery point event for a snapshot of the given volume, in the Default vault. */
+const volumePointCompleted = (id: string, source: { readonly resourceArn: string; readonly recoveryPointArn: string }): EventOf<typeof RecoveryPointStateChange> => {
+  const event = recoveryPointCompleted(id, "Default", source.recoveryPointArn)
+  return { ...event, detail: { ...event.detail, resourceArn: source.resourceArn } }
+}
+
+describe("the streamer's direct-mode selection by tags", () => {
+  it.live("archives with gzip the snapshot of a volume tagged env=prod, as the rule before the catch-all asks, and with zstd that of an untagged volume", () =>
+    Effect.gen(function* () {
+      // Prepare: a volume tagged env=prod and an untagged one, each with a snapshot
+      const prod = yield* snapshotOfTaggedVolume({ env: "prod", team: "payments" })
+      const untagged = yield* snapshotOfTaggedVolume({})
+      const before = yield* writtenState
+      // Act
+      yield* onRecoveryPoint(volumePointCompleted("rp-prod-volume", prod))
+      yield* onRecoveryPoint(volumePointCompleted("rp-untagged-volume", untagged))
+      // Assess: each snapshot archived in direct mode, the tagged volume's with gzip, the other's with zstd
+      const prodKey = `archives/ebs/${prod.snapshotId}/direct/disk.img.gz`
+      const untaggedKey = `archives/ebs/${untagged.snapshotId}/direct/disk.img.zst`
+      const announced = (yield* published.drain(1))
+        .map((body): { detail: DetailOf<typeof ArchiveCompleted> } => JSON.parse(body))
+        .map(({ detail }) => [detail.correlationId, detail.status, detail.mode, detail.compression, detail.location?.key, detail.verified])
+        .sort()
+      assert.deepStrictEqual(
+        announced,
+        [
+          [prod.recoveryPointArn, "archived", "direct", "gzip", prodKey, true],
+          [untagged.recoveryPointArn, "archived", "direct", "zstd", untaggedKey, true]
+        ].sort()
+      )
+      // Assess: the ledger records the same for each step
+      const ledger = yield* Ledger
+      const records = [yield* ledger.get({ recoveryPointArn: prod.recoveryPointArn, action: "archive:direct" }), yield* ledger.get({ recoveryPointArn: untagged.recoveryPointArn, action: "archive:direct" })]
+      assert.deepStrictEqual(
+        records.map((record) => [record?.status, record?.outcome?.["compression"], record?.outcome?.["location"]]),
+        [
+          ["succeeded", "gzip", { bucket: harness.stack.artifactBucket, key: prodKey }],
+          ["succeeded", "zstd", { bucket: harness.stack.artifactBucket, key: untaggedKey }]
+        ]
+      )
+      // Assess: the archives and their manifests in the bucket, and one step each
+      const after = yield* writtenState
+      assert.deepStrictEqual(
+        after.objects.filter((key) => !before.objects.includes(key)),
+        [prodKey, `archives/ebs/${prod.snapshotId}/direct/manifest.ndjson`, untaggedKey, `archives/ebs/${untagged.snapshotId}/direct/manifest.ndjson`].sort()
+      )
+      assert.deepStrictEqual(
+        after.ledgerSteps.filter((step) => !before.ledgerSteps.includes(step)),
+        [`${prod.recoveryPointArn} archive:direct`, `${untagged.recoveryPointArn} archive:direct`].sort()
+      )
+    }).pipe(Effect.provide(harness.layer(StreamerServices, tagPolicy)))
   )
 })
