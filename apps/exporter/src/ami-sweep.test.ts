@@ -8,6 +8,7 @@ import { ExportAction, parsePolicy, type Policy } from "@backup-actions/config"
 import { instanceIdOf } from "./ami-image"
 import { storedImageKey } from "./ami-archive"
 import { parseAmiArn } from "./arns"
+import { BACKUP_SOURCE_TAG } from "./ami-image"
 import { amiVaultsNamedByRules, leftToSweep, selectForSweep, vaultsOfAmis } from "./ami-sweep"
 
 const NOW = Date.parse("2026-11-22T12:00:00Z")
@@ -75,9 +76,9 @@ describe("the AMI sweep's selection", () => {
       ]
     }
     const images = [
-      ami("ami-00000000000000001", 3, {}),
-      ami("ami-00000000000000002", 3, { "backup-actions:managed": "true" }),
-      ami("ami-00000000000000003", 3, {})
+      ami("ami-00000000000000001", 3, { [BACKUP_SOURCE_TAG]: "i-1" }),
+      ami("ami-00000000000000002", 3, { [BACKUP_SOURCE_TAG]: "i-2", "backup-actions:managed": "true" }),
+      ami("ami-00000000000000003", 3, { [BACKUP_SOURCE_TAG]: "i-3" })
     ]
     const vaultOf = new Map([
       ["arn:aws:ec2:us-east-1::image/ami-00000000000000001", "old-amis"],
@@ -96,7 +97,7 @@ describe("the AMI sweep's selection", () => {
     assert.deepStrictEqual(undecided, [])
   })
 
-  it("leaves out, without AWS Backup's answer, every AMI whose first matching rule is limited to vaults, and never gives it a later rule's plan", () => {
+  it("leaves out, without AWS Backup's answer, every AMI of AWS Backup's whose first matching rule is limited to vaults, and never gives it a later rule's plan", () => {
     // Prepare
     const policy: Policy = {
       rules: [
@@ -104,14 +105,22 @@ describe("the AMI sweep's selection", () => {
         rule("managed", { resourceTypes: ["EC2"] }, { mode: "direct" })
       ]
     }
-    const images = [ami("ami-00000000000000004", 3, { tier: "gold", "backup-actions:managed": "true" }), ami("ami-00000000000000005", 3, { "backup-actions:managed": "true" })]
+    const images = [
+      ami("ami-00000000000000004", 3, { [BACKUP_SOURCE_TAG]: "i-4", tier: "gold", "backup-actions:managed": "true" }),
+      ami("ami-00000000000000005", 3, { [BACKUP_SOURCE_TAG]: "i-5", "backup-actions:managed": "true" }),
+      ami("ami-00000000000000006", 3, { tier: "gold", "backup-actions:managed": "true" })
+    ]
     // Act
     const { selected, undecided } = selectForSweep(policy, images, { ...options, vaultOf: Option.none() })
-    // Assess: the gold AMI may be in the vault or not, so neither rule takes it; the other is the managed rule's
+    // Assess: AWS Backup's gold AMI may be in the vault or not, so neither rule takes it; the other
+    // is the managed rule's; a gold AMI that AWS Backup did not make is in no vault at all
     assert.deepStrictEqual(undecided, ["ami-00000000000000004"])
     assert.deepStrictEqual(
       selected.map((image) => [image.imageId, image.plan.rule]),
-      [["ami-00000000000000005", "managed"]]
+      [
+        ["ami-00000000000000005", "managed"],
+        ["ami-00000000000000006", "managed"]
+      ]
     )
   })
 

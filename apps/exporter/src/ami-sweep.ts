@@ -3,7 +3,7 @@ import { DescribeImagesCommand, type Image } from "@aws-sdk/client-ec2"
 import { Effect, Option } from "effect"
 import { Backup, Ec2, awsCall } from "@backup-actions/aws"
 import { exportPlanFor, type ExportPlan, type Policy, type RecoveryPointFacts } from "@backup-actions/config"
-import { MANAGED_TAG, instanceIdOf, tagsOf } from "./ami-image"
+import { BACKUP_SOURCE_TAG, MANAGED_TAG, instanceIdOf, tagsOf } from "./ami-image"
 import { amiArn, parseAmiArn } from "./arns"
 
 const DAY_MS = 86_400_000
@@ -84,8 +84,12 @@ export const selectForSweep = (
     const account = image.OwnerId ?? options.account ?? ""
     const resourceArn = instanceId === "unknown-instance" ? recoveryPointArn : `arn:${options.partition}:ec2:${options.region}:${account}:instance/${instanceId}`
     const facts = { resourceType: "EC2", resourceArn, tags }
-    const backupVaultName = Option.match(vaultOf, { onNone: () => "", onSome: (vaults) => vaults.get(recoveryPointArn) ?? "" })
-    const plan = Option.isSome(vaultOf) ? exportPlanFor(policy, { ...facts, vaultName: backupVaultName }) : planWithoutVault(policy, facts)
+    // Only AWS Backup's own AMIs are recovery points in a vault: any other is in none, and rules
+    // limited to vaults never match it, whatever AWS Backup's listing says or fails to say.
+    const madeByBackup = tags[BACKUP_SOURCE_TAG] !== undefined
+    const backupVaultName = madeByBackup ? Option.match(vaultOf, { onNone: () => "", onSome: (vaults) => vaults.get(recoveryPointArn) ?? "" }) : ""
+    const plan =
+      !madeByBackup || Option.isSome(vaultOf) ? exportPlanFor(policy, { ...facts, vaultName: backupVaultName }) : planWithoutVault(policy, facts)
     if (plan === "depends-on-vault") {
       undecided.push(imageId)
       continue

@@ -11,6 +11,7 @@ import { Backup, DynamoDb, Ec2, Kms, Rds, S3, awsCall } from "@backup-actions/aw
 import { AmiSweepDue, ExportCompleted, RecoveryPointStateChange, type DetailOf, type EventOf } from "@backup-actions/contracts"
 import { Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
+import { BACKUP_SOURCE_TAG } from "./ami-image"
 import { amiArn } from "./arns"
 import { ExporterServices, onAmiSweepDue, onRecoveryPoint } from "./service"
 
@@ -113,6 +114,7 @@ const exportKey = Effect.gen(function* () {
 })
 
 /** An AMI made with CreateImage from an instance, as AWS Backup makes one. */
+/** An AMI as AWS Backup makes one: tagged with the instance it was taken of. */
 const image = (name: string) =>
   Effect.gen(function* () {
     const ec2 = yield* Ec2
@@ -120,8 +122,13 @@ const image = (name: string) =>
     const instances = yield* awsCall("ec2:RunInstances", (abortSignal) =>
       ec2.send(new RunInstancesCommand({ ImageId: base.Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }), { abortSignal })
     )
-    const created = yield* awsCall("ec2:CreateImage", (abortSignal) => ec2.send(new CreateImageCommand({ InstanceId: instances.Instances?.[0]?.InstanceId, Name: name }), { abortSignal }))
-    return created.ImageId ?? ""
+    const instanceId = instances.Instances?.[0]?.InstanceId ?? ""
+    const created = yield* awsCall("ec2:CreateImage", (abortSignal) => ec2.send(new CreateImageCommand({ InstanceId: instanceId, Name: name }), { abortSignal }))
+    const imageId = created.ImageId ?? ""
+    yield* awsCall("ec2:CreateTags", (abortSignal) =>
+      ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: BACKUP_SOURCE_TAG, Value: instanceId }] }), { abortSignal })
+    )
+    return imageId
   })
 
 const outcomes = (bodies: ReadonlyArray<string>) =>
