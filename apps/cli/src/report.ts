@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { Console, Effect, Either, Schema } from "effect"
 import { S3, awsCall, type AwsError } from "@backup-actions/aws"
-import { ReportSummary, formatBytes, type AwsBackupJobsSection } from "@backup-actions/reports"
+import { ReportSummary, formatBytes, jobLines, type AwsBackupJobsSection } from "@backup-actions/reports"
 import type { ReportFormat } from "./args"
 import { OperationFailed } from "./errors"
 import { requireName } from "./stack"
@@ -19,31 +19,15 @@ export const latestRunPrefix = (prefixes: ReadonlyArray<string>): string | undef
 const decodeReport = Schema.decodeUnknownEither(Schema.parseJson(ReportSummary))
 
 /** The AWS Backup jobs section for a terminal: one line per kind of job with its states, then each failed job with AWS's reason. */
-const jobsAsText = (jobs: AwsBackupJobsSection | undefined): ReadonlyArray<string> => {
-  if (jobs === undefined) return []
-  const kinds = [...new Set(jobs.counts.map((count) => count.kind))]
-  return [
-    "",
-    `${jobs.total} AWS Backup jobs ended, ${jobs.failed} failed`,
-    ...kinds.map(
-      (kind) =>
-        `  ${`${kind} jobs`.padEnd(20)} ${jobs.counts
-          .filter((count) => count.kind === kind)
-          .map((count) => `${count.count} ${count.state}`)
-          .join(", ")}`
-    ),
-    ...(jobs.failures.length === 0
-      ? []
-      : [
-          "",
-          "Failed AWS Backup jobs:",
-          ...jobs.failures.map(
-            (failure) =>
-              `  ${failure.time}  ${failure.kind} job ${failure.jobId} ${failure.state}  ${failure.resourceArn ?? failure.recoveryPointArn ?? ""}${failure.backupVault === undefined ? "" : `  vault ${failure.backupVault}`}\n    ${failure.reason ?? "(no reason given)"}`
-          )
-        ])
-  ]
-}
+const jobsAsText = (jobs: AwsBackupJobsSection | undefined): ReadonlyArray<string> =>
+  jobs === undefined
+    ? []
+    : jobLines(jobs, {
+        heading: `${jobs.total} AWS Backup jobs ended, ${jobs.failed} failed`,
+        kind: (kind, states) => `  ${`${kind} jobs`.padEnd(20)} ${states}`,
+        failure: (failure) =>
+          `  ${failure.time}  ${failure.kind} job ${failure.jobId} ${failure.state}  ${failure.resourceArn ?? failure.recoveryPointArn ?? ""}${failure.backupVault === undefined ? "" : `  vault ${failure.backupVault}`}\n    ${failure.reason ?? "(no reason given)"}`
+      })
 
 /** A report's summary for a terminal: the totals, one line per action, every failure with its reason, and AWS Backup's jobs. */
 export const reportAsText = (json: string, source: string): Either.Either<string, string> =>

@@ -1,7 +1,6 @@
-import { ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/client-backup"
 import { DescribeImagesCommand, type Image } from "@aws-sdk/client-ec2"
 import { Effect, Option } from "effect"
-import { Backup, Ec2, awsCall } from "@backup-actions/aws"
+import { Ec2, awsCall, listVaultRecoveryPoints } from "@backup-actions/aws"
 import { exportPlanFor, type ExportPlan, type Policy, type RecoveryPointFacts } from "@backup-actions/config"
 import { BACKUP_SOURCE_TAG, MANAGED_TAG, instanceIdOf, tagsOf } from "./ami-image"
 import { amiArn, parseAmiArn } from "./arns"
@@ -119,20 +118,12 @@ export const amiVaultsNamedByRules = (policy: Policy): ReadonlyArray<string> => 
  */
 export const vaultsOfAmis = (vaults: ReadonlyArray<string>) =>
   Effect.gen(function* () {
-    const backup = yield* Backup
     const vaultOf: Map<string, string> = new Map()
     for (const vault of vaults) {
-      let nextToken: string | undefined
-      do {
-        const page = yield* awsCall("backup:ListRecoveryPointsByBackupVault", (abortSignal) =>
-          backup.send(new ListRecoveryPointsByBackupVaultCommand({ BackupVaultName: vault, ByResourceType: "EC2", MaxResults: 1000, NextToken: nextToken }), { abortSignal })
-        )
-        for (const point of page.RecoveryPoints ?? []) {
-          const ami = parseAmiArn(point.RecoveryPointArn ?? "")
-          if (ami !== undefined && !vaultOf.has(ami.arn)) vaultOf.set(ami.arn, vault)
-        }
-        nextToken = page.NextToken === "" ? undefined : page.NextToken
-      } while (nextToken !== undefined)
+      for (const point of yield* listVaultRecoveryPoints(vault, { resourceType: "EC2" })) {
+        const ami = parseAmiArn(point.RecoveryPointArn ?? "")
+        if (ami !== undefined && !vaultOf.has(ami.arn)) vaultOf.set(ami.arn, vault)
+      }
     }
     return Option.some<ReadonlyMap<string, string>>(vaultOf)
   }).pipe(

@@ -1,15 +1,11 @@
-import {
-  GetItemCommand,
-  QueryCommand,
-  TransactWriteItemsCommand,
-  UpdateItemCommand,
-  type AttributeValue
-} from "@aws-sdk/client-dynamodb"
+import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb"
-import { Chunk, Context, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { AwsError, DynamoDb, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { ReportEntry } from "@backup-actions/reports"
+import { readDayRows, type RecordingWindow } from "./day-rows"
+import { isLostRace, markNotified, readMarker, recordOnce, type RecordOnceBook } from "./record-once"
 
 /** The UTC day (yyyy-mm-dd) of a time in milliseconds. */
 export const dayOf = (millis: number): string => new Date(millis).toISOString().slice(0, 10)
@@ -28,14 +24,6 @@ export interface RecordedEntry {
   readonly recordedAt: number
 }
 
-/** What recording an outcome did. */
-export interface Recording {
-  /** False when the ledger already held this outcome or a newer one (a replay or a duplicate). */
-  readonly isNew: boolean
-  /** A failure nobody has been told about yet (also after a crash between recording and notifying). */
-  readonly needsNotification: boolean
-}
-
 /** Where run reports start and end: the reporter's own bookkeeping. */
 export interface RunState {
   readonly lastRecordedAt: number
@@ -49,7 +37,6 @@ const dayKey = (day: string, idempotencyKey: string) => ({ pk: `report#${day}`, 
 const RUN_STATE_KEY = { pk: "report#state", sk: "run" }
 
 const StoredEntry = Schema.Struct({ entry: ReportEntry, recordedAt: Schema.Number })
-const decodeStored = Schema.decodeUnknown(StoredEntry)
 const encodeEntry = Schema.encodeSync(ReportEntry)
 
 const LatestItem = Schema.Struct({
@@ -57,7 +44,6 @@ const LatestItem = Schema.Struct({
   status: Schema.String,
   notified: Schema.optional(Schema.Boolean)
 })
-const decodeLatest = Schema.decodeUnknown(LatestItem)
 
 const RunStateItem = Schema.Struct({
   lastRecordedAt: Schema.optional(Schema.Number),
@@ -72,22 +58,14 @@ export class CorruptBookEntry extends Schema.TaggedError<CorruptBookEntry>()("Co
   reason: Schema.String
 }) {}
 
-const isLostRace = (error: AwsError): boolean => error.code === "TransactionCanceledException" || error.kind === "conflict"
-
-export interface OutcomeBookShape {
-  /**
-   * Records an outcome once: the day's row and the newest-outcome marker are written together,
-   * and only when this outcome is newer than what is there, so a replayed event changes nothing
-   * while a re-run that succeeded after a failure replaces it.
-   */
-  readonly record: (entry: ReportEntry, recordedAt: number) => Effect.Effect<Recording, AwsError | CorruptBookEntry>
-  /** Notes that the failure of this outcome was announced. */
-  readonly markNotified: (entry: ReportEntry) => Effect.Effect<void, AwsError>
+/**
+ * Records an outcome once: the day's row and the newest-outcome marker are written together,
+ * and only when this outcome is newer than what is there, so a replayed event changes nothing
+ * while a re-run that succeeded after a failure replaces it.
+ */
+export interface OutcomeBookShape extends RecordOnceBook<ReportEntry, CorruptBookEntry> {
   /** The entries recorded in the given days, with a recording time in (afterMs, untilMs]. */
-  readonly entries: (
-    days: ReadonlyArray<string>,
-    window?: { readonly afterMs: number; readonly untilMs: number }
-  ) => Effect.Effect<ReadonlyArray<RecordedEntry>, AwsError | CorruptBookEntry>
+  readonly entries: (days: ReadonlyArray<string>, window?: RecordingWindow) => Effect.Effect<ReadonlyArray<RecordedEntry>, AwsError | CorruptBookEntry>
   readonly runState: Effect.Effect<RunState, AwsError | CorruptBookEntry>
   /** Moves the run's last recording time forward (never back), and starts the pending span if none is open. */
   readonly noteRecorded: (recordedAt: number) => Effect.Effect<void, AwsError>
@@ -106,53 +84,22 @@ export class OutcomeBook extends Context.Tag("backup-actions/OutcomeBook")<Outco
       const dynamodb = yield* DynamoDb
       const { ledgerTable } = yield* ServiceSettings
 
-      const readLatest = (entry: ReportEntry) =>
-        Effect.gen(function* () {
-          const got = yield* awsCall("dynamodb:GetItem", (abortSignal) =>
-            dynamodb.send(
-              new GetItemCommand({ TableName: ledgerTable, Key: marshall(latestKey(entry.idempotencyKey)), ConsistentRead: true }),
-              { abortSignal }
-            )
-          )
-          if (got.Item === undefined) return Option.none()
-          const latest = yield* decodeLatest(unmarshall(got.Item)).pipe(
-            Effect.mapError((error) => new CorruptBookEntry({ key: entry.idempotencyKey, reason: error.message }))
-          )
-          return Option.some(latest)
-        })
+      /** The names and values of a condition on the time of the newest outcome (the marker). */
+      const outcomeTime = (entry: ReportEntry) => ({ names: { "#time": "time" }, values: { ":time": { S: entry.time } } })
 
       const record: OutcomeBookShape["record"] = (entry, recordedAt) =>
         Effect.gen(function* () {
           const day = dayOf(recordedAt)
-          const written = yield* awsCall("dynamodb:TransactWriteItems", (abortSignal) =>
-            dynamodb.send(
-              new TransactWriteItemsCommand({
-                TransactItems: [
-                  {
-                    Put: {
-                      TableName: ledgerTable,
-                      Item: marshall({ ...latestKey(entry.idempotencyKey), time: entry.time, status: entry.status, day, notified: false }),
-                      ConditionExpression: "attribute_not_exists(pk) OR #time < :time",
-                      ExpressionAttributeNames: { "#time": "time" },
-                      ExpressionAttributeValues: { ":time": { S: entry.time } }
-                    }
-                  },
-                  {
-                    Put: {
-                      TableName: ledgerTable,
-                      Item: marshall({ ...dayKey(day, entry.idempotencyKey), entry: encodeEntry(entry), recordedAt }, { removeUndefinedValues: true })
-                    }
-                  }
-                ]
-              }),
-              { abortSignal }
-            )
-          ).pipe(
-            Effect.as(true),
-            Effect.catchIf(isLostRace, () => Effect.succeed(false))
-          )
+          const written = yield* recordOnce(dynamodb, ledgerTable, {
+            marker: { ...latestKey(entry.idempotencyKey), time: entry.time, status: entry.status, day, notified: false },
+            onlyIf: { expression: "attribute_not_exists(pk) OR #time < :time", ...outcomeTime(entry) },
+            row: { ...dayKey(day, entry.idempotencyKey), entry: encodeEntry(entry), recordedAt }
+          })
           if (entry.status !== "failed") return { isNew: written, needsNotification: false }
-          const latest = yield* readLatest(entry)
+          const latest = yield* readMarker(dynamodb, ledgerTable, latestKey(entry.idempotencyKey), {
+            schema: LatestItem,
+            corrupt: (reason) => new CorruptBookEntry({ key: entry.idempotencyKey, reason })
+          })
           const needsNotification = Option.match(latest, {
             onNone: () => false,
             onSome: (item) => item.time === entry.time && item.status === "failed" && item.notified !== true
@@ -160,61 +107,13 @@ export class OutcomeBook extends Context.Tag("backup-actions/OutcomeBook")<Outco
           return { isNew: written, needsNotification }
         })
 
-      const markNotified: OutcomeBookShape["markNotified"] = (entry) =>
-        awsCall("dynamodb:UpdateItem", (abortSignal) =>
-          dynamodb.send(
-            new UpdateItemCommand({
-              TableName: ledgerTable,
-              Key: marshall(latestKey(entry.idempotencyKey)),
-              UpdateExpression: "SET notified = :yes",
-              ConditionExpression: "#time = :time",
-              ExpressionAttributeNames: { "#time": "time" },
-              ExpressionAttributeValues: { ":yes": { BOOL: true }, ":time": { S: entry.time } }
-            }),
-            { abortSignal }
-          )
-        ).pipe(Effect.asVoid, Effect.catchIf(isLostRace, () => Effect.void))
-
-      const dayItems = (day: string, window: { readonly afterMs: number; readonly untilMs: number } | undefined) =>
-        Stream.paginateChunkEffect(Option.none<Record<string, AttributeValue>>(), (startKey) =>
-          awsCall("dynamodb:Query", (abortSignal) =>
-            dynamodb.send(
-              new QueryCommand({
-                TableName: ledgerTable,
-                KeyConditionExpression: "pk = :pk",
-                ...(window === undefined
-                  ? { ExpressionAttributeValues: { ":pk": { S: `report#${day}` } } }
-                  : {
-                      FilterExpression: "recordedAt > :after AND recordedAt <= :until",
-                      ExpressionAttributeValues: {
-                        ":pk": { S: `report#${day}` },
-                        ":after": { N: String(window.afterMs) },
-                        ":until": { N: String(window.untilMs) }
-                      }
-                    }),
-                ConsistentRead: true,
-                ...(Option.isSome(startKey) ? { ExclusiveStartKey: startKey.value } : {})
-              }),
-              { abortSignal }
-            )
-          ).pipe(
-            Effect.map((page) => [
-              Chunk.fromIterable(page.Items ?? []),
-              page.LastEvaluatedKey === undefined ? Option.none() : Option.some(Option.some(page.LastEvaluatedKey))
-            ])
-          )
-        )
-
       const entries: OutcomeBookShape["entries"] = (days, window) =>
-        Stream.fromIterable(days).pipe(
-          Stream.flatMap((day) => dayItems(day, window)),
-          Stream.mapEffect((item) =>
-            decodeStored(unmarshall(item)).pipe(
-              Effect.mapError((error) => new CorruptBookEntry({ key: String(item["sk"]?.S), reason: error.message }))
-            )
-          ),
-          Stream.runCollect,
-          Effect.map((chunk) => Chunk.toReadonlyArray(chunk))
+        readDayRows(
+          dynamodb,
+          ledgerTable,
+          { partitionOf: (day) => `report#${day}`, schema: StoredEntry, corrupt: (key, reason) => new CorruptBookEntry({ key, reason }) },
+          days,
+          window
         )
 
       const runState: OutcomeBookShape["runState"] = Effect.gen(function* () {
@@ -252,7 +151,7 @@ export class OutcomeBook extends Context.Tag("backup-actions/OutcomeBook")<Outco
 
       return {
         record,
-        markNotified,
+        markNotified: (entry) => markNotified(dynamodb, ledgerTable, latestKey(entry.idempotencyKey), { expression: "#time = :time", ...outcomeTime(entry) }),
         entries,
         runState,
         noteRecorded: (recordedAt) => Effect.asVoid(advance("lastRecordedAt", recordedAt, ", pendingSince = if_not_exists(pendingSince, :at)")),

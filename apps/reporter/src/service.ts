@@ -10,6 +10,7 @@ import {
   entryOf,
   formatBytes,
   jobEntryOf,
+  jobLines,
   summarize,
   type AwsBackupJobEntry,
   type AwsBackupJobEvent,
@@ -240,28 +241,12 @@ export const onReportDue = (event: { readonly detail: { readonly recordedAt: num
 const jobDigestLines = (summary: ReportSummary): ReadonlyArray<string> => {
   const jobs = summary.awsBackupJobs
   if (jobs === undefined || jobs.total === 0) return []
-  const kinds = [...new Set(jobs.counts.map((count) => count.kind))]
-  return [
-    "",
-    `AWS Backup jobs: ${jobs.total} ended, ${jobs.failed} failed.`,
-    ...kinds.map(
-      (kind) =>
-        `- ${kind} jobs: ${jobs.counts
-          .filter((count) => count.kind === kind)
-          .map((count) => `${count.count} ${count.state}`)
-          .join(", ")}`
-    ),
-    ...(jobs.failures.length === 0
-      ? []
-      : [
-          "",
-          "Failed AWS Backup jobs:",
-          ...jobs.failures.map(
-            (failure) =>
-              `- ${failure.kind} job ${failure.jobId} ${failure.state}, ${failure.resourceArn ?? failure.recoveryPointArn ?? "(resource not named)"}, vault ${failure.backupVault ?? "(not named)"}: ${failure.reason ?? "(no reason given)"}`
-          )
-        ])
-  ]
+  return jobLines(jobs, {
+    heading: `AWS Backup jobs: ${jobs.total} ended, ${jobs.failed} failed.`,
+    kind: (kind, states) => `- ${kind} jobs: ${states}`,
+    failure: (failure) =>
+      `- ${failure.kind} job ${failure.jobId} ${failure.state}, ${failure.resourceArn ?? failure.recoveryPointArn ?? "(resource not named)"}, vault ${failure.backupVault ?? "(not named)"}: ${failure.reason ?? "(no reason given)"}`
+  })
 }
 
 /** The daily digest: the day's report and one message with its totals and failures. */

@@ -1,8 +1,7 @@
-import { ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/client-backup"
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { DescribeDBClusterSnapshotsCommand, DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { Clock, Duration, Effect, Option } from "effect"
-import { AwsConfig, Backup, ProtectedResources, awsCall } from "@backup-actions/aws"
+import { AwsConfig, ProtectedResources, awsCall, listVaultRecoveryPoints } from "@backup-actions/aws"
 import { PolicySource, needsTags, replicaPlanFor, type Policy, type RecoveryPointFacts, type ReplicaPlan } from "@backup-actions/config"
 import { Ledger } from "@backup-actions/ledger"
 import { AccountAccess, type RegionClients } from "./accounts"
@@ -187,22 +186,11 @@ export const vaultsNamedByReplicateRules = (policy: Policy): ReadonlyArray<strin
  */
 export const vaultsOfRecoveryPoints = (vaults: ReadonlyArray<string>, sinceMs: number) =>
   Effect.gen(function* () {
-    const backup = yield* Backup
     const vaultOf: Map<string, string> = new Map()
     for (const vault of vaults) {
-      let nextToken: string | undefined
-      do {
-        const page = yield* awsCall("backup:ListRecoveryPointsByBackupVault", (abortSignal) =>
-          backup.send(
-            new ListRecoveryPointsByBackupVaultCommand({ BackupVaultName: vault, ByCreatedAfter: new Date(sinceMs), MaxResults: 1000, NextToken: nextToken }),
-            { abortSignal }
-          )
-        )
-        for (const point of page.RecoveryPoints ?? []) {
-          if (point.RecoveryPointArn !== undefined && !vaultOf.has(point.RecoveryPointArn)) vaultOf.set(point.RecoveryPointArn, vault)
-        }
-        nextToken = page.NextToken
-      } while (nextToken !== undefined && nextToken !== "")
+      for (const point of yield* listVaultRecoveryPoints(vault, { createdAfter: new Date(sinceMs) })) {
+        if (point.RecoveryPointArn !== undefined && !vaultOf.has(point.RecoveryPointArn)) vaultOf.set(point.RecoveryPointArn, vault)
+      }
     }
     return Option.some<ReadonlyMap<string, string>>(vaultOf)
   }).pipe(

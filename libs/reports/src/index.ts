@@ -1,5 +1,6 @@
 export * from "./entry"
 export * from "./jobs"
+export * from "./job-lines"
 export * from "./render"
 export * from "./format"
 export * from "./fixtures"
