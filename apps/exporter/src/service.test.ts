@@ -3,14 +3,13 @@ import { BackupClient, ListRecoveryPointsByBackupVaultCommand } from "@aws-sdk/c
 import { CreateBackupCommand, CreateTableCommand, PutItemCommand, TagResourceCommand } from "@aws-sdk/client-dynamodb"
 import { CreateImageCommand, CreateTagsCommand, DescribeImagesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2"
 import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
-import { CreateDBInstanceCommand, CreateDBSnapshotCommand } from "@aws-sdk/client-rds"
 import { ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Schema } from "effect"
-import { Backup, DynamoDb, Ec2, Kms, Rds, S3, awsCall } from "@backup-actions/aws"
+import { Backup, DynamoDb, Ec2, Kms, S3, awsCall } from "@backup-actions/aws"
 import { AmiSweepDue, ExportCompleted, RecoveryPointStateChange, type DetailOf, type EventOf } from "@backup-actions/contracts"
 import { Policy } from "@backup-actions/config"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
+import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, snapshotOfTaggedInstance, startServiceHarness } from "@backup-actions/local"
 import { BACKUP_SOURCE_TAG } from "./ami-image"
 import { amiArn } from "./arns"
 import { ExporterServices, onAmiSweepDue, onRecoveryPoint } from "./service"
@@ -82,30 +81,6 @@ const backedUpTable = (name: string, tags: Record<string, string>) =>
     return { tableArn, backupArn: backup.BackupDetails?.BackupArn ?? "" }
   })
 
-/** A tagged DB instance and a snapshot of it: the instance's ARN and the snapshot's. */
-const snapshottedInstance = (name: string, tags: Record<string, string>) =>
-  Effect.gen(function* () {
-    const rds = yield* Rds
-    const instance = yield* awsCall("rds:CreateDBInstance", (abortSignal) =>
-      rds.send(
-        new CreateDBInstanceCommand({
-          DBInstanceIdentifier: name,
-          DBInstanceClass: "db.t4g.micro",
-          Engine: "postgres",
-          AllocatedStorage: 20,
-          MasterUsername: "owner",
-          MasterUserPassword: "not-a-secret-0",
-          Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value }))
-        }),
-        { abortSignal }
-      )
-    )
-    const snapshot = yield* awsCall("rds:CreateDBSnapshot", (abortSignal) =>
-      rds.send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: name, DBSnapshotIdentifier: `${name}-snapshot` }), { abortSignal })
-    )
-    return { instanceArn: instance.DBInstance?.DBInstanceArn ?? "", snapshotArn: snapshot.DBSnapshot?.DBSnapshotArn ?? "" }
-  })
-
 /** The key RDS exports are encrypted with, under the alias the policy names. */
 const exportKey = Effect.gen(function* () {
   const kms = yield* Kms
@@ -144,25 +119,25 @@ describe("the exporter's recovery-point handler", () => {
       yield* exportKey
       const prodTable = yield* backedUpTable("orders-prod", { env: "prod" })
       const devTable = yield* backedUpTable("orders-dev", { env: "dev" })
-      const prodDatabase = yield* snapshottedInstance("ledger-prod", { env: "prod" })
-      const devDatabase = yield* snapshottedInstance("ledger-dev", { env: "dev" })
+      const prodDatabase = yield* snapshotOfTaggedInstance("ledger-prod", "ledger-prod-snapshot", { env: "prod" })
+      const devDatabase = yield* snapshotOfTaggedInstance("ledger-dev", "ledger-dev-snapshot", { env: "dev" })
       const before = yield* ledgerSteps(harness.stack.ledgerTable)
       // Act
       yield* onRecoveryPoint(recoveryPointCompleted("table-prod", "DynamoDB", prodTable.tableArn, prodTable.backupArn))
       yield* onRecoveryPoint(recoveryPointCompleted("table-dev", "DynamoDB", devTable.tableArn, devTable.backupArn))
-      yield* onRecoveryPoint(recoveryPointCompleted("db-prod", "RDS", prodDatabase.instanceArn, prodDatabase.snapshotArn))
-      yield* onRecoveryPoint(recoveryPointCompleted("db-dev", "RDS", devDatabase.instanceArn, devDatabase.snapshotArn))
+      yield* onRecoveryPoint(recoveryPointCompleted("db-prod", "RDS", prodDatabase.resourceArn, prodDatabase.recoveryPointArn))
+      yield* onRecoveryPoint(recoveryPointCompleted("db-dev", "RDS", devDatabase.resourceArn, devDatabase.recoveryPointArn))
       // Assess: only the tagged ones have a step, and each was exported as its rule asks
       const after = yield* ledgerSteps(harness.stack.ledgerTable)
       assert.deepStrictEqual(
         after.filter((step) => !before.includes(step)),
-        [`${prodTable.backupArn} export:parquet`, `${prodDatabase.snapshotArn} export:native`].sort()
+        [`${prodTable.backupArn} export:parquet`, `${prodDatabase.recoveryPointArn} export:native`].sort()
       )
       assert.deepStrictEqual(
         outcomes(yield* published.drain(2)),
         [
           [prodTable.backupArn, "dynamodb", "parquet", "exported"],
-          [prodDatabase.snapshotArn, "rds", "native", "exported"]
+          [prodDatabase.recoveryPointArn, "rds", "native", "exported"]
         ].sort()
       )
     }).pipe(Effect.provide(exporterLayer()))

@@ -3,8 +3,6 @@ import { CreateSnapshotCommand, CreateVolumeCommand } from "@aws-sdk/client-ec2"
 import {
   CreateDBClusterCommand,
   CreateDBClusterSnapshotCommand,
-  CreateDBInstanceCommand,
-  CreateDBSnapshotCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBSnapshotsCommand
 } from "@aws-sdk/client-rds"
@@ -25,6 +23,7 @@ import {
   provisionDr,
   receiveMessages,
   sendRecoveryPointEvent,
+  snapshotOfTaggedInstance,
   startServiceHarness
 } from "@backup-actions/local"
 import { plan } from "./mock-accounts"
@@ -150,30 +149,6 @@ const databasePolicy: Policy = {
 
 const rdsTags = (tags: Record<string, string>) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }))
 
-/** A DB instance with the given tags and a snapshot of it, named as AWS Backup names one: the instance's ARN and the snapshot's. */
-const snapshotOfTaggedInstance = (name: string, tags: Record<string, string>) =>
-  Effect.gen(function* () {
-    const rds = yield* Rds
-    const instance = yield* awsCall("rds:CreateDBInstance", (abortSignal) =>
-      rds.send(
-        new CreateDBInstanceCommand({
-          DBInstanceIdentifier: name,
-          DBInstanceClass: "db.t4g.micro",
-          Engine: "postgres",
-          AllocatedStorage: 20,
-          MasterUsername: "owner",
-          MasterUserPassword: "not-a-secret-0",
-          Tags: rdsTags(tags)
-        }),
-        { abortSignal }
-      )
-    )
-    const snapshot = yield* awsCall("rds:CreateDBSnapshot", (abortSignal) =>
-      rds.send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: name, DBSnapshotIdentifier: `awsbackup-job-${name}` }), { abortSignal })
-    )
-    return { resourceArn: instance.DBInstance?.DBInstanceArn ?? "", recoveryPointArn: snapshot.DBSnapshot?.DBSnapshotArn ?? "" }
-  })
-
 /** An Aurora PostgreSQL cluster with the given tags and a snapshot of it, named as AWS Backup names one: the cluster's ARN and the snapshot's. */
 const snapshotOfTaggedCluster = (name: string, tags: Record<string, string>) =>
   Effect.gen(function* () {
@@ -226,8 +201,8 @@ describe("the sharer's database replica selection by tags", () => {
     Effect.gen(function* () {
       // Prepare: the destination's key, a gold-tier DB instance and an untagged one, each snapshotted
       yield* provisionDr(sameAccountDr)
-      const gold = yield* snapshotOfTaggedInstance("ledger-gold", { "dr-tier": "gold", team: "ledger" })
-      const plain = yield* snapshotOfTaggedInstance("ledger-plain", { team: "ledger" })
+      const gold = yield* snapshotOfTaggedInstance("ledger-gold", "awsbackup-job-ledger-gold", { "dr-tier": "gold", team: "ledger" })
+      const plain = yield* snapshotOfTaggedInstance("ledger-plain", "awsbackup-job-ledger-plain", { team: "ledger" })
       const before = yield* ledgerSteps(harness.stack.ledgerTable)
       const replicasBefore = yield* rdsSnapshotsIn(sameAccountDr.destinationRegion)
       // Act
