@@ -61,10 +61,21 @@ export const parseFailpoints = (value: string): Map<string, Armed> => {
   return armed
 }
 
-const armed = parseFailpoints(process.env[FAILPOINTS_VARIABLE] ?? "")
+/** The points armed by the variable as it is now, parsed again only when it changes (a test may set it after import). */
+let armedFrom = ""
+let armed = new Map<string, Armed>()
+const armedNow = (): Map<string, Armed> => {
+  const value = process.env[FAILPOINTS_VARIABLE] ?? ""
+  if (value !== armedFrom) {
+    armed = parseFailpoints(value)
+    armedFrom = value
+  }
+  return armed
+}
 
 /** The action armed at this point, if any, counting one firing. */
 export const firedAction = (point: string): FailpointAction | undefined => {
+  const armed = armedNow()
   if (armed.size === 0) return undefined
   const entry = armed.get(point)
   if (entry === undefined || entry.remaining === 0) return undefined
