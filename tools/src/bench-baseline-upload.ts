@@ -8,8 +8,8 @@ import { Upload } from "@aws-sdk/lib-storage"
 
 const { values } = parseArgs({ options: { bucket: { type: "string" }, key: { type: "string" } } })
 const started = process.hrtime.bigint()
-const endpoint = process.env["BACKUP_ACTIONS_AWS_ENDPOINT"]
-const client = new S3Client({ region: process.env["AWS_REGION"] ?? "us-east-1", forcePathStyle: true, ...(endpoint === undefined ? {} : { endpoint }) })
+// The endpoint is the SDK's own AWS_ENDPOINT_URL, as the local stack's environment sets it.
+const client = new S3Client({ region: process.env["AWS_REGION"] ?? "us-east-1" })
 let bytes = 0
 process.stdin.on("data", (data: Buffer) => (bytes += data.length))
 const upload = new Upload({ client, params: { Bucket: values.bucket, Key: values.key, Body: process.stdin }, partSize: 8 * 1024 * 1024, queueSize: 4 })

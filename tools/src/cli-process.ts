@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process"
 import { join } from "node:path"
-import { workspaceRoot } from "@backup-actions/local"
+import { EMULATOR_CREDENTIALS, workspaceRoot } from "@backup-actions/local"
 
 export interface CliResult {
   readonly status: number | null
@@ -10,11 +10,17 @@ export interface CliResult {
 
 /**
  * Runs the CLI as users do: its own Node.js process, the stack from a file, nothing from this
- * process's AWS settings, so exit codes and messages are tested as they are seen.
+ * process's AWS settings, so exit codes and messages are tested as they are seen. Its
+ * credentials are the emulator's, in the environment where the SDK's default chain finds them,
+ * as a user's would be.
  */
 export const runCli = (stackFile: string, ...args: ReadonlyArray<string>): Promise<CliResult> =>
   new Promise((resolve, reject) => {
-    const environment = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(BACKUP_ACTIONS_|AWS_)/.test(name)))
+    const environment = {
+      ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(BACKUP_ACTIONS_|AWS_)/.test(name))),
+      AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey
+    }
     const child = spawn(process.execPath, ["--import", "tsx", join("apps", "cli", "src", "main.ts"), ...args, "--stack", stackFile], {
       cwd: workspaceRoot(),
       env: environment,

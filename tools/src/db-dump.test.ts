@@ -5,13 +5,24 @@ import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { GetParameterCommand } from "@aws-sdk/client-ssm"
-import { Effect, Fiber } from "effect"
+import { Effect, Exit, Fiber, Scope } from "effect"
 import { Rds, Ssm, awsCall } from "@backup-actions/aws"
-import { EMULATOR_ACCOUNT, EMULATOR_REGION, localStateDir } from "@backup-actions/local"
-import type { PolicyDocument } from "@backup-actions/config"
+import {
+  EMULATOR_ACCOUNT,
+  EMULATOR_REGION,
+  localStateDir,
+  mariadbServer,
+  mariadbTableFingerprints,
+  postgresServer,
+  seedMariadbShop,
+  seedShop,
+  startDbServer,
+  syncMasterPasswords,
+  tableFingerprints,
+  type DbServer
+} from "@backup-actions/local"
+import { restoredPasswordParameter, type PolicyDocument } from "@backup-actions/config"
 import { sendRecoveryPointEvent, waitForStep } from "./backup-events"
-import { mariadbTableFingerprints, seedMariadbShop, startLocalMariadb, syncMariadbMasterPasswords, type LocalMariadb } from "./local-mariadb"
-import { seedShop, startLocalPostgres, syncMasterPasswords, tableFingerprints, type LocalPostgres } from "./local-postgres"
 import { startLocalStack, type LocalStack } from "./stack"
 import { downloadWithAwsCli, runOn, type StackServices } from "./test-support"
 
@@ -26,16 +37,21 @@ const policy: PolicyDocument = {
 }
 
 let local: LocalStack
-let postgres: LocalPostgres
-let mariadb: LocalMariadb
+/** The local database servers' scope: closing it stops them and removes their data. */
+const servers = Effect.runSync(Scope.make())
+let postgres: DbServer
+let mariadb: DbServer
 let passwordSyncs: ReadonlyArray<Fiber.RuntimeFiber<unknown, unknown>> = []
 let scratch: string
-/** Every password the PostgreSQL stand-in applied (it applies every restored instance's). */
+/** The passwords the PostgreSQL stand-in applied: those of restored PostgreSQL instances. */
 const passwordsSet: Array<string> = []
 /** The passwords the MariaDB stand-in applied: those of restored MariaDB instances. */
 const mariadbPasswordsSet: Array<string> = []
 
 const run = <A, E>(effect: Effect.Effect<A, E, StackServices>) => runOn(local, effect)
+
+/** Runs SQL work against a local server (which needs no AWS clients). */
+const onServer = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 
 /** A DB instance and a manual snapshot of it, as AWS Backup leaves one behind; returns the snapshot ARN. */
 const createSnapshot = (instance: string, engine: string) =>
@@ -98,22 +114,21 @@ const forkOnStack = (effect: Effect.Effect<unknown, unknown, Rds | Ssm>) => Effe
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "db-dump-test-"))
-  postgres = await startLocalPostgres({ name: NAME })
-  seedShop(postgres, { database: "shop", owner: MASTER_USER, password: SNAPSHOT_PASSWORD })
-  mariadb = await startLocalMariadb({ name: NAME })
-  seedMariadbShop(mariadb, { database: "shop", owner: MASTER_USER, password: SNAPSHOT_PASSWORD })
+  postgres = await onServer(Scope.extend(startDbServer(postgresServer, { name: NAME }), servers))
+  await onServer(seedShop(postgres, { database: "shop", owner: MASTER_USER, password: SNAPSHOT_PASSWORD }))
+  mariadb = await onServer(Scope.extend(startDbServer(mariadbServer, { name: NAME }), servers))
+  await onServer(seedMariadbShop(mariadb, { database: "shop", owner: MASTER_USER, password: SNAPSHOT_PASSWORD }))
   local = await startLocalStack({ name: NAME, policy, services: ["restorer", "streamer"], localPostgres: postgres, localMariadb: mariadb })
   passwordSyncs = [
-    forkOnStack(syncMasterPasswords(postgres, { role: MASTER_USER, onPassword: (password) => passwordsSet.push(password) })),
-    forkOnStack(syncMariadbMasterPasswords(mariadb, { user: MASTER_USER, onPassword: (password) => mariadbPasswordsSet.push(password) }))
+    forkOnStack(syncMasterPasswords(postgres, { user: MASTER_USER, onPassword: (password) => passwordsSet.push(password) })),
+    forkOnStack(syncMasterPasswords(mariadb, { user: MASTER_USER, onPassword: (password) => mariadbPasswordsSet.push(password) }))
   ]
 })
 
 afterAll(async () => {
   await Promise.all(passwordSyncs.map((fiber) => Effect.runPromise(Fiber.interrupt(fiber))))
   await local?.stop()
-  postgres?.stop()
-  mariadb?.stop()
+  await onServer(Scope.close(servers, Exit.void))
   rmSync(scratch, { recursive: true, force: true })
 })
 
@@ -130,7 +145,7 @@ const restoredAndDumped = async (snapshotArn: string, instance: string, engine: 
   const database = restore["outcome"].database
   assert.strictEqual(database.engine, engine)
   assert.strictEqual(database.user, MASTER_USER)
-  assert.strictEqual(database.passwordParameter, `/backup-actions/restored/${database.instanceId}/password`)
+  assert.strictEqual(database.passwordParameter, restoredPasswordParameter(database.instanceId))
   assert.isAbove(passwords.length, 0)
   for (const password of passwords) assert.notInclude(JSON.stringify(restore["outcome"]), password)
   assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
@@ -190,10 +205,10 @@ describe("engine-native dumps of RDS snapshots on the emulator", () => {
     const sql = join(scratch, "shop.sql")
     execFileSync("zstd", ["-q", "-d", "-f", archive, "-o", sql])
     assert.strictEqual(readFileSync(sql).length, shop.bytesRead)
-    postgres.psql("postgres", "CREATE DATABASE shop_restored;")
-    postgres.psql("shop_restored", "", { file: sql })
-    const original = tableFingerprints(postgres, "shop")
-    const restored = tableFingerprints(postgres, "shop_restored")
+    await onServer(postgres.sql("postgres", "CREATE DATABASE shop_restored;"))
+    await onServer(postgres.sql("shop_restored", "", { file: sql }))
+    const original = await onServer(tableFingerprints(postgres, "shop"))
+    const restored = await onServer(tableFingerprints(postgres, "shop_restored"))
     assert.deepStrictEqual(Object.keys(original), ["customers", "events", "orders"])
     assert.strictEqual(original["customers"]?.rows, 2000)
     assert.strictEqual(original["orders"]?.rows, 5000)
@@ -233,18 +248,19 @@ describe("engine-native dumps of RDS snapshots on the emulator", () => {
     const sql = join(scratch, "catalog-shop.sql")
     execFileSync("zstd", ["-q", "-d", "-f", archive, "-o", sql])
     assert.strictEqual(readFileSync(sql).length, shop.bytesRead)
-    mariadb.sql("mysql", "CREATE DATABASE shop_restored CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
-    mariadb.sql("shop_restored", "", { file: sql })
-    const original = mariadbTableFingerprints(mariadb, "shop")
-    const restored = mariadbTableFingerprints(mariadb, "shop_restored")
+    await onServer(mariadb.sql("mysql", "CREATE DATABASE shop_restored CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"))
+    await onServer(mariadb.sql("shop_restored", "", { file: sql }))
+    const original = await onServer(mariadbTableFingerprints(mariadb, "shop"))
+    const restored = await onServer(mariadbTableFingerprints(mariadb, "shop_restored"))
     assert.deepStrictEqual(Object.keys(original), ["customers", "events", "orders"])
     assert.strictEqual(original["customers"]?.rows, 300)
     assert.strictEqual(original["orders"]?.rows, 500)
     assert.strictEqual(original["events"]?.rows, 400)
     assert.deepStrictEqual(restored, original)
     const objects = "SELECT CONCAT(table_type, ' ', table_name) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'VIEW' UNION ALL SELECT CONCAT('TRIGGER ', trigger_name) FROM information_schema.triggers WHERE trigger_schema = DATABASE()"
-    assert.strictEqual(mariadb.sql("shop_restored", objects), mariadb.sql("shop", objects))
-    assert.strictEqual(mariadb.sql("shop_restored", objects), "VIEW order_totals\nTRIGGER orders_amount_not_negative\n")
+    const restoredObjects = await onServer(mariadb.sql("shop_restored", objects))
+    assert.strictEqual(restoredObjects, await onServer(mariadb.sql("shop", objects)))
+    assert.strictEqual(restoredObjects, "VIEW order_totals\nTRIGGER orders_amount_not_negative\n")
     // Assess: the manifest: engine, tool, databases, sizes and checksums
     const manifest = join(scratch, "catalog-manifest.ndjson")
     downloadWithAwsCli(local, outcome.manifest, manifest)

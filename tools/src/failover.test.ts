@@ -18,8 +18,9 @@ import {
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand
 } from "@aws-sdk/client-rds"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { Ec2, Rds, awsCall, type AwsError } from "@backup-actions/aws"
+import { FailoverResult } from "@backup-actions/contracts"
 import type { Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, auroraClusterSnapshot, drKeyAliasArn, drReplicateAction, drRoleArn, drTopology, provisionDr } from "@backup-actions/local"
 import { sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
@@ -92,20 +93,8 @@ const inDrAccount = <A, E>(effect: Effect.Effect<A, E, Ec2>) =>
 
 const cli = (...args: ReadonlyArray<string>) => runCli(stackFile, ...args)
 
-interface Reported {
-  readonly region: string
-  readonly replica: { readonly id: string; readonly arn: string; readonly sourceTakenAt?: string }
-  readonly restored: {
-    readonly kind: string
-    readonly id: string
-    readonly instanceId?: string
-    readonly status: string
-    readonly endpoint?: string
-    readonly availabilityZone?: string
-  }
-  readonly rpoSeconds: number
-  readonly rpoFrom: string
-}
+/** What `failover --json` printed, read with the CLI's own schema. */
+const reportedBy = (stdout: string): FailoverResult => Schema.decodeUnknownSync(Schema.parseJson(FailoverResult))(stdout)
 
 /** A recovery point in the source region: its ARN, the resource it was taken of and when. */
 interface TakenSnapshot {
@@ -172,8 +161,7 @@ const failoverInto = async (network: { readonly subnetGroup: string; readonly se
     ...["--db-subnet-group", network.subnetGroup, "--security-group-ids", network.securityGroupId, "--json"]
   )
   assert.strictEqual(result.status, 0, result.stderr)
-  const reported: Reported = JSON.parse(result.stdout)
-  return reported
+  return reportedBy(result.stdout)
 }
 
 beforeAll(async () => {
@@ -267,7 +255,7 @@ describe("failover from the DR replicas, on the emulator", () => {
     const after = Date.now()
     // Assess: a volume of the DR account, from the replica, in the zone asked for
     assert.strictEqual(result.status, 0, result.stderr)
-    const reported: Reported = JSON.parse(result.stdout)
+    const reported = reportedBy(result.stdout)
     assert.strictEqual(reported.replica.arn, step["outcome"].replicaArn)
     const volumes = await run(
       inDrAccount(Effect.flatMap(Ec2, (ec2) => awsCall("ec2:DescribeVolumes", (abortSignal) => ec2.send(new DescribeVolumesCommand({ VolumeIds: [reported.restored.id] }), { abortSignal }))))

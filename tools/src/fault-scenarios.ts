@@ -239,7 +239,11 @@ export const runScenario = async (world: FaultWorld, scenario: Scenario, index: 
   const subject = scenario.mode === "direct" ? await seedDirect(world, `s${index}`, scenario.mib) : await seedVolume(world, `s${index}`)
   const action = scenario.mode === "direct" ? "archive:direct" : "archive:volume"
   const violations: Array<string> = []
+  // The restorer decides every archive plan, a direct-mode one too (it hands it to the streamer
+  // without restoring anything); volume mode starts its own restorer beside the streamer.
+  const planner = scenario.mode === "direct" ? startWorker(world, "restorer") : undefined
   await scenario.drive(world, subject, action).catch((error: unknown) => violations.push(`did not settle: ${error instanceof Error ? error.message : String(error)}`))
+  if (planner !== undefined) await stopWorker(planner)
   await stopAllWorkers(world)
   await collectEvents(world)
   const properties = await measure(world, subject, action)

@@ -9,6 +9,7 @@ import {
   EMULATOR_REGION,
   emulatorClients,
   emulatorEnvironment,
+  localDatabaseServersEnvironment,
   localStateDir,
   provision,
   startBackupForwarding,
@@ -17,8 +18,7 @@ import {
   type Emulator,
   type ProvisionedStack
 } from "@backup-actions/local"
-import type { LocalMariadb } from "./local-mariadb"
-import type { LocalPostgres } from "./local-postgres"
+import type { DbServer as LocalMariadb, DbServer as LocalPostgres } from "@backup-actions/local"
 
 /** The services that run locally, each with the patterns of its rules. */
 export const LOCAL_SERVICES: ReadonlyArray<{ readonly name: ServiceName; readonly patterns: ReadonlyArray<EventPattern> }> = SERVICES.map((name) => ({
@@ -47,22 +47,17 @@ export interface LocalStack {
 export const SERVICE_NODE_FLAGS = ["--max-old-space-size=128"] as const
 
 /**
- * BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE for the local database servers given: an `engine=host:port`
- * pair for each, so that a dump reaches the server of its instance's engine, and an instance
- * of an engine with no local server fails with that reason instead of reaching the wrong one.
+ * The local database servers given, in the setting the local DatabaseEndpoints stand-in reads:
+ * a dump reaches the server of its instance's engine, and an instance of an engine with no local
+ * server fails with that reason instead of reaching the wrong one.
  */
-const databaseEndpointOverride = (servers: {
+const databaseServers = (servers: {
   readonly localPostgres?: Pick<LocalPostgres, "endpoint">
   readonly localMariadb?: Pick<LocalMariadb, "endpoint">
-}): Record<string, string> => {
-  const pairs = [
-    ...(servers.localPostgres === undefined ? [] : [`postgres=${servers.localPostgres.endpoint}`]),
-    ...(servers.localMariadb === undefined ? [] : [`mariadb=${servers.localMariadb.endpoint}`])
-  ]
-  return pairs.length === 0 ? {} : { BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE: pairs.join(",") }
-}
+}): Record<string, string> => localDatabaseServersEnvironment({ postgres: servers.localPostgres?.endpoint, mariadb: servers.localMariadb?.endpoint })
 
-const serviceEntry = (service: ServiceName): string => join(workspaceRoot(), "apps", service, "src", "main.ts")
+/** A service's local entry (tools/src/local-services): its production process, with the local stand-ins. */
+const serviceEntry = (service: ServiceName): string => join(workspaceRoot(), "tools", "src", "local-services", `${service}.ts`)
 
 /**
  * The embedded local runtime: moto on a free loopback port, the topology provisioned as
@@ -111,7 +106,7 @@ export const startLocalStack = async (options: {
     BACKUP_ACTIONS_POLICY: JSON.stringify(options.policy),
     // A local run is short: report it two seconds after its last outcome.
     BACKUP_ACTIONS_REPORT_QUIET_SECONDS: "2",
-    ...databaseEndpointOverride(options),
+    ...databaseServers(options),
     ...options.serviceEnvironment
   })
   const processes = new Map<ServiceName, ChildProcess>()

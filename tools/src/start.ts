@@ -51,6 +51,7 @@ Try it (see README, "Drive it with the AWS CLI"):
   export AWS_ACCESS_KEY_ID=${EMULATOR_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${EMULATOR_CREDENTIALS.secretAccessKey} AWS_DEFAULT_REGION=${EMULATOR_REGION}
   aws --endpoint-url ${endpoint} ebs start-snapshot --volume-size 1
   aws --endpoint-url ${endpoint} s3 ls s3://${stack.artifactBucket} --recursive
+  npm run cli -- status --stack ${join(localStateDir(), "stack.json")}    # the operator CLI, with the same credentials (docs/cli.md)
 `)
 
 const schedules = Effect.runFork(runLocalSchedules(stack, SCHEDULES).pipe(Effect.provide(local.clients)))

@@ -1,7 +1,6 @@
 import { execFileSync } from "node:child_process"
-import { AssumeRoleCommand } from "@aws-sdk/client-sts"
 import { Effect, Layer, Option, type Scope } from "effect"
-import { AwsConfig, Ec2, Rds, Sts, awsCall } from "@backup-actions/aws"
+import { AwsConfig, Ec2, Rds, assumeRole } from "@backup-actions/aws"
 import { emulatorAwsConfig } from "@backup-actions/local"
 import type { LocalStack } from "./stack"
 
@@ -35,15 +34,7 @@ export interface AssumedRole {
 /** Runs an effect with an EC2 client of the role's account in its region: the emulator acts in the account whose credentials AssumeRole returns. */
 export const inRoleAccount = <A, E>(role: AssumedRole, effect: Effect.Effect<A, E, Ec2>) =>
   Effect.gen(function* () {
-    const sts = yield* Sts
-    const assumed = yield* awsCall("sts:AssumeRole", (abortSignal) =>
-      sts.send(new AssumeRoleCommand({ RoleArn: role.roleArn, RoleSessionName: role.sessionName, ExternalId: role.externalId }), { abortSignal })
-    )
-    const credentials = {
-      accessKeyId: assumed.Credentials?.AccessKeyId ?? "",
-      secretAccessKey: assumed.Credentials?.SecretAccessKey ?? "",
-      sessionToken: assumed.Credentials?.SessionToken ?? ""
-    }
+    const credentials = yield* assumeRole(role)
     const settings = yield* AwsConfig
     return yield* Effect.provide(effect, Layer.provide(Ec2.Live, AwsConfig.layer({ ...settings, region: role.region, credentials: Option.some(credentials) })))
   })

@@ -32,9 +32,9 @@ const missing =
   )
 
 /**
- * Finds the part boundaries of an archive. The emulator's GetObjectAttributes has no
- * ObjectParts, so each part's size comes from HeadObject with its PartNumber, which both AWS
- * and the emulator answer (with the parts count on every answer).
+ * Finds the part boundaries of an archive. GetObjectAttributes does not return ObjectParts from
+ * every S3-compatible endpoint, so each part's size comes from HeadObject with its PartNumber,
+ * which every endpoint answers (with the parts count on every answer).
  */
 export const describeArchiveObject = (location: S3Location) =>
   Effect.gen(function* () {
@@ -106,8 +106,8 @@ export class CompositeChecksum {
 }
 
 /**
- * Whether two composite checksums agree. S3 writes `<base64>-<parts>`; the emulator drops the
- * suffix, so a missing suffix is not compared.
+ * Whether two composite checksums agree. S3 writes `<base64>-<parts>`; some S3-compatible
+ * endpoints drop the suffix, so a missing suffix is not compared.
  */
 export const sameComposite = (left: string | undefined, right: string | undefined): boolean => {
   if (left === undefined || right === undefined) return false

@@ -84,12 +84,12 @@ describe("the command line", () => {
 
   it("answers --help for every command without needing a stack", () => {
     // Act
-    const help = ["status", "report", "replay", "verify", "restore"].map((command) => Either.getOrUndefined(parsed(command, "--help"))?.command)
+    const help = ["status", "report", "replay", "verify", "restore", "failover"].map((command) => Either.getOrUndefined(parsed(command, "--help"))?.command)
     const main = Either.getOrUndefined(parsed())?.command
     // Assess
     for (const [index, command] of help.entries()) {
       assert.strictEqual(command?._tag, "Help")
-      assert.include(command?._tag === "Help" ? command.text : "", `backup-actions ${["status", "report", "replay", "verify", "restore"][index]}`)
+      assert.include(command?._tag === "Help" ? command.text : "", `backup-actions ${["status", "report", "replay", "verify", "restore", "failover"][index]}`)
     }
     assert.include(main?._tag === "Help" ? main.text : "", "Commands:")
   })

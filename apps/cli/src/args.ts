@@ -1,7 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { Either } from "effect"
 import { UsageError } from "./errors"
-import { FAILOVER_HELP_TEXT, failoverCommandOf, type FailoverCommand } from "./failover"
+import { REPLICA_TAGS } from "./failover/replicas"
+import { longestNewId, type FailoverRequest, type FailoverSource } from "./failover/request"
 import { parseS3Url, type S3Location } from "./s3-url"
 
 /** Options every command takes. */
@@ -29,7 +30,7 @@ export type Command =
   | { readonly _tag: "Verify"; readonly archive: S3Location }
   | { readonly _tag: "RestoreTree"; readonly archive: S3Location; readonly directory: string }
   | { readonly _tag: "RestoreSnapshot"; readonly archive: S3Location }
-  | FailoverCommand
+  | ({ readonly _tag: "Failover" } & FailoverRequest)
 
 export interface Invocation {
   readonly command: Command
@@ -39,9 +40,12 @@ export interface Invocation {
 const GLOBAL_HELP = `Options for every command:
   --stack <file>    the stack description (\`npm start\` writes .local/stack.json); without it the
                     environment is read: BACKUP_ACTIONS_BUS, BACKUP_ACTIONS_BUCKET,
-                    BACKUP_ACTIONS_LEDGER_TABLE, BACKUP_ACTIONS_AWS_ENDPOINT, AWS_REGION
+                    BACKUP_ACTIONS_LEDGER_TABLE, AWS_REGION
   --progress        progress on stderr even when stderr is not a terminal
   -h, --help        this help
+
+Credentials and the endpoint are the AWS SDK's own settings (AWS_PROFILE, AWS_ACCESS_KEY_ID,
+AWS_ENDPOINT_URL, ...); a stack file may also name an endpoint.
 
 Exit codes: 0 done, 1 the operation found a problem, 2 the command line or the stack is wrong.`
 
@@ -89,8 +93,7 @@ cancelled. The services' ledger makes finished steps no-ops and runs failed step
   --recovery-point <arn>   only events about this recovery point (through temporary copies of
                            the rules whose pattern also names the recovery point)
 
-In AWS both filters are applied through the replay's rules (FilterArns). The local emulator
-ignores them, and the time window too: it replays every archived event to every rule.
+Both filters are applied through the replay's rules (FilterArns).
 
 ${GLOBAL_HELP}`,
   verify: `Usage: backup-actions verify <s3://bucket/key of an archive>
@@ -113,7 +116,38 @@ ${GLOBAL_HELP}`,
 The archive's composite checksum is checked as it streams; memory stays bounded whatever its size.
 
 ${GLOBAL_HELP}`,
-  failover: `${FAILOVER_HELP_TEXT}
+  failover: `Usage: backup-actions failover --source <arn> [--region <DR region>] [--instance-class <class>]
+                            [--new-instance-id <id>] [--db-subnet-group <name>]
+                            [--security-group-ids <sg-id,...>] [--zone <availability zone>]
+                            [--role-arn <DR role> --external-id <id>] [--json]
+
+Pilot-light failover: finds the newest DR replica of the source that the sharer made (by its
+tags: backup-actions:managed-by=sharer and backup-actions:source-resource, or source-arn for one
+recovery point) in the DR account and region, and brings it up there:
+
+  an RDS DB instance (arn:...:rds:...:db:<id>) or DB snapshot (arn:...:rds:...:snapshot:<id>):
+      RestoreDBInstanceFromDBSnapshot into a new DB instance, then waits until it is available
+  an Aurora DB cluster (arn:...:rds:...:cluster:<id>) or cluster snapshot (...:cluster-snapshot:<id>):
+      RestoreDBClusterFromSnapshot into a new cluster, waits until it is available, then
+      CreateDBInstance of one writer instance in it (<cluster id>-writer) and waits for that too
+  an EBS volume (arn:...:ec2:...:volume/<id>) or snapshot (arn:...:ec2:...::snapshot/<id>):
+      CreateVolume from the replica in --zone, then waits until it is available
+
+Prints what it made, the endpoint (a cluster's writer endpoint), and the recovery point objective achieved: the replica's age
+(now minus the time its source snapshot was taken). Exit code 1 when there is no replica.
+
+  --source <arn>             the protected DB instance, Aurora cluster or volume, or one of its snapshots
+  --region <region>          the DR region (default: the stack's region)
+  --instance-class <class>   the new DB instance's class (default db.t4g.micro; for Aurora the
+                             writer's, default db.t4g.medium, the smallest class Aurora runs)
+  --new-instance-id <id>     the new DB instance's identifier, or the new Aurora cluster's
+                             (default failover-<source>-<time>)
+  --db-subnet-group <name>   RDS, Aurora: the new instance's or cluster's DB subnet group (default: the default VPC's)
+  --security-group-ids <ids> RDS, Aurora: its VPC security groups, comma-separated (default: the VPC's default)
+  --zone <zone>              EBS: the availability zone of the new volume (required)
+  --role-arn <arn>           a role in the DR account to assume (else the caller's own account)
+  --external-id <id>         the external id the role's trust policy requires
+  --json                     one JSON object on stdout instead of text
 
 ${GLOBAL_HELP}`
 }
@@ -148,6 +182,23 @@ const oneArchive = (command: string, positionals: ReadonlyArray<string>) => {
   if (positionals.length === 0) return Either.left(new UsageError({ message: "the archive's s3://bucket/key is required", command }))
   if (positionals.length > 1) return Either.left(new UsageError({ message: `one archive at a time; unexpected "${positionals[1]}"`, command }))
   return Either.mapLeft(parseS3Url(positionals[0] ?? ""), (reason) => new UsageError({ message: reason, command }))
+}
+
+/** Reads a failover's source ARN: which kind of resource, and which tag its replicas carry it in. */
+export const parseFailoverSource = (arn: string): Either.Either<FailoverSource, string> => {
+  const db = /^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:db:([A-Za-z][A-Za-z0-9-]*)$/.exec(arn)
+  if (db !== null) return Either.right({ arn, kind: "RDS", matchTag: REPLICA_TAGS.sourceResource, resourceId: db[1] })
+  if (/^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:snapshot:.+$/.test(arn)) return Either.right({ arn, kind: "RDS", matchTag: REPLICA_TAGS.sourceArn, resourceId: undefined })
+  const cluster = /^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:cluster:([A-Za-z][A-Za-z0-9-]*)$/.exec(arn)
+  if (cluster !== null) return Either.right({ arn, kind: "Aurora", matchTag: REPLICA_TAGS.sourceResource, resourceId: cluster[1] })
+  if (/^arn:[^:]+:rds:[a-z0-9-]+:\d{12}:cluster-snapshot:.+$/.test(arn)) return Either.right({ arn, kind: "Aurora", matchTag: REPLICA_TAGS.sourceArn, resourceId: undefined })
+  if (/^arn:[^:]+:ec2:[a-z0-9-]+:\d{12}:volume\/vol-[0-9a-f]+$/.test(arn)) {
+    return Either.right({ arn, kind: "EBS", matchTag: REPLICA_TAGS.sourceResource, resourceId: undefined })
+  }
+  if (/^arn:[^:]+:ec2:[a-z0-9-]+:\d*:snapshot\/snap-[0-9a-f]+$/.test(arn)) return Either.right({ arn, kind: "EBS", matchTag: REPLICA_TAGS.sourceArn, resourceId: undefined })
+  return Either.left(
+    `--source "${arn}" is neither a DB instance or DB snapshot ARN (arn:aws:rds:<region>:<account>:db:<id>, ...:snapshot:<id>), an Aurora DB cluster or cluster snapshot ARN (...:cluster:<id>, ...:cluster-snapshot:<id>), nor an EBS volume or snapshot ARN`
+  )
 }
 
 const globalsOf = (values: { readonly stack?: string | undefined; readonly progress?: boolean | undefined }): GlobalOptions => ({
@@ -250,7 +301,64 @@ export const parseCommandLine = (argv: ReadonlyArray<string>): Either.Either<Inv
         })
         if (values.help) return helpOnly(HELP["failover"] ?? "")
         yield* noPositionals(name, positionals)
-        return { command: yield* failoverCommandOf(values), options: globalsOf(values) }
+        if (values.source === undefined) {
+          return yield* Either.left(
+            new UsageError({ message: "--source <arn of the protected DB instance, Aurora cluster, volume or one of their snapshots> is required", command: name })
+          )
+        }
+        const source = yield* Either.mapLeft(parseFailoverSource(values.source), (reason) => new UsageError({ message: reason, command: name }))
+        if (source.kind === "EBS" && values.zone === undefined) {
+          return yield* Either.left(new UsageError({ message: "an EBS source needs --zone <availability zone> for the new volume", command: name }))
+        }
+        if (values["external-id"] !== undefined && values["role-arn"] === undefined) {
+          return yield* Either.left(new UsageError({ message: "--external-id is only used with --role-arn", command: name }))
+        }
+        if (values["role-arn"] !== undefined && !/^arn:[^:]+:iam::\d{12}:role\/.+$/.test(values["role-arn"])) {
+          return yield* Either.left(new UsageError({ message: `--role-arn "${values["role-arn"]}" is not an IAM role ARN`, command: name }))
+        }
+        const newId = values["new-instance-id"]
+        const longestId = longestNewId(source.kind)
+        if (newId !== undefined && !new RegExp(`^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,${longestId - 1}}$`).test(newId)) {
+          return yield* Either.left(
+            new UsageError({
+              message: `--new-instance-id "${newId}" is not a ${source.kind === "Aurora" ? "DB cluster" : "DB instance"} identifier (a letter, then letters, digits and single hyphens, at most ${longestId})`,
+              command: name
+            })
+          )
+        }
+        if (newId !== undefined && newId.endsWith("-")) {
+          return yield* Either.left(new UsageError({ message: `--new-instance-id "${newId}" must not end with a hyphen`, command: name }))
+        }
+        const subnetGroup = values["db-subnet-group"]
+        const groups = (values["security-group-ids"] ?? "").split(",").map((id) => id.trim()).filter((id) => id !== "")
+        if (source.kind === "EBS" && (subnetGroup !== undefined || groups.length > 0)) {
+          return yield* Either.left(
+            new UsageError({ message: "--db-subnet-group and --security-group-ids are for a DB instance or cluster; a volume has no network of its own", command: name })
+          )
+        }
+        if (subnetGroup !== undefined && !/^[A-Za-z0-9 ._-]{1,255}$/.test(subnetGroup)) {
+          return yield* Either.left(new UsageError({ message: `--db-subnet-group "${subnetGroup}" is not a DB subnet group name`, command: name }))
+        }
+        const badGroup = groups.find((id) => !/^sg-[0-9a-f]{8,17}$/.test(id))
+        if (badGroup !== undefined) {
+          return yield* Either.left(new UsageError({ message: `--security-group-ids: "${badGroup}" is not a security group id (sg-...)`, command: name }))
+        }
+        return {
+          command: {
+            _tag: "Failover",
+            source,
+            instanceClass: values["instance-class"] ?? (source.kind === "Aurora" ? "db.t4g.medium" : "db.t4g.micro"),
+            newInstanceId: newId,
+            dbSubnetGroup: subnetGroup,
+            securityGroupIds: groups,
+            region: values.region,
+            zone: values.zone,
+            roleArn: values["role-arn"],
+            externalId: values["external-id"],
+            json: values.json === true
+          },
+          options: globalsOf(values)
+        }
       }
       default:
         return yield* Either.left(new UsageError({ message: `unknown command "${name}" (status, report, replay, verify, restore, failover)` }))

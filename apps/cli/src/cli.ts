@@ -1,7 +1,7 @@
 import { Cause, Console, Effect, Either, Exit, Layer, Option } from "effect"
 import { parseCommandLine, type Command, type Invocation } from "./args"
 import { EXIT, describeError, type CliError } from "./errors"
-import { failoverCommand } from "./failover"
+import { FailoverAccess, failoverCommand } from "./failover/command"
 import { Progress } from "./progress"
 import { replayCommand } from "./replay"
 import { reportCommand } from "./report"
@@ -26,7 +26,7 @@ const commandEffect = (command: Exclude<Command, { readonly _tag: "Help" }>): Ef
     case "RestoreSnapshot":
       return restoreSnapshotCommand(command.archive)
     case "Failover":
-      return failoverCommand(command)
+      return failoverCommand(command).pipe(Effect.provide(FailoverAccess))
   }
 }
 
@@ -39,7 +39,7 @@ export const runInvocation = (invocation: Invocation, environment: Readonly<Reco
       return
     }
     const stack = options.stackFile === undefined ? stackFromEnvironment(environment) : yield* stackFromFile(options.stackFile)
-    yield* commandEffect(command).pipe(Effect.provide(Layer.mergeAll(stackLayer(stack, environment), Progress.layer(stderr, options.progress))))
+    yield* commandEffect(command).pipe(Effect.provide(Layer.mergeAll(stackLayer(stack), Progress.layer(stderr, options.progress))))
   })
 
 /**

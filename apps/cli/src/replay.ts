@@ -158,7 +158,6 @@ export const replayCommand = (request: ReplayRequest) =>
   Effect.scoped(
     Effect.gen(function* () {
       const events = yield* EventBridge
-      const stack = yield* Stack
       const progress = yield* Progress
       const busName = yield* requireName("busName")
       const busArn = yield* busArnOf(busName)
@@ -180,9 +179,6 @@ export const replayCommand = (request: ReplayRequest) =>
         )
       )
       yield* Console.error(`replay ${name} of ${archiveArn} into ${busName} started`)
-      if (Option.isSome(stack.endpoint)) {
-        yield* Console.error("(the emulator replays every archived event to every rule: the time window and the filters do not apply there)")
-      }
       const window = request.to.getTime() - request.from.getTime()
       const meter = yield* progress.meter(`replay ${name}`, window)
       const described = yield* awsCall("events:DescribeReplay", (abortSignal) => events.send(new DescribeReplayCommand({ ReplayName: name }), { abortSignal })).pipe(

@@ -146,7 +146,7 @@ const isZero = (block: Buffer): boolean => {
 
 class SnapshotNotReady extends Schema.TaggedError<SnapshotNotReady>()("SnapshotNotReady", { state: Schema.String }) {}
 
-/** Waits until the snapshot is completed (at once on the emulator; minutes on AWS). */
+/** Waits until the snapshot is completed (minutes on AWS), at most an hour. */
 const waitCompleted = (snapshotId: string) =>
   Effect.gen(function* () {
     const ec2 = yield* Ec2
@@ -177,7 +177,7 @@ const readBack = (snapshotId: string, manifestFile: string, imageBytes: number) 
       blocks.push(...(page.Blocks ?? []))
       token = page.NextToken
     } while (token !== undefined)
-    // AWS lists in index order; the emulator in the order the blocks were put.
+    // The check reads in index order, which not every EBS endpoint lists in.
     blocks.sort((left, right) => (left.BlockIndex ?? 0) - (right.BlockIndex ?? 0))
     const check = new RawImageCheck(rawRanges(readLines(manifestFile)), imageBytes)
     const problems = new ProblemList()

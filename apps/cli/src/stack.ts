@@ -6,7 +6,10 @@ import { StackNotFound } from "./errors"
 /** Where the stack is and what its shared resources are called; any name may be unknown. */
 export interface StackShape {
   readonly region: string
-  /** The emulator's URL; none means real AWS. */
+  /**
+   * The endpoint the stack file names, given to every client as it is; none leaves the endpoint
+   * to the SDK's own settings (AWS_ENDPOINT_URL, the profile), which default to AWS's.
+   */
   readonly endpoint: Option.Option<string>
   readonly busName: Option.Option<string>
   readonly busArn: Option.Option<string>
@@ -60,13 +63,16 @@ export const stackFromFile = (file: string) =>
     return stack
   })
 
-/** The stack as the services see it: the same environment variables. */
+/**
+ * The stack as the services see it: the same environment variables. The endpoint and the
+ * credentials are the SDK's to read (AWS_ENDPOINT_URL, AWS_PROFILE, ...), as for any AWS client.
+ */
 export const stackFromEnvironment = (environment: Readonly<Record<string, string | undefined>>): StackShape => ({
   region: nonEmpty(environment["AWS_REGION"]).pipe(
     Option.orElse(() => nonEmpty(environment["AWS_DEFAULT_REGION"])),
     Option.getOrElse(() => "us-east-1")
   ),
-  endpoint: nonEmpty(environment["BACKUP_ACTIONS_AWS_ENDPOINT"]),
+  endpoint: Option.none(),
   busName: nonEmpty(environment["BACKUP_ACTIONS_BUS"]),
   busArn: Option.none(),
   archiveName: nonEmpty(environment["BACKUP_ACTIONS_ARCHIVE"]),
@@ -89,32 +95,18 @@ export const requireName = (name: keyof typeof ENVIRONMENT_NAMES) =>
       onNone: () =>
         Effect.fail(
           new StackNotFound({
-            message: `no stack found: set ${ENVIRONMENT_NAMES[name]} (and BACKUP_ACTIONS_AWS_ENDPOINT for the emulator, AWS_REGION) or pass --stack <file> (\`npm start\` writes .local/stack.json)`
+            message: `no stack found: set ${ENVIRONMENT_NAMES[name]} (and AWS_REGION) or pass --stack <file> (\`npm start\` writes .local/stack.json)`
           })
         )
     })
   )
 
-/**
- * The emulator takes any credentials; when none are in the environment, these keep the SDK's
- * provider chain from failing. Against AWS (no endpoint) the chain is used as it is.
- */
-const LOCAL_CREDENTIALS = { accessKeyId: "testing", secretAccessKey: "testing" } as const
-
-/** AWS client settings for a stack. */
-export const awsConfigFor = (stack: StackShape, environment: Readonly<Record<string, string | undefined>>) =>
-  AwsConfig.layer({
-    region: stack.region,
-    endpoint: stack.endpoint,
-    credentials:
-      Option.isSome(stack.endpoint) && nonEmpty(environment["AWS_ACCESS_KEY_ID"])._tag === "None" && nonEmpty(environment["AWS_PROFILE"])._tag === "None"
-        ? Option.some(LOCAL_CREDENTIALS)
-        : Option.none()
-  })
+/** AWS client settings for a stack: its region and endpoint; credentials from the SDK's default provider chain. */
+export const awsConfigFor = (stack: StackShape) => AwsConfig.layer({ region: stack.region, endpoint: stack.endpoint })
 
 /** The clients the commands use, from one stack description. */
-export const stackLayer = (stack: StackShape, environment: Readonly<Record<string, string | undefined>>) =>
+export const stackLayer = (stack: StackShape) =>
   Layer.mergeAll(S3.Live, Ebs.Live, Ec2.Live, DynamoDb.Live, EventBridge.Live).pipe(
-    Layer.provideMerge(awsConfigFor(stack, environment)),
+    Layer.provideMerge(awsConfigFor(stack)),
     Layer.merge(Layer.succeed(Stack, stack))
   )

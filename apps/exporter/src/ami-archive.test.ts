@@ -15,10 +15,9 @@ import {
 import { Effect, Layer } from "effect"
 import { Ec2, S3, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
-import { EMULATOR_CREDENTIALS, EMULATOR_REGION, emulatorAwsConfig, emulatorClients, startEmulator, type Emulator } from "@backup-actions/local"
+import { EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalRecoveryPoints, emulatorAwsConfig, emulatorClients, startEmulator, type Emulator } from "@backup-actions/local"
 import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { archiveStoredImage } from "./ami-store"
-import { ExporterRecoveryPointsLive } from "./recovery-points"
 import { deleteExportedSource } from "./source-deletion"
 import { subjectFor } from "./test-subjects"
 
@@ -39,7 +38,7 @@ const layer = () => {
   const clients = Layer.merge(emulatorClients(emulator.endpoint), emulatorAwsConfig(emulator.endpoint))
   return Layer.mergeAll(
     clients,
-    Layer.provide(ExporterRecoveryPointsLive, clients),
+    Layer.provide(LocalRecoveryPoints, clients),
     makeMemoryLedger().layer,
     ServiceSettings.layer({ busName: "bus", artifactBucket: "artifacts", ledgerTable: "ledger", queueUrl: "q", deadLetterQueueUrl: "dlq", workDir: "/tmp" })
   )

@@ -70,9 +70,9 @@ const checksumField = (checksum: Checksum | undefined, algorithm: ChecksumAlgori
 
 /**
  * The checksum S3 keeps over the whole object, if it keeps one: a composite checksum (over
- * parts of unknown size) cannot be recomputed for a copy, so it does not count. (The
- * emulator reports a composite checksum without its type or "-<parts>" suffix; a copy of
- * such an object then fails verification, which keeps the source.)
+ * parts of unknown size) cannot be recomputed for a copy, so it does not count. (An
+ * S3-compatible store may report a composite checksum without its type or "-<parts>" suffix;
+ * a copy of such an object then fails verification, which keeps the source.)
  */
 export const fullObjectChecksumOf = (checksum: Checksum | undefined): StoredChecksum | undefined => {
   if (checksum?.ChecksumType === "COMPOSITE") return undefined
@@ -99,8 +99,9 @@ export interface MovedImage {
 const copySource = (bucket: string, key: string): string => `${bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`
 
 /**
- * Size, storage class and checksum (with its type, on AWS). HeadObject with checksum mode:
- * the emulator's GetObjectAttributes leaves out the size and the class.
+ * Size, storage class and checksum (with its type, where the store gives it). HeadObject with
+ * checksum mode rather than GetObjectAttributes, which an S3-compatible store may answer without
+ * the size and the class.
  */
 const attributesOf = (bucket: string, key: string) =>
   Effect.flatMap(S3, (s3) =>

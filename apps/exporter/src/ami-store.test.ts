@@ -49,7 +49,7 @@ const setup = () => {
   const layer = Layer.mergeAll(
     Layer.succeed(Ec2, ec2),
     Layer.succeed(S3, s3),
-    Layer.provide(RecoveryPoints.viaBackup, Layer.succeed(Backup, backup)),
+    Layer.provide(RecoveryPoints.Live, Layer.succeed(Backup, backup)),
     makeMemoryLedger().layer,
     ServiceSettings.layer({ busName: "bus", artifactBucket: "artifacts", ledgerTable: "ledger", queueUrl: "q", deadLetterQueueUrl: "dlq", workDir: "/tmp" })
   )

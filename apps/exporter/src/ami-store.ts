@@ -1,10 +1,10 @@
 import { CreateStoreImageTaskCommand, DescribeStoreImageTasksCommand, type Image, type StoreImageTaskResult } from "@aws-sdk/client-ec2"
 import { HeadObjectCommand } from "@aws-sdk/client-s3"
 import { Clock, Effect } from "effect"
-import { Ec2, RecoveryPoints, S3, awsCall } from "@backup-actions/aws"
+import { Ec2, RecoveryPoints, S3, awsCall, deleteImage, findImage } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { failed, succeeded, type StepResult } from "@backup-actions/ledger"
-import { BACKUP_SOURCE_TAG, deleteImage, describeImage, findImage, instanceIdOf, tagsOf } from "./ami-image"
+import { BACKUP_SOURCE_TAG, describeImage, instanceIdOf, tagsOf } from "./ami-image"
 import { moveVerified, storedImageKey } from "./ami-archive"
 import { parseAmiArn } from "./arns"
 import { exportMonitorSchedule } from "./dynamodb-native"
@@ -86,10 +86,10 @@ export const startOrAdoptStoreTask = (imageId: string, bucket: string, recoveryP
 
 /**
  * Deletes a verified AMI source and says what it left: an AWS Backup recovery point through
- * Backup (which deregisters the AMI and deletes its snapshots; the emulator's layer does that
- * itself), an AMI of our own by deregistering it and deleting its snapshots. An AMI that is
- * already gone (a lost reply to an earlier deletion) counts as deleted. An AMI that AWS Backup
- * made but that came without its vault (the sweep) is kept: only Backup may delete it.
+ * RecoveryPoints (AWS Backup deregisters the AMI and deletes its snapshots), an AMI of our own
+ * by deregistering it and deleting its snapshots. An AMI that is already gone (a lost reply to
+ * an earlier deletion) counts as deleted. An AMI that AWS Backup made but that came without its
+ * vault (the sweep) is kept: only Backup may delete it.
  */
 export const deleteAmiSource = (subject: Pick<ExportSubject, "recoveryPointArn" | "backupVaultName">) =>
   Effect.gen(function* () {

@@ -47,7 +47,7 @@ const describeTable = (table: string) =>
     awsCall("dynamodb:DescribeTable", (abortSignal) => dynamodb.send(new DescribeTableCommand({ TableName: table }), { abortSignal }))
   ).pipe(Effect.map((result) => result.Table))
 
-/** Waits with a growing, jittered interval: at once on the emulator, up to hours for a large table on AWS. */
+/** Waits with a growing, jittered interval: seconds for a small table, up to hours for a large one. */
 const waitUntilActive = (table: string) =>
   Effect.gen(function* () {
     const description = yield* describeTable(table)

@@ -1,1 +1,2 @@
-export { subscriptions, ExporterLive } from "./service"
+export { subscriptions, ExporterLive, ExporterServices, ExporterClients } from "./service"
+export { exporterProcess } from "./process"

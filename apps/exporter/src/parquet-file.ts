@@ -65,10 +65,6 @@ class HashingFileWriter extends ByteWriter {
     await this.handle.write(chunk)
     this.index = 0
   }
-
-  override finish(): Promise<void> {
-    return this.flush()
-  }
 }
 
 async function* spooledItems(files: ReadonlyArray<string>): AsyncGenerator<{ readonly item: WireItem; readonly bytes: number }> {
@@ -127,6 +123,8 @@ const writeFile = async (
     }
     await closeGroup()
     await parquet.finish()
+    // The footer is in the buffer now: ByteWriter's finish() is typed to return nothing, so the last flush is ours.
+    await writer.flush()
     return { file: target, bytes: writer.offset, rows, rowGroups, sha256: writer.hash.digest("base64") }
   } finally {
     await handle.close()

@@ -12,7 +12,7 @@ import {
   Sqs,
   recoveryPointFacts,
   recoveryPointSubject,
-  type RecoveryPoints
+  RecoveryPoints
 } from "@backup-actions/aws"
 import { AmiSweepDue, ExportCompleted, RecoveryPointStateChange, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, exportPlanFor, mayApply, needsTags } from "@backup-actions/config"
@@ -28,7 +28,6 @@ import { NotExportable, describeExportFailure, type ExportFailure } from "./erro
 import { baseDetail, exportAction, failedExport, kindOf, type ExportDetail, type ExportKind, type ExportSubject } from "./outcome"
 import { deleteExportedSource } from "./source-deletion"
 import { exportRdsSnapshot } from "./rds-export"
-import { ExporterRecoveryPointsLive } from "./recovery-points"
 
 /** What the exports need from the service's layer. */
 type ExportContext = DynamoDb | S3 | Rds | Kms | Ec2 | ServiceSettings | RecoveryPoints
@@ -166,12 +165,16 @@ export const onAmiSweepDue = (_event: EventOf<typeof AmiSweepDue>) =>
 
 export const subscriptions = subscriptionSet(subscribeTo(ROUTES.exporter.recoveryPoints, onRecoveryPoint), subscribe(AmiSweepDue, onAmiSweepDue))
 
-/** The exporter's own services over clients and settings given from outside, so tests can point them at the emulator. */
-export const ExporterServices = Layer.mergeAll(Ledger.Live, Publisher.Live, ExporterRecoveryPointsLive, ProtectedResources.Live)
+/**
+ * The exporter's own services. What differs off AWS (RecoveryPoints) is left to the assembly:
+ * ExporterLive gives AWS's, another assembly its own.
+ */
+export const ExporterServices = Layer.mergeAll(Ledger.Live, Publisher.Live, ProtectedResources.Live)
 
-/** Everything the exporter's handlers need, from the environment. */
-export const ExporterLive = ExporterServices.pipe(
-  // The clients this service calls and no others: a smaller bundle, a faster cold start.
-  Layer.provideMerge(Layer.mergeAll(Backup.Live, S3.Live, DynamoDb.Live, Ec2.Live, Kms.Live, Rds.Live, Sqs.Live, EventBridge.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
+/** The clients this service calls and no others (a smaller bundle, a faster cold start), and its settings and policy, from the environment. */
+export const ExporterClients = Layer.mergeAll(Backup.Live, S3.Live, DynamoDb.Live, Ec2.Live, Kms.Live, Rds.Live, Sqs.Live, EventBridge.Live, ServiceSettings.fromEnv, PolicySource.fromEnv).pipe(
   Layer.provideMerge(AwsConfig.fromEnv)
 )
+
+/** Everything the exporter's handlers need on AWS, from the environment. */
+export const ExporterLive = ExporterServices.pipe(Layer.provideMerge(RecoveryPoints.Live), Layer.provideMerge(ExporterClients))

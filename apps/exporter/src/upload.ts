@@ -46,8 +46,8 @@ const sha256OfRange = (file: string, start: number, end: number) =>
   })
 
 /**
- * S3 reports a multipart object's composite checksum as "<base64>-<parts>"; the emulator
- * leaves off the suffix, which then is not compared.
+ * S3 reports a multipart object's composite checksum as "<base64>-<parts>"; an S3-compatible
+ * store may leave off the suffix, which then is not compared.
  */
 export const sameChecksum = (stored: string | undefined, computed: string): boolean =>
   stored !== undefined && (stored === computed || (computed.includes("-") && stored === computed.split("-")[0]))

@@ -1,6 +1,6 @@
 import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
-import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, statementsOf, synthesizeService, testDeployConfig } from "@backup-actions/deploy"
+import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, statementsOf, synthesizeService, testDeployConfig } from "@backup-actions/deploy/testing"
 import { reporterStack } from "./deploy"
 
 describe("the reporter's stack", () => {

@@ -1,1 +1,2 @@
 export { subscriptions, ReporterLive } from "./service"
+export { reporterProcess } from "./process"

@@ -1,4 +1,5 @@
-import { runServiceMain, visibilityFromEnv } from "@backup-actions/consumer"
-import { ReporterLive, subscriptions } from "./service"
+import { runServiceProcess } from "@backup-actions/consumer"
+import { reporterProcess } from "./process"
+import { ReporterLive } from "./service"
 
-runServiceMain(subscriptions, { service: "reporter", concurrency: 4, visibilityTimeoutSeconds: visibilityFromEnv(60) }, ReporterLive)
+runServiceProcess(reporterProcess, ReporterLive)

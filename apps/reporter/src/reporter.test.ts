@@ -20,7 +20,8 @@ import {
 } from "@backup-actions/local"
 import { OutcomeBook } from "./book"
 import { renderInChromium } from "./browser-check"
-import { AwsBackupJobsSection, archiveEvent, exportEvent, jobEntryOf, replicaEvent } from "@backup-actions/reports"
+import { AwsBackupJobsSection, jobEntryOf } from "@backup-actions/reports"
+import { archiveEvent, exportEvent, replicaEvent } from "@backup-actions/reports/testing"
 import {
   backupJobAborted,
   backupJobCompleted,
@@ -36,7 +37,7 @@ import {
 import { AwsBackupJobBook } from "./job-book"
 import { Notifier } from "./notifier"
 import { ReportStore } from "./report-store"
-import { ReporterSettings, onDigestDue, onOutcome, onReportDue, subscriptions } from "./service"
+import { ReporterSettings, onOutcome, onReportDue, subscriptions } from "./service"
 
 let emulator: Emulator
 beforeAll(async () => {
@@ -143,69 +144,6 @@ describe("the reporter on the emulator", () => {
         json.entries.filter((entry) => entry.action === "archive:direct").map((entry) => entry.status),
         ["succeeded"]
       )
-    }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
-  )
-
-  it.live("writes no run report while newer outcomes are still coming in", () =>
-    Effect.gen(function* () {
-      // Prepare
-      const local = yield* reporterStack("report-busy")
-      yield* onOutcome(archiveEvent({ snapshot: "snap-3", time: "2026-11-22T08:00:00Z" })).pipe(Effect.provide(local.layer))
-      yield* onOutcome(archiveEvent({ snapshot: "snap-4", time: "2026-11-22T08:00:01Z" })).pipe(Effect.provide(local.layer))
-      const due = yield* Effect.forEach(yield* drainAfterDelay(local), (body) => Schema.decodeUnknown(ReportDueBody)(body))
-      const first = Math.min(...due.map((message) => message.detail.recordedAt))
-      // Act: only the older report-due message arrives
-      yield* onReportDue({ detail: { recordedAt: first } }).pipe(Effect.provide(local.layer))
-      // Assess
-      assert.strictEqual(due.length, 2)
-      assert.strictEqual((yield* local.reports.drain(1)).length, 0)
-    }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
-  )
-
-  it.live("reports a run that never goes quiet once its oldest unreported outcome has waited the longest wait", () =>
-    Effect.gen(function* () {
-      // Prepare: a reporter that waits at most one second; three outcomes, the last two over a second after the first
-      const local = yield* reporterStack("report-stream", 1)
-      yield* onOutcome(archiveEvent({ snapshot: "snap-5", time: "2026-11-22T09:00:00Z" })).pipe(Effect.provide(local.layer))
-      yield* Effect.sleep("1200 millis")
-      yield* onOutcome(archiveEvent({ snapshot: "snap-6", time: "2026-11-22T09:00:01Z" })).pipe(Effect.provide(local.layer))
-      yield* onOutcome(archiveEvent({ snapshot: "snap-7", time: "2026-11-22T09:00:02Z" })).pipe(Effect.provide(local.layer))
-      const due = (yield* Effect.forEach(yield* drainAfterDelay(local), (body) => Schema.decodeUnknown(ReportDueBody)(body)))
-        .map((message) => message.detail.recordedAt)
-        .sort((a, b) => a - b)
-      // Act: the first outcome's message arrives (not yet overdue), then the second's (overdue, newer ones still coming)
-      yield* onReportDue({ detail: { recordedAt: due[0] ?? 0 } }).pipe(Effect.provide(local.layer))
-      const whileBusy = yield* local.reports.drain(1)
-      yield* onReportDue({ detail: { recordedAt: due[1] ?? 0 } }).pipe(Effect.provide(local.layer))
-      const overdue = yield* Effect.forEach(yield* local.reports.drain(2), (body) => Schema.decodeUnknown(PublishedReport)(body))
-      // Act: the last one arrives once the run went quiet
-      yield* onReportDue({ detail: { recordedAt: due[2] ?? 0 } }).pipe(Effect.provide(local.layer))
-      const quiet = yield* Effect.forEach(yield* local.reports.drain(2), (body) => Schema.decodeUnknown(PublishedReport)(body))
-      // Assess: nothing while the wait was short, then the two overdue outcomes, then the rest
-      assert.strictEqual(due.length, 3)
-      assert.strictEqual(whileBusy.length, 0)
-      assert.deepStrictEqual(overdue.map((report) => report.detail.total), [2])
-      assert.deepStrictEqual(quiet.map((report) => report.detail.total), [1])
-    }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
-  )
-
-  it.live("sends the daily digest with the day's totals and publishes the day's report", () =>
-    Effect.gen(function* () {
-      // Prepare
-      const local = yield* reporterStack("report-digest")
-      yield* onOutcome(archiveEvent({ snapshot: "snap-5", time: "2026-11-22T07:00:00Z" })).pipe(Effect.provide(local.layer))
-      yield* onOutcome(archiveEvent({ snapshot: "snap-6", time: "2026-11-22T07:00:01Z", failed: true })).pipe(Effect.provide(local.layer))
-      yield* local.notifications.drain(1)
-      const day = new Date().toISOString().slice(0, 10)
-      // Act
-      yield* onDigestDue({ detail: { day } }).pipe(Effect.provide(local.layer))
-      // Assess
-      const digest = yield* local.notifications.drain(2)
-      assert.strictEqual(digest.length, 1)
-      assert.include(digest[0], `${day}: 2 outcomes, 1 succeeded, 1 failed`)
-      const published = yield* Effect.forEach(yield* local.reports.drain(2), (body) => Schema.decodeUnknown(PublishedReport)(body))
-      assert.deepStrictEqual(published.map((event) => [event.detail.period, event.detail.total, event.detail.failures]), [["day", 2, 1]])
-      assert.strictEqual(published[0]?.detail.html.key, `reports/daily/${day}/report.html`)
     }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
   )
 })
@@ -360,25 +298,6 @@ describe("AWS Backup's own jobs on the emulator", () => {
       assert.strictEqual(notifications.length, 1)
       assert.include(notifications[0]?.Message ?? "", "Job id: 1B234A56-789B-01CD-2A34-4567A08901FD")
       assert.strictEqual((yield* drainAfterDelay(local)).length, 0)
-    }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
-  )
-
-  it.live("lists the day's AWS Backup jobs and their failures in the daily digest", () =>
-    Effect.gen(function* () {
-      // Prepare
-      const local = yield* reporterStack("jobs-digest")
-      yield* Effect.forEach([backupJobCompleted, restoreJobFailed], deliver, { discard: true }).pipe(Effect.provide(local.layer))
-      yield* local.notifications.drain(1)
-      const day = new Date().toISOString().slice(0, 10)
-      // Act
-      yield* onDigestDue({ detail: { day } }).pipe(Effect.provide(local.layer))
-      // Assess
-      const digest = yield* messagesOf(yield* local.notifications.drain(2))
-      assert.strictEqual(digest.length, 1)
-      assert.include(digest[0]?.Subject ?? "", "1 AWS Backup jobs failed")
-      assert.include(digest[0]?.Message ?? "", "AWS Backup jobs: 2 ended, 1 failed.")
-      assert.include(digest[0]?.Message ?? "", "- restore job 1B234A56-789B-01CD-2A34-4567A08901FD FAILED")
-      assert.include(digest[0]?.Message ?? "", "AWS Backup does not permit attaching a new instance profile")
     }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
   )
 

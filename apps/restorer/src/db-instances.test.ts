@@ -4,6 +4,7 @@ import { DescribeParametersCommand, GetParameterCommand, PutParameterCommand, SS
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Fiber, Layer, Redacted, TestClock } from "effect"
 import { Rds, Ssm, awsCall } from "@backup-actions/aws"
+import { RESTORED_PASSWORD_PATH, instanceIdOfRestoredPassword, restoredPasswordParameter } from "@backup-actions/config"
 import { type Emulator, emulatorClients, startEmulator } from "@backup-actions/local"
 import {
   PASSWORD_LENGTH,
@@ -12,8 +13,6 @@ import {
   dumpInstanceId,
   dumpableSnapshot,
   generateMasterPassword,
-  instanceIdOfParameter,
-  passwordParameterName,
   restoreInstance,
   setMasterPassword,
   sweepRestoredInstances,
@@ -62,7 +61,7 @@ const createSnapshot = (instanceId: string, engine = "postgres") =>
 const putPassword = (instanceId: string) =>
   Effect.flatMap(Ssm, (ssm) =>
     awsCall("ssm:PutParameter", (abortSignal) =>
-      ssm.send(new PutParameterCommand({ Name: passwordParameterName(instanceId), Type: "SecureString", Value: "not-a-real-password" }), { abortSignal })
+      ssm.send(new PutParameterCommand({ Name: restoredPasswordParameter(instanceId), Type: "SecureString", Value: "not-a-real-password" }), { abortSignal })
     )
   )
 
@@ -90,11 +89,12 @@ describe("master passwords of restored instances", () => {
 
   it("live in a parameter named after the instance, from which the instance id reads back", () => {
     // Act
-    const name = passwordParameterName("ba-dump-0123456789abcdef0123")
-    // Assess
-    assert.strictEqual(name, "/backup-actions/restored/ba-dump-0123456789abcdef0123/password")
-    assert.strictEqual(instanceIdOfParameter(name), "ba-dump-0123456789abcdef0123")
-    assert.isUndefined(instanceIdOfParameter("/backup-actions/other/ba-dump-1/password"))
+    const name = restoredPasswordParameter("ba-dump-0123456789abcdef0123")
+    // Assess: the path the services' IAM grants name (libs/config)
+    assert.strictEqual(RESTORED_PASSWORD_PATH, "/backup-actions/restored")
+    assert.strictEqual(name, `${RESTORED_PASSWORD_PATH}/ba-dump-0123456789abcdef0123/password`)
+    assert.strictEqual(instanceIdOfRestoredPassword(name), "ba-dump-0123456789abcdef0123")
+    assert.isUndefined(instanceIdOfRestoredPassword("/backup-actions/other/ba-dump-1/password"))
   })
 })
 
@@ -190,7 +190,7 @@ describe("restoring a DB snapshot for a dump on the emulator", () => {
         yield* deleteRestoredInstance("ba-dump-deleteme")
         // Assess
         assert.notInclude(yield* instanceIds, "ba-dump-deleteme")
-        assert.notInclude(yield* parameterNames, passwordParameterName("ba-dump-deleteme"))
+        assert.notInclude(yield* parameterNames, restoredPasswordParameter("ba-dump-deleteme"))
       })
     )
   )
@@ -214,8 +214,8 @@ describe("the leftover sweeper for DB instances", () => {
         assert.includeMembers(ids, ["sweep-fresh-ours", "sweep-old-not-ours"])
         assert.notInclude(ids, "sweep-old-ours")
         const names = yield* parameterNames
-        assert.includeMembers(names, [passwordParameterName("sweep-fresh-ours"), passwordParameterName("sweep-old-not-ours")])
-        assert.notInclude(names, passwordParameterName("sweep-old-ours"))
+        assert.includeMembers(names, [restoredPasswordParameter("sweep-fresh-ours"), restoredPasswordParameter("sweep-old-not-ours")])
+        assert.notInclude(names, restoredPasswordParameter("sweep-old-ours"))
       })
     )
   )
@@ -232,8 +232,8 @@ describe("the leftover sweeper for DB instances", () => {
         yield* sweepRestoredInstances("10 millis")
         // Assess
         const names = yield* parameterNames
-        assert.notInclude(names, passwordParameterName("ba-dump-vanished"))
-        assert.include(names, passwordParameterName("ba-dump-still-here"))
+        assert.notInclude(names, restoredPasswordParameter("ba-dump-vanished"))
+        assert.include(names, restoredPasswordParameter("ba-dump-still-here"))
       })
     )
   )
@@ -266,7 +266,7 @@ describe("restored instance calls, on their exact input", () => {
       assert.deepStrictEqual(order, ["ssm:PutParameter", "rds:ModifyDBInstance"])
       const stored = ssmMock.commandCalls(PutParameterCommand)[0]?.args[0].input
       const modified = rdsMock.commandCalls(ModifyDBInstanceCommand)[0]?.args[0].input
-      assert.strictEqual(name, "/backup-actions/restored/ba-dump-0123/password")
+      assert.strictEqual(name, restoredPasswordParameter("ba-dump-0123"))
       assert.strictEqual(stored?.Name, name)
       assert.strictEqual(stored?.Type, "SecureString")
       assert.isTrue(stored?.Overwrite)

@@ -11,18 +11,11 @@ import {
 import { DeleteParameterCommand, DescribeParametersCommand, PutParameterCommand } from "@aws-sdk/client-ssm"
 import { Clock, Config, Duration, Effect, Option, Redacted, Schedule, Schema } from "effect"
 import { AwsError, Rds, Ssm, awsCall } from "@backup-actions/aws"
+import { RESTORED_PASSWORD_PATH, instanceIdOfRestoredPassword, restoredPasswordParameter } from "@backup-actions/config"
 import { CREATED_AT_TAG, MANAGED_TAG, RECOVERY_POINT_TAG } from "./volumes"
 
 /** Engines whose own dump tool the streamer runs. */
 export const DUMP_ENGINES: ReadonlyArray<string> = ["postgres", "mysql", "mariadb"]
-
-/** Where the master password of a restored instance lives while the instance does. */
-export const PASSWORD_PARAMETER_PATH = "/backup-actions/restored"
-export const passwordParameterName = (instanceId: string): string => `${PASSWORD_PARAMETER_PATH}/${instanceId}/password`
-
-/** The instance id in a parameter name made by `passwordParameterName`, if it is one. */
-export const instanceIdOfParameter = (name: string): string | undefined =>
-  new RegExp(`^${PASSWORD_PARAMETER_PATH}/([^/]+)/password$`).exec(name)?.[1]
 
 /** The DB snapshot identifier in an RDS snapshot ARN (`arn:aws:rds:<region>:<account>:snapshot:<id>`). */
 export const dbSnapshotIdFromArn = (arn: string): string | undefined => /^arn:[^:]+:rds:[^:]*:[^:]*:snapshot:(.+)$/.exec(arn)?.[1]
@@ -167,7 +160,7 @@ export const describeInstance = (instanceId: string) =>
 
 /**
  * Polls with a growing, jittered interval until the instance is available: a restore takes
- * minutes on AWS (at once on the emulator). A state that is not on the way there fails at once.
+ * minutes. A state that is not on the way there fails at once.
  */
 export const waitUntilInstanceAvailable = (instanceId: string) =>
   Effect.gen(function* () {
@@ -196,7 +189,7 @@ export const setMasterPassword = (instanceId: string) =>
     const rds = yield* Rds
     const ssm = yield* Ssm
     const password = yield* generateMasterPassword
-    const parameterName = passwordParameterName(instanceId)
+    const parameterName = restoredPasswordParameter(instanceId)
     yield* awsCall("ssm:PutParameter", (abortSignal) =>
       ssm.send(
         new PutParameterCommand({
@@ -229,7 +222,7 @@ export const deleteRestoredInstance = (instanceId: string) =>
         () => Effect.logInfo(`instance ${instanceId} was already deleted`)
       )
     )
-    yield* awsCall("ssm:DeleteParameter", (abortSignal) => ssm.send(new DeleteParameterCommand({ Name: passwordParameterName(instanceId) }), { abortSignal })).pipe(
+    yield* awsCall("ssm:DeleteParameter", (abortSignal) => ssm.send(new DeleteParameterCommand({ Name: restoredPasswordParameter(instanceId) }), { abortSignal })).pipe(
       Effect.asVoid,
       Effect.catchIf(
         (error) => error.kind === "not-found",
@@ -274,12 +267,12 @@ export const sweepRestoredInstances = (olderThan: Duration.DurationInput) =>
     do {
       const page = yield* awsCall("ssm:DescribeParameters", (abortSignal) =>
         ssm.send(
-          new DescribeParametersCommand({ ParameterFilters: [{ Key: "Path", Option: "Recursive", Values: [PASSWORD_PARAMETER_PATH] }], NextToken: nextToken }),
+          new DescribeParametersCommand({ ParameterFilters: [{ Key: "Path", Option: "Recursive", Values: [RESTORED_PASSWORD_PATH] }], NextToken: nextToken }),
           { abortSignal }
         )
       )
       for (const parameter of page.Parameters ?? []) {
-        const instanceId = instanceIdOfParameter(parameter.Name ?? "")
+        const instanceId = instanceIdOfRestoredPassword(parameter.Name ?? "")
         const modified = parameter.LastModifiedDate?.getTime() ?? now
         if (instanceId !== undefined && !existing.has(instanceId) && !deleted.includes(instanceId) && modified < limit) {
           yield* awsCall("ssm:DeleteParameter", (abortSignal) => ssm.send(new DeleteParameterCommand({ Name: parameter.Name }), { abortSignal })).pipe(

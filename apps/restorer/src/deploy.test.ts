@@ -1,6 +1,6 @@
 import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
-import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
+import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy/testing"
 import { dumpInstanceId } from "./db-instances"
 import { DUMP_INSTANCE_PREFIX, restorerStack } from "./deploy"
 

@@ -1,5 +1,6 @@
 import { Duration } from "aws-cdk-lib"
 import type { Construct } from "constructs"
+import { restoredPasswordsArn } from "@backup-actions/config"
 import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE, ServiceStack, type DeployConfig, type ServiceOverrides } from "@backup-actions/deploy"
 
 /** How the instances the restorer makes are named (db-instances.ts dumpInstanceId): its RDS rights stop at these names. */
@@ -19,7 +20,7 @@ export const restorerStack = (scope: Construct, config: DeployConfig, overrides:
   // (and then deleting it) is not possible, and a restore cannot take another instance's name.
   const dbInstances = `arn:${stack.partition}:rds:${config.region}:${config.account}:db:${DUMP_INSTANCE_PREFIX}*`
   const dbSnapshots = `arn:${stack.partition}:rds:${config.region}:${config.account}:snapshot:*`
-  const passwords = `arn:${stack.partition}:ssm:${config.region}:${config.account}:parameter/backup-actions/restored/*`
+  const passwords = restoredPasswordsArn(stack.partition, config.region, config.account)
   stack.allow(role, ["rds:RestoreDBInstanceFromDBSnapshot"], [dbSnapshots])
   stack.allow(role, ["rds:RestoreDBInstanceFromDBSnapshot", "rds:AddTagsToResource"], [dbInstances], {
     StringEquals: { [`aws:RequestTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE }
@@ -56,7 +57,7 @@ export const restorerStack = (scope: Construct, config: DeployConfig, overrides:
       reason: "Only the instances it names itself: creates them tagged as the project's (aws:RequestTag), modifies or deletes only those (aws:ResourceTag)."
     },
     { resource: `arn:<AWS::Partition>:rds:${config.region}:${config.account}:snapshot:*`, reason: "Any recovery point's DB snapshot may be restored; restoring changes nothing in it." },
-    { resource: `arn:<AWS::Partition>:ssm:${config.region}:${config.account}:parameter/backup-actions/restored/*`, reason: "Only the passwords of the instances it restored, under its own path." },
+    { resource: restoredPasswordsArn("<AWS::Partition>", config.region, config.account), reason: "Only the passwords of the instances it restored, under its own path." },
     { resource: `arn:<AWS::Partition>:ec2:${config.region}:${config.account}:volume/*`, reason: "Creates only volumes tagged as the project's (aws:RequestTag) and deletes only those (ec2:ResourceTag)." },
     { resource: `arn:<AWS::Partition>:ec2:${config.region}::snapshot/*`, reason: "Any recovery point's snapshot may be restored; reading a snapshot into a volume changes nothing." },
     { resource: `arn:<AWS::Partition>:kms:${config.region}:${config.account}:key/*`, reason: "The snapshots' own keys, usable only through EC2 (kms:ViaService)." },

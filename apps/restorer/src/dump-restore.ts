@@ -20,7 +20,8 @@ type RestoreDetail = DetailOf<typeof RestoreCompleted>
 /** The ledger action of restoring a DB instance for a dump. */
 export const RESTORE_DUMP_ACTION = "restore:dump"
 
-export interface DumpRecoveryPoint {
+/** A recovery point with the archive plan decided for it when it arrived (see the restorer's `onRecoveryPoint`). */
+export interface PlannedRecoveryPoint {
   readonly recoveryPointArn: string
   readonly resourceType: string
   readonly backupVaultName: string
@@ -38,7 +39,7 @@ const describeFailure = (error: AwsError | InstanceNotReady): string =>
  * and announce where the streamer can reach it. Whatever fails after the instance was
  * asked for deletes it again; the snapshot itself is never touched.
  */
-export const restoreForDump = (point: DumpRecoveryPoint) =>
+export const restoreForDump = (point: PlannedRecoveryPoint) =>
   Effect.gen(function* () {
     const { recoveryPointArn } = point
     const base = {

@@ -1,7 +1,5 @@
-import { RestoreCompleted } from "@backup-actions/contracts"
-import { outboxRelay, runServiceMain, visibilityFromEnv } from "@backup-actions/consumer"
-import { RestorerLive, subscriptions } from "./service"
+import { runServiceProcess } from "@backup-actions/consumer"
+import { restorerProcess } from "./process"
+import { RestorerLive } from "./service"
 
-// The sweep of leftovers comes as a scheduled "Sweep Due" command, as in AWS. Beside the
-// consumer, the outbox relay announces outcomes whose worker died before announcing them.
-runServiceMain(subscriptions, { service: "restorer", concurrency: 4, visibilityTimeoutSeconds: visibilityFromEnv(120) }, RestorerLive, [outboxRelay(RestoreCompleted)])
+runServiceProcess(restorerProcess, RestorerLive)

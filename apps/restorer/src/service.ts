@@ -13,37 +13,70 @@ import {
   type DetailOf,
   type EventOf
 } from "@backup-actions/contracts"
-import { PolicySource, ROUTES, ServiceSettings, archivePlanFor, mayApply, needsTags } from "@backup-actions/config"
+import { ARCHIVE_MODE_RESOURCE_TYPES, PolicySource, ROUTES, ServiceSettings, archivePlanFor, mayApply, needsTags } from "@backup-actions/config"
 import { Publisher, UnprocessableEvent, requireRecoveryPoint, runStep } from "@backup-actions/consumer"
 import { Ledger, failed, succeeded } from "@backup-actions/ledger"
 import { deleteVolume, restoreVolume, restoreZone, sweepLeftovers } from "./volumes"
 import { deleteRestoredInstance, sweepRestoredInstances } from "./db-instances"
-import { restoreForDump } from "./dump-restore"
+import { restoreForDump, type PlannedRecoveryPoint } from "./dump-restore"
 
 type RestoreDetail = DetailOf<typeof RestoreCompleted>
 
 /** The ledger action of restoring a snapshot to a volume for a volume-mode archive. */
 export const RESTORE_VOLUME_ACTION = "restore:volume"
 
+/** The action named in the idempotency key of a direct-mode plan handed to the streamer, for which nothing is restored. */
+export const DIRECT_HAND_OFF_ACTION = "restore:direct"
+
 /**
- * A completed recovery point whose policy asks for a volume-mode archive (restore it to a
- * volume) or a dump (restore it to a DB instance), by its type, vault, resource and, when a rule
- * asks, the protected resource's tags. An event that names no recovery point is rejected to the
- * DLQ when a rule may ask for either: there is nothing to restore and no ledger key to record a
- * failure under.
+ * Direct mode reads the snapshot itself, so nothing is restored: the plan goes to the streamer
+ * at once, as a Restore Completed whose status says no restore was needed. Only for the
+ * resource types direct mode reads (a rule that lists no types archives directly where it
+ * can). Not a ledger step, since nothing is done here: a redelivered hand-off finds the
+ * streamer's archive step finished.
+ */
+const handOffDirect = (point: PlannedRecoveryPoint) =>
+  Effect.gen(function* () {
+    if (!ARCHIVE_MODE_RESOURCE_TYPES.direct.includes(point.resourceType)) return
+    const publisher = yield* Publisher
+    const { recoveryPointArn } = point
+    const detail: RestoreDetail = {
+      schemaVersion: 1,
+      correlationId: recoveryPointArn,
+      idempotencyKey: `${recoveryPointArn}#${DIRECT_HAND_OFF_ACTION}`,
+      status: "not-needed",
+      resourceType: point.resourceType,
+      backupVaultName: point.backupVaultName,
+      snapshotId: snapshotIdFromArn(recoveryPointArn) ?? "",
+      plan: point.plan
+    }
+    yield* publisher.publish(RestoreCompleted, detail, [recoveryPointArn])
+    yield* Effect.logInfo(`handed the direct-mode plan of rule ${point.plan.rule} for ${recoveryPointArn} to the streamer`)
+  })
+
+/**
+ * The one place where a recovery point's archive plan is decided: by its type, vault, resource
+ * and, when a rule asks, the protected resource's tags, as the policy stands when the point
+ * arrives. The plan then travels in Restore Completed, and the streamer archives by it without
+ * reading the archive rules: were both services to decide, two of them deployed with different
+ * policies (each stack is deployed on its own) could archive a point twice, or not at all.
+ * Volume mode restores the snapshot to a volume, dump mode the DB snapshot to an instance,
+ * direct mode restores nothing and hands the plan on. An event that names no recovery point is
+ * rejected to the DLQ when a rule may ask for an archive: there is nothing to archive and no
+ * ledger key to record a failure under.
  */
 export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>) =>
   Effect.gen(function* () {
     const policy = yield* PolicySource
     const facts = recoveryPointFacts(event)
-    if (!mayApply(policy, "archive", facts, (rule) => rule.archive !== undefined && rule.archive.mode !== "direct")) return
+    if (!mayApply(policy, "archive", facts)) return
     const recoveryPointArn = yield* requireRecoveryPoint(event)
     const point = yield* recoveryPointSubject(event, recoveryPointArn, { lookUpTags: needsTags(policy, "archive", facts) })
     const plan: ArchivePlan | undefined = archivePlanFor(policy, point)
-    if (plan === undefined || plan.mode === "direct") return
-    if (plan.mode === "dump") {
-      return yield* restoreForDump({ recoveryPointArn, resourceType: point.resourceType, backupVaultName: point.vaultName, plan })
-    }
+    if (plan === undefined) return
+    const planned: PlannedRecoveryPoint = { recoveryPointArn, resourceType: point.resourceType, backupVaultName: point.vaultName, plan }
+    if (plan.mode === "direct") return yield* handOffDirect(planned)
+    if (plan.mode === "dump") return yield* restoreForDump(planned)
     const snapshotId = snapshotIdFromArn(recoveryPointArn) ?? ""
     const base = {
       schemaVersion: 1 as const,
@@ -121,7 +154,7 @@ export const subscriptions = subscriptionSet(
   subscribe(SweepDue, onSweepDue)
 )
 
-/** The restorer's own services over clients and settings given from outside, so tests can point them at the emulator. */
+/** The restorer's own services, over whichever clients, settings and policy the caller provides (a process's environment, or a test's). */
 export const RestorerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, ProtectedResources.Live)
 
 /** Everything the restorer's handlers need, from the environment. */

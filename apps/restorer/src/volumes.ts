@@ -88,7 +88,7 @@ export const restoreVolume = (snapshotId: string, recoveryPointArn: string, avai
     return { volumeId, availabilityZone, sizeGiB: created.Size ?? snapshot.VolumeSize ?? 0 }
   })
 
-/** Polls with a growing, jittered interval: seconds on the emulator, minutes for large volumes on AWS. */
+/** Polls with a growing, jittered interval: seconds for a small volume, minutes for a large one. */
 export const waitUntilAvailable = (volumeId: string) =>
   Effect.gen(function* () {
     const ec2 = yield* Ec2

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
+import { statementsOf, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy/testing"
 import { sharerStack } from "./deploy"
 
 describe("the sharer's stack, for Aurora cluster snapshots", () => {

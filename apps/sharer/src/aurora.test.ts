@@ -11,13 +11,13 @@ import {
   type Tag
 } from "@aws-sdk/client-rds"
 import { Effect, Layer, TestClock } from "effect"
-import { awsCall } from "@backup-actions/aws"
+import { AccountAccess, type AccountAccessShape, awsCall } from "@backup-actions/aws"
+import { SharerAccountAccess } from "./accounts"
 import type { ReplicaPlan } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, auroraClusterSnapshot, emulatorAwsConfig, emulatorClients, startEmulator, type Emulator } from "@backup-actions/local"
-import { AccountAccess, type AccountAccessShape } from "./accounts"
 import { replicateClusterSnapshot } from "./aurora"
 import { listDbSources } from "./catch-up"
-import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, DESTINATION_REGION, SOURCE_ACCOUNT, SOURCE_REGION, job, mockAccounts, mockRdsCopies, plan } from "./mock-accounts"
+import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, DESTINATION_REGION, SOURCE_ACCOUNT, SOURCE_REGION, job, mockAccounts, mockRdsCopies, plan } from "./test-accounts"
 import { CopySlots } from "./slots"
 import { MANAGED_BY_TAG } from "./tags"
 
@@ -48,8 +48,11 @@ const onEmulator = () => {
     )
   const recording = Layer.effect(
     AccountAccess,
-    Effect.map(AccountAccess, (live): AccountAccessShape => ({ clients: (target) => Effect.tap(live.clients(target), (clients) => Effect.sync(() => recordRequests(clients.rds))) }))
-  ).pipe(Layer.provide(AccountAccess.Live), Layer.provide(Layer.merge(emulatorClients(emulator.endpoint), emulatorAwsConfig(emulator.endpoint))))
+    Effect.map(AccountAccess, (live): AccountAccessShape => ({
+      ...live,
+      clients: (target) => Effect.tap(live.clients(target), (clients) => Effect.sync(() => recordRequests(clients.rds)))
+    }))
+  ).pipe(Layer.provide(SharerAccountAccess), Layer.provide(Layer.merge(emulatorClients(emulator.endpoint), emulatorAwsConfig(emulator.endpoint))))
   return { rdsRequests, layer: Layer.merge(recording, CopySlots.Live) }
 }
 

@@ -12,14 +12,13 @@ import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge
 import { DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Layer, TestClock } from "effect"
-import { AwsConfig, Backup, DynamoDb, EventBridge, ProtectedResources } from "@backup-actions/aws"
+import { AccountAccess, AwsConfig, Backup, DynamoDb, EventBridge, ProtectedResources } from "@backup-actions/aws"
 import { PolicySource, type Policy } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
 import { emulatorAwsConfig, emulatorClients, provisionService, serviceSettingsFor, startEmulator, type Emulator, type ProvisionedStack } from "@backup-actions/local"
-import { AccountAccess } from "./accounts"
 import { catchUpPlanFor, catchUpReplicas, listDbSources, listEbsSources } from "./catch-up"
-import { DESTINATION_KEY_ARN, SOURCE_ACCOUNT, SOURCE_REGION, mockAccounts, plan } from "./mock-accounts"
+import { DESTINATION_KEY_ARN, SOURCE_ACCOUNT, SOURCE_REGION, mockAccounts, plan } from "./test-accounts"
 
 const SOURCES = 1_000
 const NOW = Date.parse("2026-11-22T12:00:00Z")

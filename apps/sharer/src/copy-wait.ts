@@ -9,8 +9,8 @@ export class CopyFailed extends Schema.TaggedError<CopyFailed>()("CopyFailed", {
 
 /**
  * How the copy is waited for: 5 s, growing by half each time, jittered, at most 2 minutes
- * apart, for at most 24 hours. The emulator completes a copy at once; AWS takes minutes to
- * hours depending on size and distance.
+ * apart, for at most 24 hours. A copy takes minutes to hours, depending on its size and the
+ * distance between the regions.
  */
 export const copyWaitSchedule = Schedule.exponential(Duration.seconds(5), 1.5).pipe(
   Schedule.jittered,

@@ -9,7 +9,7 @@ import {
 import { DescribeKeyCommand } from "@aws-sdk/client-kms"
 import { Effect, Fiber, TestClock } from "effect"
 import { replicateEbsSnapshot } from "./ebs"
-import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, DESTINATION_REGION, SOURCE_REGION, job, mockAccounts, mockDestinationCopies } from "./mock-accounts"
+import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, DESTINATION_REGION, SOURCE_REGION, job, mockAccounts, mockDestinationCopies } from "./test-accounts"
 import { MANAGED_BY_TAG, SOURCE_ARN_TAG, SOURCE_RESOURCE_TAG } from "./tags"
 
 const SOURCE_ID = "snap-0source0000000001"

@@ -1,1 +1,2 @@
-export { subscriptions, SharerLive, onRecoveryPoint } from "./service"
+export { subscriptions, SharerLive, SharerServices, SharerClients, onRecoveryPoint } from "./service"
+export { sharerProcess } from "./process"

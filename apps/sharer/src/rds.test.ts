@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { CopyDBSnapshotCommand, DeleteDBSnapshotCommand, DescribeDBSnapshotsCommand, ModifyDBSnapshotAttributeCommand } from "@aws-sdk/client-rds"
 import { DescribeKeyCommand } from "@aws-sdk/client-kms"
 import { Effect } from "effect"
-import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, SOURCE_ACCOUNT, SOURCE_REGION, job, mockAccounts, mockRdsCopies, plan } from "./mock-accounts"
+import { DESTINATION_ACCOUNT, DESTINATION_KEY_ARN, SOURCE_ACCOUNT, SOURCE_REGION, job, mockAccounts, mockRdsCopies, plan } from "./test-accounts"
 import { dbSnapshotIdentifier, replicateDbSnapshot } from "./rds"
 import { MANAGED_BY_TAG } from "./tags"
 

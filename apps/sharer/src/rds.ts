@@ -7,9 +7,8 @@ import {
   type RDSClient
 } from "@aws-sdk/client-rds"
 import { Clock, Duration, Effect } from "effect"
-import { awsCall, sharerDbSnapshotReplicas, undefinedWhenNotFound, type AwsError, type ReplicaSelector, type TagList } from "@backup-actions/aws"
+import { AccountAccess, awsCall, type AwsError, type RegionClients, type ReplicaSelector, sharerDbSnapshotReplicas, type TagList, undefinedWhenNotFound } from "@backup-actions/aws"
 import { succeeded, type StepResult } from "@backup-actions/ledger"
-import { AccountAccess, type RegionClients } from "./accounts"
 import { CopyFailed, CopyPending, waitUntilCopied } from "./copy-wait"
 import { ageSince, failedReplica, replicaBase, replicaOutcomeOf, type ReplicaDetail, type ReplicaJob } from "./job"
 import { isAwsManagedKey, resolveDestinationKey } from "./keys"

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { DescribeSnapshotsCommand, type DescribeSnapshotsCommandInput } from "@aws-sdk/client-ec2"
 import { Effect, Fiber, TestClock } from "effect"
 import { replicateEbsSnapshot } from "./ebs"
-import { SOURCE_ACCOUNT, job, mockAccounts, mockDestinationCopies, plan } from "./mock-accounts"
+import { SOURCE_ACCOUNT, job, mockAccounts, mockDestinationCopies, plan } from "./test-accounts"
 
 const SNAPSHOTS = 150
 

@@ -1,14 +1,13 @@
 import { Effect, Layer } from "effect"
-import { AwsConfig, Backup, DynamoDb, Ec2, EventBridge, Kms, ProtectedResources, Rds, Sqs, Sts, recoveryPointFacts, recoveryPointSubject } from "@backup-actions/aws"
+import { SharerAccountAccess } from "./accounts"
+import { AwsConfig, Backup, DynamoDb, Ec2, EventBridge, Kms, ProtectedResources, Rds, recoveryPointFacts, recoveryPointSubject, SourceSharing, Sqs, Sts } from "@backup-actions/aws"
 import { RecoveryPointStateChange, ReplicaCatchUpDue, subscribe, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings, mayApply, needsTags, replicaPlanFor } from "@backup-actions/config"
 import { Publisher, requireRecoveryPoint } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
-import { AccountAccess } from "./accounts"
 import { catchUpReplicas } from "./catch-up"
 import type { ReplicaJob } from "./job"
 import { replicateUnderStep } from "./replica-step"
-import { SourceSharing } from "./sharing"
 import { CopySlots } from "./slots"
 
 /** The region and account fields of an ARN (`arn:partition:service:region:account:...`). */
@@ -52,14 +51,17 @@ export const onReplicaCatchUpDue = (event: { readonly detail: { readonly lookBac
 
 export const subscriptions = subscriptionSet(subscribeTo(ROUTES.sharer.recoveryPoints, onRecoveryPoint), subscribe(ReplicaCatchUpDue, onReplicaCatchUpDue))
 
-/** The sharer's own services, over whichever clients, settings and policy the caller provides (a process's environment, or a test's emulator). */
-export const SharerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, CopySlots.Live, SourceSharing.Live, ProtectedResources.Live).pipe(
-  Layer.provideMerge(AccountAccess.Live)
-)
+/**
+ * The sharer's own services, over whichever clients, settings and policy the caller provides.
+ * What differs off AWS (SourceSharing) is left to the assembly: SharerLive gives AWS's, another
+ * assembly its own.
+ */
+export const SharerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, CopySlots.Live, ProtectedResources.Live).pipe(Layer.provideMerge(SharerAccountAccess))
 
-/** Everything the sharer's handler needs, from the environment. */
-export const SharerLive = SharerServices.pipe(
-  // The clients this service calls and no others: a smaller bundle, a faster cold start.
-  Layer.provideMerge(Layer.mergeAll(Ec2.Live, Rds.Live, Kms.Live, Sts.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Backup.Live, ServiceSettings.fromEnv, PolicySource.fromEnv)),
+/** The clients this service calls and no others (a smaller bundle, a faster cold start), and its settings and policy, from the environment. */
+export const SharerClients = Layer.mergeAll(Ec2.Live, Rds.Live, Kms.Live, Sts.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Backup.Live, ServiceSettings.fromEnv, PolicySource.fromEnv).pipe(
   Layer.provideMerge(AwsConfig.fromEnv)
 )
+
+/** Everything the sharer's handler needs on AWS, from the environment. */
+export const SharerLive = SharerServices.pipe(Layer.provideMerge(SourceSharing.Live), Layer.provideMerge(SharerClients))

@@ -11,8 +11,7 @@ export {
   SOURCE_ACCOUNT_TAG,
   SOURCE_ARN_TAG,
   SOURCE_CREATED_AT_TAG,
-  SOURCE_RESOURCE_TAG,
-  STAND_IN_FOR_TAG
+  SOURCE_RESOURCE_TAG
 } from "@backup-actions/contracts"
 
 /** What a replica's tags say about where it came from. */

@@ -7,7 +7,7 @@ import { CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCom
 import { PutParameterCommand } from "@aws-sdk/client-ssm"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
-import { Ebs, RecoveryPoints, S3, Ssm, awsCall } from "@backup-actions/aws"
+import { BlockDevices, Ebs, S3, Ssm, awsCall } from "@backup-actions/aws"
 import type { ArchivePlan } from "@backup-actions/contracts"
 import { Publisher } from "@backup-actions/consumer"
 import { ServiceSettings, type Policy } from "@backup-actions/config"
@@ -15,7 +15,6 @@ import { LeaseLost, Ledger } from "@backup-actions/ledger"
 import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { EMULATOR_REGION, startServiceHarness, type ServiceHarness } from "@backup-actions/local"
 import { archiveToS3, fragmentKey } from "./archive-pipeline"
-import { BlockDevices } from "./block-devices"
 import { archiveDirect } from "./direct"
 import { archiveDump, dumpKeys } from "./dump"
 import { exitedCleanly, run, STREAMING_TOOL } from "./exec"
@@ -50,7 +49,7 @@ const imageBlockDevices = Layer.succeed(BlockDevices, {
 })
 
 const policy: Policy = { rules: [] }
-const streamerLayer = () => harness.layer(Layer.mergeAll(Ledger.Live, Publisher.Live, RecoveryPoints.Live, imageBlockDevices), policy)
+const streamerLayer = () => harness.layer(Layer.mergeAll(Ledger.Live, Publisher.Live, imageBlockDevices), policy)
 
 const plan: ArchivePlan = { rule: "test", mode: "volume", compression: "zstd", deleteSourceAfterVerify: false }
 

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto"
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
-import { Cause, Chunk, Effect, Either, Exit, Option, Predicate, Schema, type Scope } from "effect"
+import { Cause, Chunk, Effect, Either, Exit, Option, ParseResult, Predicate, Schema, type Scope } from "effect"
 import { S3, awsCall, toAwsError, type AwsError } from "@backup-actions/aws"
 import type { Compression } from "@backup-actions/contracts"
 import type { Claim, LeaseLost, UploadProgress } from "@backup-actions/ledger"
@@ -108,6 +108,19 @@ const JournalEntry = Schema.parseJson(
 )
 const decodeJournal = Schema.decodeUnknownEither(JournalEntry)
 
+/**
+ * The journal entry beside a part, which S3 returned, cannot be trusted: it does not read as
+ * an entry, or it is another part's. Nothing failed at AWS; the upload cannot be resumed.
+ */
+export class UploadJournalInvalid extends Schema.TaggedError<UploadJournalInvalid>()("UploadJournalInvalid", {
+  partNumber: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `the journal of part ${this.partNumber} ${this.reason}`
+  }
+}
+
 /** The journal entry written beside a part: its first line. */
 const readJournal = (target: UploadTarget, partNumber: number) =>
   Effect.flatMap(S3, (s3) =>
@@ -118,11 +131,11 @@ const readJournal = (target: UploadTarget, partNumber: number) =>
   ).pipe(
     Effect.flatMap((text) =>
       Either.match(decodeJournal(text.split("\n")[0] ?? ""), {
-        onLeft: () => Effect.fail(toAwsError("s3:GetObject")(new Error(`the journal of part ${partNumber} is unreadable`))),
-        onRight: (entry): Effect.Effect<UploadedPart, AwsError> =>
+        onLeft: (error) => Effect.fail(new UploadJournalInvalid({ partNumber, reason: `is unreadable: ${ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s*\n\s*/g, " ")}` })),
+        onRight: (entry): Effect.Effect<UploadedPart, UploadJournalInvalid> =>
           entry.partNumber === partNumber
             ? Effect.succeed({ partNumber, etag: entry.etag, sha256: entry.sha256, size: entry.size })
-            : Effect.fail(toAwsError("s3:GetObject")(new Error(`the journal of part ${partNumber} names part ${entry.partNumber}`)))
+            : Effect.fail(new UploadJournalInvalid({ partNumber, reason: `names part ${entry.partNumber}` }))
       })
     )
   )
@@ -181,7 +194,10 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
         Array.from({ length: recorded.partsDone }, (_, index) => index + 1),
         (partNumber) => readJournal(target, partNumber),
         { concurrency: 8 }
-      ).pipe(Effect.option)
+      ).pipe(
+        Effect.tapError((error) => Effect.logWarning(`upload ${recorded.uploadId}: ${error.message}`)),
+        Effect.option
+      )
       const resumable = Option.flatMap(Option.all([stored, journal]), ([parts, journaled]) => {
         const matches = journaled.every((entry, index) => {
           const held = parts[index]

@@ -1,6 +1,6 @@
 import { Match } from "aws-cdk-lib/assertions"
 import { assert, describe, it } from "@effect/vitest"
-import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy"
+import { iamCoverageProblems, ownershipTagProblems, serviceStackProblems, synthesizeService, testDeployConfig, testImage } from "@backup-actions/deploy/testing"
 import { streamerStack } from "./deploy"
 
 describe("the streamer's stack", () => {

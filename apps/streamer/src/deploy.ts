@@ -4,6 +4,7 @@ import * as ec2 from "aws-cdk-lib/aws-ec2"
 import * as ecs from "aws-cdk-lib/aws-ecs"
 import * as iam from "aws-cdk-lib/aws-iam"
 import type { Construct } from "constructs"
+import { restoredPasswordsArn } from "@backup-actions/config"
 import { MANAGED_TAG_KEY, MANAGED_TAG_VALUE, ServiceStack, networkZones, type DeployConfig, type ServiceOverrides } from "@backup-actions/deploy"
 
 /** Instances the streamer runs on carry this tag; it may attach volumes only to them. */
@@ -48,7 +49,7 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
   // condition: a recovery point already gone has no tags, and must read as not found, not denied.
   stack.allow(role, ["backup:DescribeRecoveryPoint"], [recoveryPoints])
   // Dump mode: the password of an instance the restorer made, and nothing else in SSM.
-  stack.allow(role, ["ssm:GetParameter"], [`arn:${stack.partition}:ssm:${region}:${account}:parameter/backup-actions/restored/*`])
+  stack.allow(role, ["ssm:GetParameter"], [restoredPasswordsArn(stack.partition, region, account)])
   // Encrypted snapshots and SecureStrings are read with their own keys, through EBS and SSM only.
   stack.allow(role, ["kms:Decrypt", "kms:DescribeKey"], [`arn:${stack.partition}:kms:${region}:${account}:key/*`], {
     StringLike: { "kms:ViaService": [`ebs.${region}.amazonaws.com`, `ec2.${region}.amazonaws.com`, `ssm.${region}.amazonaws.com`] }
@@ -65,7 +66,7 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
         reason: "Deletes only recovery points tagged as the project's, and only after a verified archive; describes them to confirm the delete."
       },
       { resource: `arn:<AWS::Partition>:kms:${region}:${account}:key/*`, reason: "The snapshots' and parameters' own keys, usable only through EBS, EC2 and SSM (kms:ViaService)." },
-      { resource: `arn:<AWS::Partition>:ssm:${region}:${account}:parameter/backup-actions/restored/*`, reason: "Only the passwords of instances the restorer made, under its path." },
+      { resource: restoredPasswordsArn("<AWS::Partition>", region, account), reason: "Only the passwords of instances the restorer made, under its path." },
       ...taggedResources.map((resource) => ({
         resource: resource.replace(`arn:${stack.partition}:`, "arn:<AWS::Partition>:"),
         reason: "Reads (only) the tags of the resource a recovery point protects, for rules that match on tags."

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Redacted } from "effect"
-import { dumpToolFor, parseEndpoint, runTool, spawnEnvironment, stderrReason, type DbConnection, type DumpTool, type ToolCommand } from "./dump-tools"
+import { dumpToolFor, runTool, spawnEnvironment, stderrReason, type DbConnection, type DumpTool, type ToolCommand } from "./dump-tools"
 
 const PASSWORD = "Zq8pW3nR5tY7uI9oP1aS2dF4gH6jK0lX"
 const connection: DbConnection = { host: "db.internal", port: 5432, user: "dbadmin", password: Redacted.make(PASSWORD) }
@@ -139,16 +139,4 @@ describe("dump tool errors", () => {
       assert.isFalse(error.authenticationFailed)
     })
   )
-})
-
-describe("the database endpoint override", () => {
-  it("reads host:port and [IPv6]:port, and refuses anything else", () => {
-    // Act and assess
-    assert.deepStrictEqual(parseEndpoint("127.0.0.1:54321"), Either.right({ host: "127.0.0.1", port: 54_321 }))
-    assert.deepStrictEqual(parseEndpoint("[::1]:5432"), Either.right({ host: "::1", port: 5432 }))
-    assert.deepStrictEqual(parseEndpoint("db.local:3306"), Either.right({ host: "db.local", port: 3306 }))
-    for (const bad of ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", ":5432", "host:port"]) {
-      assert.isTrue(Either.isLeft(parseEndpoint(bad)), bad)
-    }
-  })
 })

@@ -240,17 +240,3 @@ export const toolExitedCleanly = (command: ToolCommand, tool: RunningTool): Effe
 /** Runs a tool to completion (within SHORT_COMMAND_TIMEOUT) and returns its standard output. */
 export const runTool = (command: ToolCommand): Effect.Effect<string, ToolFailed | ToolTimedOut> =>
   runToCompletion(toolRequest(command, SHORT_COMMAND), (tool) => toolExitedCleanly(command, tool))
-
-export class InvalidEndpointOverride extends Schema.TaggedError<InvalidEndpointOverride>()("InvalidEndpointOverride", {
-  value: Schema.String
-}) {}
-
-/** `host:port` (or `[v6-address]:port`), as BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE gives it. */
-export const parseEndpoint = (value: string): Either.Either<{ readonly host: string; readonly port: number }, InvalidEndpointOverride> => {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim())
-  const host = match?.[1] ?? match?.[2]
-  const port = Number(match?.[3])
-  return host === undefined || !Number.isInteger(port) || port < 1 || port > 65_535
-    ? Either.left(new InvalidEndpointOverride({ value }))
-    : Either.right({ host, port })
-}

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Option, Redacted } from "effect"
+import { Effect, Option, Redacted } from "effect"
+import { DatabaseEndpointUnavailable } from "@backup-actions/aws"
 import type { ChunkSource } from "./archive-pipeline"
-import { databaseEndpoint, describeDumpFailure, dumpKeys, dumpSource } from "./dump"
+import { describeDumpFailure, dumpKeys, dumpSource } from "./dump"
 import type { ToolCommand } from "./dump-tools"
 import { ToolTimedOut } from "./exec"
 
@@ -19,13 +20,6 @@ const drain = <E>(source: ChunkSource<E>) =>
       bytes += Option.match(produced.bytes, { onNone: () => job.value.inputBytes, onSome: (chunk) => chunk.length })
     }
   })
-
-const restored = { instanceId: "ba-dump-0123", engine: "postgres", engineVersion: "16.4", address: "ba-dump-0123.abc.us-east-1.rds.amazonaws.com", port: 5432, user: "dbadmin", passwordParameter: "/p" }
-const restoredMariadb = { ...restored, instanceId: "ba-dump-4567", engine: "mariadb", engineVersion: "10.11.9", address: "ba-dump-4567.abc.us-east-1.rds.amazonaws.com", port: 3306 }
-
-/** Runs an effect with BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE set to `value`. */
-const withOverride = <A, E>(value: string, effect: Effect.Effect<A, E>) =>
-  effect.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE", value]]))))
 
 describe("a dump tool's output as a chunk source", () => {
   it.scoped("yields everything the tool wrote when it exits cleanly", () =>
@@ -64,90 +58,6 @@ describe("a dump tool's output as a chunk source", () => {
   )
 })
 
-describe("where a dump connects", () => {
-  it.effect("uses the restored instance's endpoint when no override is set", () =>
-    Effect.gen(function* () {
-      // Act
-      const endpoint = yield* databaseEndpoint(restored).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
-      // Assess
-      assert.deepStrictEqual(endpoint, { host: restored.address, port: 5432 })
-    })
-  )
-
-  it.effect("uses BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE when it is set, and refuses a malformed one", () =>
-    Effect.gen(function* () {
-      // Act
-      const endpoint = yield* databaseEndpoint(restored).pipe(
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE", "127.0.0.1:54321"]])))
-      )
-      const error = yield* Effect.flip(
-        databaseEndpoint(restored).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE", "localhost"]]))))
-      )
-      // Assess
-      assert.deepStrictEqual(endpoint, { host: "127.0.0.1", port: 54_321 })
-      assert.strictEqual(error._tag, "InvalidEndpointOverride")
-      assert.strictEqual(error.value, "localhost")
-    })
-  )
-
-  it.effect("takes a bare host:port as the endpoint of every engine", () =>
-    Effect.gen(function* () {
-      // Act
-      const endpoint = yield* withOverride("127.0.0.1:3307", databaseEndpoint(restoredMariadb))
-      // Assess
-      assert.deepStrictEqual(endpoint, { host: "127.0.0.1", port: 3307 })
-    })
-  )
-
-  it.effect("chooses the endpoint of the restored instance's engine from engine=host:port pairs", () =>
-    Effect.gen(function* () {
-      // Prepare
-      const override = " postgres=127.0.0.1:5433, mariadb=[::1]:3307 "
-      // Act
-      const forPostgres = yield* withOverride(override, databaseEndpoint(restored))
-      const forMariadb = yield* withOverride(override, databaseEndpoint(restoredMariadb))
-      // Assess
-      assert.deepStrictEqual(forPostgres, { host: "127.0.0.1", port: 5433 })
-      assert.deepStrictEqual(forMariadb, { host: "::1", port: 3307 })
-    })
-  )
-
-  it.effect("refuses a malformed list of pairs as a whole, with the value in the reason", () =>
-    Effect.gen(function* () {
-      // Prepare
-      const malformed = [
-        "postgres=127.0.0.1:5433,127.0.0.1:3307",
-        "postgres=127.0.0.1:5433,postgres=127.0.0.1:5434",
-        "postgres=127.0.0.1:5433,",
-        "postgres=localhost",
-        "=127.0.0.1:5433",
-        "Postgres=127.0.0.1:5433",
-        "mariadb=127.0.0.1:3307;postgres=127.0.0.1:5433"
-      ]
-      for (const value of malformed) {
-        // Act
-        const error = yield* Effect.flip(withOverride(value, databaseEndpoint(restoredMariadb)))
-        // Assess
-        assert.strictEqual(error._tag, "InvalidEndpointOverride", value)
-        assert.strictEqual(
-          describeDumpFailure(error),
-          `BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE is neither host:port nor engine=host:port pairs separated by commas: "${value}"`
-        )
-      }
-    })
-  )
-
-  it.effect("fails with the engine named when the pairs have no endpoint for it", () =>
-    Effect.gen(function* () {
-      // Act
-      const error = yield* Effect.flip(withOverride("postgres=127.0.0.1:5433", databaseEndpoint(restoredMariadb)))
-      // Assess
-      assert.strictEqual(error._tag, "NoEndpointOverrideForEngine")
-      assert.strictEqual(describeDumpFailure(error), 'BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE names no endpoint for engine mariadb: "postgres=127.0.0.1:5433"')
-    })
-  )
-})
-
 describe("a dump tool that timed out", () => {
   it("is reported with the tool, the limit that ran out and its last stderr lines", () => {
     // Prepare
@@ -156,6 +66,17 @@ describe("a dump tool that timed out", () => {
     const reason = describeDumpFailure(error)
     // Assess
     assert.strictEqual(reason, 'pg_dump wrote nothing for 30m and was killed; its last stderr: pg_dump: dumping contents of table "public.events"')
+  })
+})
+
+describe("a restored instance with no endpoint to connect to", () => {
+  it("is reported with the instance, its engine and the reason", () => {
+    // Prepare
+    const error = new DatabaseEndpointUnavailable({ instanceId: "ba-dump-0123", engine: "mariadb", reason: "no server is configured for mariadb" })
+    // Act
+    const reason = describeDumpFailure(error)
+    // Assess
+    assert.strictEqual(reason, "no endpoint to connect to ba-dump-0123 (mariadb): no server is configured for mariadb")
   })
 })
 

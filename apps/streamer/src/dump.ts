@@ -1,7 +1,7 @@
 import { DeleteObjectsCommand } from "@aws-sdk/client-s3"
 import { GetParameterCommand } from "@aws-sdk/client-ssm"
-import { Clock, Config, Duration, Effect, Either, Option, Redacted, Schedule, Schema } from "effect"
-import { S3, Ssm, awsCall, type AwsError } from "@backup-actions/aws"
+import { Clock, Duration, Effect, Redacted, Schedule, Schema } from "effect"
+import { DatabaseEndpoints, S3, Ssm, awsCall, type AwsError, type DatabaseEndpointUnavailable } from "@backup-actions/aws"
 import { ArchiveCompleted, type ArchivePlan, type DetailOf, type RestoredDatabase } from "@backup-actions/contracts"
 import { runStep } from "@backup-actions/consumer"
 import { ServiceSettings } from "@backup-actions/config"
@@ -10,7 +10,6 @@ import { archiveToS3, deleteFragments, type ArchiveResult } from "./archive-pipe
 import { extensionOf } from "./compress"
 import {
   dumpToolFor,
-  parseEndpoint,
   runTool,
   toolExitedCleanly,
   toolRequest,
@@ -18,7 +17,6 @@ import {
   type DatabaseInfo,
   type DbConnection,
   type DumpTool,
-  InvalidEndpointOverride,
   type ToolCommand,
   type ToolFailed,
   type UnsupportedEngine
@@ -60,50 +58,6 @@ export const dumpKeys = (snapshotId: string, compression: ArchivePlan["compressi
     database: (name: string) => `${prefix}${encodeURIComponent(name)}.sql.${extensionOf(compression)}`
   }
 }
-
-/** The override names endpoints per engine, but none for the restored instance's engine. */
-export class NoEndpointOverrideForEngine extends Schema.TaggedError<NoEndpointOverrideForEngine>()("NoEndpointOverrideForEngine", {
-  engine: Schema.String,
-  value: Schema.String
-}) {}
-
-/** An engine name as RDS spells it (`postgres`, `mariadb`, `aurora-mysql`). */
-const ENGINE_NAME = /^[a-z][a-z0-9-]*$/
-
-/**
- * Reads BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE for one engine. `host:port` stands in for every
- * engine; `engine=host:port` pairs separated by commas let one local stack run a server per
- * engine. A value that is neither, or names an engine twice, is refused as a whole, so a
- * typo never sends a dump to the wrong server.
- */
-export const endpointOverrideFor = (value: string, engine: string) =>
-  Effect.gen(function* () {
-    if (!value.includes("=")) return yield* parseEndpoint(value)
-    const invalid = new InvalidEndpointOverride({ value })
-    const endpoints = new Map<string, { readonly host: string; readonly port: number }>()
-    for (const entry of value.split(",").map((part) => part.trim())) {
-      const separator = entry.indexOf("=")
-      const name = separator < 0 ? "" : entry.slice(0, separator).trim()
-      if (!ENGINE_NAME.test(name) || endpoints.has(name)) return yield* invalid
-      const endpoint = yield* parseEndpoint(entry.slice(separator + 1)).pipe(Either.mapLeft(() => invalid))
-      endpoints.set(name, endpoint)
-    }
-    const chosen = endpoints.get(engine)
-    if (chosen === undefined) return yield* new NoEndpointOverrideForEngine({ engine, value })
-    return chosen
-  })
-
-/**
- * Where to connect: the instance's endpoint, or BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE when it
- * is set. The local runtime sets it, because the emulator's instances have no engine behind
- * them; against AWS it stays unset.
- */
-export const databaseEndpoint = (database: RestoredDatabase) =>
-  Effect.gen(function* () {
-    const override = yield* Config.option(Config.string("BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE")).pipe(Effect.orDie)
-    if (Option.isNone(override)) return { host: database.address, port: database.port }
-    return yield* endpointOverrideFor(override.value, database.engine)
-  })
 
 /** The master password, decrypted; it stays redacted everywhere but in the dump tool's environment. */
 export const readPassword = (parameterName: string) =>
@@ -151,7 +105,7 @@ interface DatabaseArchive {
   readonly written: ArchiveResult
 }
 
-type DumpFailure = AwsError | SourceReadError | ToolFailed | ToolTimedOut | UnsupportedEngine | InvalidEndpointOverride | NoEndpointOverrideForEngine | NothingToDump
+type DumpFailure = AwsError | SourceReadError | ToolFailed | ToolTimedOut | UnsupportedEngine | DatabaseEndpointUnavailable | NothingToDump
 
 /** The one-line reason kept in the ledger and sent in Archive Completed. */
 export const describeDumpFailure = (error: DumpFailure): string => {
@@ -166,10 +120,8 @@ export const describeDumpFailure = (error: DumpFailure): string => {
       return error.message
     case "UnsupportedEngine":
       return `engine ${error.engine} has no supported dump tool`
-    case "InvalidEndpointOverride":
-      return `BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE is neither host:port nor engine=host:port pairs separated by commas: "${error.value}"`
-    case "NoEndpointOverrideForEngine":
-      return `BACKUP_ACTIONS_DB_ENDPOINT_OVERRIDE names no endpoint for engine ${error.engine}: "${error.value}"`
+    case "DatabaseEndpointUnavailable":
+      return `no endpoint to connect to ${error.instanceId} (${error.engine}): ${error.reason}`
     case "NothingToDump":
       return `instance ${error.instanceId} has no databases to dump`
   }
@@ -260,7 +212,7 @@ export const archiveDump = (subject: DumpSubject) =>
         const written: Array<DatabaseArchive> = []
         const attempt = Effect.gen(function* () {
           const tool = yield* dumpToolFor(subject.database.engine)
-          const endpoint = yield* databaseEndpoint(subject.database)
+          const endpoint = yield* Effect.flatMap(DatabaseEndpoints, (endpoints) => endpoints.endpointOf(subject.database))
           const password = yield* readPassword(subject.database.passwordParameter)
           const connection: DbConnection = { ...endpoint, user: subject.database.user, password }
           const toolVersion = (yield* runTool(versionCommand(tool))).trim()

@@ -76,8 +76,8 @@ export const readBlock = (snapshotId: string, block: Block) =>
  */
 export const openEbsDirectSource = (snapshotId: string, options: { readonly blockConcurrency?: number } = {}) =>
   Effect.gen(function* () {
-    // A snapshot that is gone (deleted, or never there) ends here with a clear reason,
-    // rather than in the EBS direct APIs' answers, which differ between AWS and the emulator.
+    // A snapshot that is gone (deleted, or never there) ends here with a clear reason, rather
+    // than in whatever error the EBS direct APIs answer a read of a missing snapshot with.
     const ec2 = yield* Ec2
     const described = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
       ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: "snapshot-id", Values: [snapshotId] }] }), { abortSignal })
@@ -91,7 +91,7 @@ export const openEbsDirectSource = (snapshotId: string, options: { readonly bloc
     }
     const first = yield* listPage(snapshotId, 0, undefined)
     const volumeBytes = (first.VolumeSize ?? 0) * 1024 ** 3
-    // The emulator reports a BlockSize of 512 while storing 512 KiB blocks; the data decides.
+    // The block size is the size of the data a block holds, whatever BlockSize the listing reports.
     const reported = first.BlockSize ?? EBS_BLOCK_SIZE
     const firstBlock = first.Blocks?.[0]
     const blockSize = firstBlock === undefined ? EBS_BLOCK_SIZE : (yield* readBlock(snapshotId, firstBlock)).data.length
@@ -119,7 +119,7 @@ export const openEbsDirectSource = (snapshotId: string, options: { readonly bloc
         let exhausted = false
         const fillPage = Effect.gen(function* () {
           const next = yield* listPage(snapshotId, startBlock, nextToken).pipe(Effect.provideService(Ebs, ebs))
-          // AWS lists blocks in index order; the emulator lists them in the order they were put.
+          // Sorted, so that a listing in another order than the blocks' indexes reads the same.
           page = (next.Blocks ?? [])
             .filter((block) => (block.BlockIndex ?? 0) >= startBlock)
             .sort((a, b) => (a.BlockIndex ?? 0) - (b.BlockIndex ?? 0))

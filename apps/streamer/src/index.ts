@@ -1,3 +1,4 @@
-export { subscriptions, StreamerLive } from "./service"
+export { subscriptions, StreamerLive, StreamerServices, StreamerClients } from "./service"
+export { streamerProcess } from "./process"
 export { archiveKeys } from "./keys"
 export { TAR_ARGS } from "./volume"

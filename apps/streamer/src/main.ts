@@ -1,6 +1,5 @@
-import { ArchiveCompleted } from "@backup-actions/contracts"
-import { outboxRelay, runServiceMain, visibilityFromEnv } from "@backup-actions/consumer"
-import { StreamerLive, subscriptions } from "./service"
+import { runServiceProcess } from "@backup-actions/consumer"
+import { streamerProcess } from "./process"
+import { StreamerLive } from "./service"
 
-// Beside the consumer, the outbox relay announces outcomes whose worker died before announcing them.
-runServiceMain(subscriptions, { service: "streamer", concurrency: 2, visibilityTimeoutSeconds: visibilityFromEnv(120) }, StreamerLive, [outboxRelay(ArchiveCompleted)])
+runServiceProcess(streamerProcess, StreamerLive)

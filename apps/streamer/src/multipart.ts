@@ -37,7 +37,7 @@ export const compositeChecksum = (parts: ReadonlyArray<UploadedPart>): string =>
 
 /**
  * Whether a stored checksum is our composite. S3 reports a multipart object's composite
- * as "<base64>-<parts>"; the emulator leaves off the suffix, which is then not compared.
+ * as "<base64>-<parts>"; an S3-compatible store may leave off the suffix, which is then not compared.
  */
 export const sameComposite = (stored: string | undefined, composite: string): boolean => {
   if (stored === undefined) return false

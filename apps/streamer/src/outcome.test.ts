@@ -1,16 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { RecoveryPoints, type RecoveryPointRef } from "@backup-actions/aws"
+import { makeMemoryRecoveryPoints } from "@backup-actions/aws/testing"
 import { ServiceSettings } from "@backup-actions/config"
 import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { archiveStep, archivedOutcome, type ArchiveSubject } from "./outcome"
-
-/** A RecoveryPoints that only records what it was asked to delete, and answers that it is gone. */
-const recordingRecoveryPoints = () => {
-  const deleted: Array<RecoveryPointRef> = []
-  const layer = Layer.succeed(RecoveryPoints, { delete: (ref) => Effect.sync(() => (deleted.push(ref), "deleted" as const)) })
-  return { deleted, layer }
-}
 
 const subject: ArchiveSubject = {
   recoveryPointArn: "arn:aws:ec2:us-east-1::snapshot/snap-1",
@@ -50,11 +43,11 @@ describe("the outcome of a written archive", () => {
   it.effect("never deletes the source itself; the deletion after it deletes the recovery point when the policy asks and the stored checksum matches", () =>
     Effect.gen(function* () {
       // Prepare
-      const points = recordingRecoveryPoints()
+      const points = makeMemoryRecoveryPoints()
       const layer = Layer.mergeAll(points.layer, makeMemoryLedger().layer, settings)
       // Act
       const outcome = yield* archivedOutcome(subject, written(true), 0).pipe(Effect.provide(layer))
-      const deletedByOutcome = points.deleted.length
+      const deletedByOutcome = points.deletions.length
       const { announced } = yield* archiveThenDelete(subject, true).pipe(Effect.provide(layer))
       // Assess
       assert.strictEqual(outcome._tag, "Succeeded")
@@ -62,37 +55,38 @@ describe("the outcome of a written archive", () => {
       assert.strictEqual(deletedByOutcome, 0)
       assert.isTrue(announced.sourceDeleted)
       assert.strictEqual(announced.sourceDeletion, "deleted")
-      assert.deepStrictEqual(points.deleted, [{ recoveryPointArn: subject.recoveryPointArn, backupVaultName: "archive-and-delete", snapshotId: "snap-1" }])
+      assert.deepStrictEqual(points.deletions, [{ recoveryPointArn: subject.recoveryPointArn, backupVaultName: "archive-and-delete", snapshotId: "snap-1" }])
     })
   )
 
   it.effect("keeps the recovery point and fails the step when the stored checksum differs", () =>
     Effect.gen(function* () {
-      const points = recordingRecoveryPoints()
+      const points = makeMemoryRecoveryPoints()
       const { result, announced } = yield* archiveThenDelete(subject, false).pipe(Effect.provide(Layer.mergeAll(points.layer, makeMemoryLedger().layer, settings)))
       assert.strictEqual(result._tag, "Failed")
       assert.isFalse(announced.sourceDeleted)
       assert.strictEqual(announced.status, "failed")
-      assert.deepStrictEqual(points.deleted, [])
+      assert.deepStrictEqual(points.deletions, [])
     })
   )
 
   it.effect("keeps a verified recovery point when the policy does not ask for deletion", () =>
     Effect.gen(function* () {
-      const points = recordingRecoveryPoints()
+      const points = makeMemoryRecoveryPoints()
       const keep = { ...subject, plan: { ...subject.plan, deleteSourceAfterVerify: false } }
       const { result, announced } = yield* archiveThenDelete(keep, true).pipe(Effect.provide(Layer.mergeAll(points.layer, makeMemoryLedger().layer, settings)))
       assert.strictEqual(result._tag, "Succeeded")
       assert.isFalse(announced.sourceDeleted)
       assert.isUndefined(announced.sourceDeletion)
-      assert.deepStrictEqual(points.deleted, [])
+      assert.deepStrictEqual(points.deletions, [])
     })
   )
 
   it.effect("says a source is not deleted when the describe after the deletion still sees it", () =>
     Effect.gen(function* () {
-      const stubborn = Layer.succeed(RecoveryPoints, { delete: () => Effect.succeed("still-there" as const) })
-      const { announced } = yield* archiveThenDelete(subject, true).pipe(Effect.provide(Layer.mergeAll(stubborn, makeMemoryLedger().layer, settings)))
+      const stubborn = makeMemoryRecoveryPoints()
+      stubborn.answerWith("still-there")
+      const { announced } = yield* archiveThenDelete(subject, true).pipe(Effect.provide(Layer.mergeAll(stubborn.layer, makeMemoryLedger().layer, settings)))
       assert.isFalse(announced.sourceDeleted)
       assert.strictEqual(announced.sourceDeletion, "still-there")
     })

@@ -1,6 +1,5 @@
 import { Clock, Effect } from "effect"
-import { RecoveryPoints, type AwsError, type RecoveryPointRef } from "@backup-actions/aws"
-import type { DeviceUnavailable } from "./block-devices"
+import { RecoveryPoints, type AwsError, type DeviceUnavailable, type RecoveryPointRef } from "@backup-actions/aws"
 import type { BlockChecksumMismatch, UnsupportedBlockLayout } from "./ebs-direct-source"
 import type { CommandFailed, ToolTimedOut } from "./exec"
 import type { NotMountable } from "./mount"

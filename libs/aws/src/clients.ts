@@ -3,21 +3,28 @@ import { Agent as HttpsAgent } from "node:https"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Config, Context, Effect, Layer, Option } from "effect"
 
-/** Where and how the AWS clients connect. No endpoint means real AWS. */
+/** Where and how the AWS clients connect. */
 export interface AwsSettings {
   readonly region: string
-  /** The local emulator's URL; absent against real AWS. */
+  /**
+   * A URL every client sends its requests to instead of the one the SDK resolves. Plain client
+   * configuration: nothing else reads it. Absent, the SDK resolves the endpoint itself (which
+   * includes its own AWS_ENDPOINT_URL setting).
+   */
   readonly endpoint: Option.Option<string>
   readonly connectTimeoutMs: number
   /** Socket inactivity limit for one request. */
   readonly requestTimeoutMs: number
   readonly maxSockets: number
-  /** Explicit credentials (the emulator's); otherwise the SDK's default provider chain. */
+  /** Explicit credentials; otherwise the SDK's default provider chain. */
   readonly credentials: Option.Option<{ readonly accessKeyId: string; readonly secretAccessKey: string }>
 }
 
 export class AwsConfig extends Context.Tag("backup-actions/AwsConfig")<AwsConfig, AwsSettings>() {
-  /** Reads AWS_REGION and BACKUP_ACTIONS_AWS_ENDPOINT (the emulator, when set). */
+  /**
+   * Reads the region (AWS_REGION, else AWS_DEFAULT_REGION) and nothing else: endpoints and
+   * credentials are the SDK's own resolution from the environment.
+   */
   static readonly fromEnv = Layer.effect(
     AwsConfig,
     Effect.gen(function* () {
@@ -25,8 +32,7 @@ export class AwsConfig extends Context.Tag("backup-actions/AwsConfig")<AwsConfig
         Config.orElse(() => Config.string("AWS_DEFAULT_REGION")),
         Config.withDefault("us-east-1")
       )
-      const endpoint = yield* Config.option(Config.string("BACKUP_ACTIONS_AWS_ENDPOINT"))
-      return { region, endpoint, connectTimeoutMs: 3_000, requestTimeoutMs: 60_000, maxSockets: 64, credentials: Option.none() }
+      return { region, endpoint: Option.none(), connectTimeoutMs: 3_000, requestTimeoutMs: 60_000, maxSockets: 64, credentials: Option.none() }
     })
   )
 
@@ -40,9 +46,6 @@ export class AwsConfig extends Context.Tag("backup-actions/AwsConfig")<AwsConfig
       ...settings
     })
 }
-
-/** True when the clients talk to the local emulator rather than to AWS. */
-export const isEmulated = (settings: AwsSettings): boolean => Option.isSome(settings.endpoint)
 
 /** The options every client shares: region, endpoint, timeouts, and no SDK retries (awsCall retries). */
 export const clientOptions = (settings: AwsSettings) => ({

@@ -21,14 +21,16 @@ import type { ServiceName } from "./topology"
  */
 export const ROUTES = {
   restorer: {
+    // The restorer alone decides every archive plan, and hands it on in Restore Completed.
     // RDS for engine-native dumps (archive mode "dump"), which read from a restored DB instance.
     recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS", "RDS"] }),
     // Archives of what the restorer made (a volume, or a DB instance for a dump): it deletes them.
     volumeArchives: eventRoute(ArchiveCompleted, { mode: ["volume", "dump"] })
   },
   streamer: {
-    recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS"] }),
-    restoredVolumes: eventRoute(RestoreCompleted, { status: ["restored"] }),
+    // The archive plans the restorer decided: with the volume or DB instance it restored, or,
+    // for direct mode, with nothing restored. The streamer never reads the archive rules itself.
+    archivePlans: eventRoute(RestoreCompleted, { status: ["restored", "not-needed"] }),
     /** An AMI exported in direct mode: its snapshots are archived through the EBS direct APIs. */
     amiExports: eventRoute(ExportCompleted, { kind: ["ami"], mode: ["direct"], status: ["exported"] })
   },
@@ -39,7 +41,8 @@ export const ROUTES = {
     recoveryPoints: eventRoute(RecoveryPointStateChange, { status: ["COMPLETED"], resourceType: ["EBS", "RDS", "Aurora"] })
   },
   reporter: {
-    restores: eventRoute(RestoreCompleted),
+    // A direct-mode hand-off (status not-needed) restored nothing: it is no restore to report.
+    restores: eventRoute(RestoreCompleted, { status: ["restored", "failed"] }),
     archives: eventRoute(ArchiveCompleted),
     exports: eventRoute(ExportCompleted),
     replicas: eventRoute(ReplicaCompleted),

@@ -9,6 +9,26 @@
  */
 export const LEDGER_OUTBOX_INDEX = { name: "outbox", partitionKey: "outbox", sortKey: "finishedAt" } as const
 
+/**
+ * The SSM path under which the restorer keeps the master password of each DB instance it
+ * restores for a dump, one SecureString per instance. The restorer's names, the streamer's
+ * read, both services' IAM grants and the local stand-ins for RDS all derive from it. It is
+ * not derived from the prefix: the running services are never told the prefix.
+ */
+export const RESTORED_PASSWORD_PATH = "/backup-actions/restored"
+
+/** The parameter holding a restored instance's master password. */
+export const restoredPasswordParameter = (instanceId: string): string => `${RESTORED_PASSWORD_PATH}/${instanceId}/password`
+
+const RESTORED_PASSWORD_PARAMETER = new RegExp(`^${RESTORED_PASSWORD_PATH}/([^/]+)/password$`)
+
+/** The instance id in a parameter name made by `restoredPasswordParameter`, if it is one. */
+export const instanceIdOfRestoredPassword = (name: string): string | undefined => RESTORED_PASSWORD_PARAMETER.exec(name)?.[1]
+
+/** The ARN of every restored instance's password parameter, for IAM (`partition` may be CDK's `<AWS::Partition>` token). */
+export const restoredPasswordsArn = (partition: string, region: string, account: string): string =>
+  `arn:${partition}:ssm:${region}:${account}:parameter${RESTORED_PASSWORD_PATH}/*`
+
 export const SERVICES = ["restorer", "streamer", "exporter", "sharer", "reporter"] as const
 export type ServiceName = (typeof SERVICES)[number]
 

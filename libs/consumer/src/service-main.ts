@@ -45,3 +45,26 @@ export const runServiceMain = <R, E, LE>(
     process.exitCode = Exit.isSuccess(exit) || Exit.isInterrupted(exit) ? 0 : 1
   })
 }
+
+/**
+ * What a service's process runs: the consumer of its subscriptions with its options, and the
+ * periodic work beside it. Described once, so that every assembly of the service (its
+ * production entry, or any other) runs the same thing over its own layer.
+ */
+export interface ServiceProcess<R, E> {
+  readonly subscriptions: ReadonlyArray<Subscription<R, E>>
+  readonly options: ConsumerOptions
+  /** Periodic work beside the consumer (an outbox relay, a sweeper), run with the same layer. */
+  readonly background: ReadonlyArray<Effect.Effect<void, never, R | Sqs | ServiceSettings>>
+}
+
+/** A service's process description; its background work needs nothing its subscriptions do not. */
+export const serviceProcess = <R, E>(
+  subscriptions: ReadonlyArray<Subscription<R, E>>,
+  options: ConsumerOptions,
+  background: ReadonlyArray<Effect.Effect<void, never, NoInfer<R> | Sqs | ServiceSettings>> = []
+): ServiceProcess<R, E> => ({ subscriptions, options, background })
+
+/** Runs a service's process (see `runServiceMain`) over the layer that gives it everything it needs. */
+export const runServiceProcess = <R, E, LE>(service: ServiceProcess<R, E>, layer: Layer.Layer<NoInfer<R> | Sqs | ServiceSettings, LE>): void =>
+  runServiceMain(service.subscriptions, service.options, layer, service.background)

@@ -99,6 +99,25 @@ describe("the step runtime", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("fails a delivery that finds the stored outcome damaged with LedgerItemInvalid naming the step, and publishes nothing", () => {
+    const { ledger, publisher, layer } = world()
+    return Effect.gen(function* () {
+      // Prepare: a finished step whose outcome waits in the outbox, then is damaged in the table
+      publisher.refuseNext(1)
+      yield* Effect.flip(runStep(spec, () => Effect.succeed(succeeded(detail("restored")))))
+      const key = `${arn}\u0000restore:volume`
+      const stored = ledger.items.get(key)
+      if (stored !== undefined) ledger.items.set(key, { ...stored, outcome: { ...stored.outcome, status: "maybe" } })
+      // Act
+      const error = yield* Effect.flip(runStep(spec, () => Effect.die("a finished step must not run again")))
+      // Assess
+      assert.strictEqual(error._tag, "LedgerItemInvalid")
+      assert.include(error._tag === "LedgerItemInvalid" ? `${error.key}: ${error.reason}` : "", `${arn} restore:volume: its outcome is not a "Restore Completed" detail: detail.status`)
+      assert.strictEqual(publisher.published.length, 0)
+      assert.isFalse(ledger.items.get(key)?.published)
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("stops a worker whose lease lapsed while renewals failed; it publishes nothing and the worker that took over finishes the step", () => {
     const { ledger, publisher, layer } = world()
     return Effect.gen(function* () {

@@ -5,10 +5,10 @@ import type { Contract, EventDecodeError } from "@backup-actions/contracts"
 import {
   LeaseLost,
   Ledger,
+  LedgerItemInvalid,
   StepGaveUp,
   type Claim,
   type Finish,
-  type LedgerItemInvalid,
   type OutboxEntry,
   type StepBusy,
   type StepKey,
@@ -149,6 +149,18 @@ export interface StepSpec<S extends string, D extends string, A extends Record<s
 }
 
 /**
+ * A finished step's outcome as the ledger kept it, read back as its contract's detail. One that
+ * does not read back is a damaged ledger item, not a malformed event: nothing on the bus is wrong.
+ */
+const storedOutcome = <S extends string, D extends string, A>(contract: Contract<S, D, A>, record: StepRecord) =>
+  contract.decodeDetail(record.outcome ?? {}).pipe(
+    Effect.mapError(
+      (error) =>
+        new LedgerItemInvalid({ key: `${record.recoveryPointArn} ${record.action}`, reason: `its outcome is not a "${contract.detailType}" detail: ${error.reason}` })
+    )
+  )
+
+/**
  * Announces a finished step from the ledger's outbox: runs what follows a success, keeps the
  * final outcome with the step, publishes it, and marks it published. A crash or a refused
  * PutEvents anywhere here leaves the outcome in the outbox, and the next delivery of the event
@@ -194,7 +206,7 @@ export const runStep = <S extends string, D extends string, A extends Record<str
     const record = ran.record
     if (!record.published && record.status !== "running") {
       yield* Effect.logInfo(`${spec.step.action} of ${spec.step.recoveryPointArn} finished but was not announced; announcing it from the ledger`)
-      const stored = yield* spec.contract.decodeDetail(record.outcome ?? {})
+      const stored = yield* storedOutcome(spec.contract, record)
       yield* announce(spec, record.status, stored)
     }
     if (record.gaveUp) {
@@ -223,7 +235,7 @@ export const relayOutbox = <S extends string, D extends string, A extends Record
     const waiting = yield* ledger.unpublished(contract.detailType, now - Duration.toMillis(Duration.decode(olderThan)))
     let published = 0
     for (const record of waiting) {
-      const outcome = yield* contract.decodeDetail(record.outcome ?? {})
+      const outcome = yield* storedOutcome(contract, record)
       yield* publisher.publish(contract, outcome, record.event?.resources ?? [])
       yield* ledger.markPublished(record)
       published += 1

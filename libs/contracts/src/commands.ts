@@ -25,22 +25,38 @@ export const DigestDue = defineContract({
   detail: Schema.Struct({ day: Schema.optional(Schema.String.pipe(Schema.pattern(/^\d{4}-\d{2}-\d{2}$/))) })
 })
 
-/** The SQS body of a command, as an EventBridge-shaped event. */
+/**
+ * Who sent a command and when: a fresh id and the current time for a message a service sends
+ * itself, or the placeholders that EventBridge Scheduler fills in each time a schedule fires.
+ */
+export interface CommandStamp {
+  readonly id: string
+  readonly time: string
+  readonly region: string
+}
+
+/**
+ * A command as the EventBridge-shaped event that the router reads. The one shape of every
+ * command body, whoever sends it: a service's own delayed message (`commandBody`) and a
+ * schedule's target input (libs/deploy), so the two can never drift apart.
+ */
+export const commandEnvelope = <S extends string, D extends string, T>(contract: Contract<S, D, T>, detail: T, stamp: CommandStamp) => ({
+  version: "0",
+  id: stamp.id,
+  "detail-type": contract.detailType,
+  source: contract.source,
+  time: stamp.time,
+  region: stamp.region,
+  resources: [],
+  detail
+})
+
+/** The SQS body of a command that a service sends now, with a fresh id. */
 export const commandBody = <S extends string, D extends string, T>(
   contract: Contract<S, D, T>,
   detail: T,
   options: { readonly region: string; readonly nowMs: number }
-): string =>
-  JSON.stringify({
-    version: "0",
-    id: randomUUID(),
-    "detail-type": contract.detailType,
-    source: contract.source,
-    time: new Date(options.nowMs).toISOString(),
-    region: options.region,
-    resources: [],
-    detail
-  })
+): string => JSON.stringify(commandEnvelope(contract, detail, { id: randomUUID(), time: new Date(options.nowMs).toISOString(), region: options.region }))
 
 /** Delete temporary resources (restored volumes) that a crash left behind, once older than the limit. */
 export const SweepDue = defineContract({

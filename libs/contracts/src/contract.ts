@@ -36,7 +36,7 @@ export type DecodeFailure = EventDecodeError | UnsupportedSchemaVersion | Unknow
 const envelopeFields = {
   version: Schema.String,
   id: Schema.String,
-  /** Real EventBridge always sets it; the emulator leaves it out of custom-bus events. */
+  /** EventBridge sets it on what it delivers from a bus; an event that reaches a queue another way may lack it. */
   account: Schema.optional(Schema.String),
   time: Schema.String,
   region: Schema.String,

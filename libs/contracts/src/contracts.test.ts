@@ -6,6 +6,9 @@ import {
   CopyJobStateChange,
   RecoveryPointStateChange,
   RestoreCompleted,
+  SweepDue,
+  commandBody,
+  commandEnvelope,
   describeDecodeFailure,
   recoveryPointArnOf,
   route,
@@ -111,6 +114,28 @@ describe("owned event contracts", () => {
     })
   )
 
+  it.effect("reads a direct-mode hand-off, for which nothing was restored, beside a restore published before hand-offs existed", () =>
+    Effect.gen(function* () {
+      // Prepare: a restore as every build has published it, and the hand-off of a direct-mode plan
+      const handOff = {
+        schemaVersion: 1 as const,
+        correlationId: restoreDetail.correlationId,
+        idempotencyKey: `${restoreDetail.correlationId}#restore:direct`,
+        status: "not-needed" as const,
+        resourceType: "EBS",
+        backupVaultName: "Default",
+        snapshotId: restoreDetail.snapshotId,
+        plan: { rule: "ebs-direct", mode: "direct" as const, compression: "zstd" as const, deleteSourceAfterVerify: false }
+      }
+      // Act
+      const archived = yield* RestoreCompleted.decode(ownedEvent(restoreDetail))
+      const handed = yield* RestoreCompleted.decode(ownedEvent(yield* RestoreCompleted.encodeDetail(handOff)))
+      // Assess
+      assert.deepStrictEqual(archived.detail, restoreDetail)
+      assert.deepStrictEqual(handed.detail, handOff)
+    })
+  )
+
   it.effect("refuses an owned event of a schema version this build does not read", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(RestoreCompleted.decode(ownedEvent({ ...restoreDetail, schemaVersion: 2 })))
@@ -125,6 +150,43 @@ describe("owned event contracts", () => {
       assert.strictEqual(error._tag, "EventDecodeError")
     })
   )
+})
+
+describe("commands", () => {
+  it.effect("sends a command as the event its contract reads, with the detail as given and a fresh id", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const nowMs = Date.parse("2026-11-20T03:20:00Z")
+      // Act
+      const bodies = [commandBody(SweepDue, { olderThanHours: 3 }, { region: "eu-west-1", nowMs }), commandBody(SweepDue, { olderThanHours: 3 }, { region: "eu-west-1", nowMs })]
+      const events = yield* Effect.forEach(bodies, (body) => SweepDue.decode(JSON.parse(body)))
+      // Assess
+      assert.deepStrictEqual(
+        events.map((event) => [event.source, event["detail-type"], event.time, event.region, event.resources, event.detail]),
+        [
+          ["backup-actions.commands", "Sweep Due", "2026-11-20T03:20:00.000Z", "eu-west-1", [], { olderThanHours: 3 }],
+          ["backup-actions.commands", "Sweep Due", "2026-11-20T03:20:00.000Z", "eu-west-1", [], { olderThanHours: 3 }]
+        ]
+      )
+      assert.notStrictEqual(events[0]?.id, events[1]?.id)
+    })
+  )
+
+  it("builds every command envelope the same way, whoever stamps it", () => {
+    // Act
+    const envelope = commandEnvelope(SweepDue, { olderThanHours: 6 }, { id: "<execution id>", time: "<scheduled time>", region: "eu-west-1" })
+    // Assess
+    assert.deepStrictEqual(envelope, {
+      version: "0",
+      id: "<execution id>",
+      "detail-type": "Sweep Due",
+      source: "backup-actions.commands",
+      time: "<scheduled time>",
+      region: "eu-west-1",
+      resources: [],
+      detail: { olderThanHours: 6 }
+    })
+  })
 })
 
 describe("routing an SQS body to its handler", () => {

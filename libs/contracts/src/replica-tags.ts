@@ -20,5 +20,3 @@ export const CREATED_AT_TAG = "backup-actions:created-at"
 export const SOURCE_CREATED_AT_TAG = "backup-actions:source-created-at"
 /** The policy rule that asked for the replica. */
 export const RULE_TAG = "backup-actions:rule"
-/** On the emulator only: the stand-in that plays a snapshot shared from another account. */
-export const STAND_IN_FOR_TAG = "backup-actions:stand-in-for"

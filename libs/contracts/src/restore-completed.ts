@@ -18,17 +18,29 @@ export const RestoredDatabase = Schema.Struct({
 })
 export type RestoredDatabase = typeof RestoredDatabase.Type
 
-/** The restorer made (or failed to make) a live copy of a recovery point. */
+/**
+ * What the restorer did for a recovery point's archive plan: made a live copy (a volume, a DB
+ * instance), failed to, or found that the plan needs none. The plan is the one the restorer
+ * decided when the recovery point arrived, and the streamer archives by it without reading the
+ * policy, so one recovery point's archive never rests on two decisions.
+ */
 export const RestoreCompleted = defineContract({
   source: OWNED_SOURCE,
   detailType: "Restore Completed",
   versioned: true,
   detail: Schema.Struct({
     ...OwnedDetailFields,
-    status: Schema.Literal("restored", "failed"),
+    /**
+     * `not-needed`: the plan (direct mode) reads the recovery point itself, so nothing was
+     * restored and the event only hands the plan to the streamer. A value added to the first
+     * two rather than a new field: every event already archived on the bus still reads, and
+     * routing and the reporter can tell a hand-off from a restore by the status alone.
+     */
+    status: Schema.Literal("restored", "failed", "not-needed"),
     resourceType: Schema.String,
     backupVaultName: Schema.String,
     snapshotId: Schema.String,
+    /** The archive plan, decided once, when the recovery point arrived. */
     plan: ArchivePlan,
     volumeId: Schema.optional(Schema.String),
     availabilityZone: Schema.optional(Schema.String),

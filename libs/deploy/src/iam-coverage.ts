@@ -34,7 +34,7 @@ export interface RuntimeCalls {
   readonly unknown: ReadonlyArray<string>
 }
 
-/** Not the runtime: tests, the CDK code, and the emulator's provisioning. */
+/** Not the runtime: tests, the CDK code, and libs/local (the local runtime's provisioning and stand-ins). */
 const notRuntime = (file: string): boolean =>
   /\.test\.ts$/.test(file) || /^apps\/[^/]+\/src\/(deploy|cdk)\.ts$/.test(file) || file.startsWith("libs/deploy/") || file.startsWith("libs/local/")
 
@@ -262,8 +262,8 @@ export const IAM_PREFIXES: Readonly<Record<string, string>> = {
 
 /**
  * Names that are not AWS requests, so need no IAM action, with the reason. None is needed
- * today: the ledger's "ledger:decode" and the emulator's unprefixed "DeleteRecoveryPoint" name
- * errors made locally (`new AwsError`), which the collector does not read.
+ * today: the ledger's "ledger:decode" names errors made locally (`new AwsError`), which the
+ * collector does not read.
  */
 export const NOT_IAM_OPERATIONS: Readonly<Record<string, string>> = {}
 
@@ -417,13 +417,7 @@ export const iamRequirementsOf = (call: AwsCallSite): CallNeeds => {
  * `file#top-level declaration`. An entry that no longer matches a call is reported, so the list
  * cannot outlive the code it excuses.
  */
-export const NOT_THE_ROLE: Readonly<Record<string, string>> = {
-  "libs/aws/src/recovery-points.ts#deleteEbsSnapshot":
-    "emulator only: RecoveryPoints.viaResources deletes the resource behind a recovery point where the emulator has no AWS Backup; against AWS, Backup's DeleteRecoveryPoint does",
-  "libs/aws/src/recovery-points.ts#deleteDbSnapshot": "emulator only, as deleteEbsSnapshot",
-  "libs/aws/src/recovery-points.ts#deleteDynamoDbBackup": "emulator only, as deleteEbsSnapshot",
-  "apps/sharer/src/sharing.ts#standInAtDestination": "emulator only (SourceSharing.withEmulatorStandIn), and made with the destination account's credentials"
-}
+export const NOT_THE_ROLE: Readonly<Record<string, string>> = {}
 
 // ---------------------------------------------------------------------------------------------
 // What the stack allows: read from the synthesized template

@@ -18,6 +18,7 @@ import * as sns from "aws-cdk-lib/aws-sns"
 import * as ssm from "aws-cdk-lib/aws-ssm"
 import type { Construct } from "constructs"
 import { DEFAULT_POLICY, LEDGER_OUTBOX_INDEX, SCHEDULES, patternsFor, scheduleExpression, type ServiceName } from "@backup-actions/config"
+import { commandEnvelope, type Contract } from "@backup-actions/contracts"
 import { coreExports, coreNames, deployContext, networkZones, serviceStackName } from "./core-names"
 import { loadDeployConfig, type DeployConfig } from "./deploy-config"
 import { ServiceQueue } from "./service-queue"
@@ -314,20 +315,11 @@ export class ServiceStack extends Stack {
 }
 
 /**
- * The body EventBridge Scheduler sends for a scheduled command: shaped as the event the
- * service's router reads, with the schedule's execution id and time filled in when it fires.
+ * The body EventBridge Scheduler sends for a scheduled command: the contracts' command
+ * envelope, with the schedule's execution id and time filled in when it fires.
  */
-export const scheduledCommandInput = (command: { readonly source: string; readonly detailType: string }, detail: unknown, region: string): string =>
-  JSON.stringify({
-    version: "0",
-    id: scheduler.ContextAttribute.executionId,
-    "detail-type": command.detailType,
-    source: command.source,
-    time: scheduler.ContextAttribute.scheduledTime,
-    region,
-    resources: [],
-    detail
-  })
+export const scheduledCommandInput = (command: Contract<string, string, unknown>, detail: unknown, region: string): string =>
+  JSON.stringify(commandEnvelope(command, detail, { id: scheduler.ContextAttribute.executionId, time: scheduler.ContextAttribute.scheduledTime, region }))
 
 /** Deletes are allowed only on resources carrying the project's security tag. */
 export const taggedResourceCondition = (conditionKey: string) => ({

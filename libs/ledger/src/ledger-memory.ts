@@ -6,7 +6,7 @@ const keyOf = (step: StepKey): string => `${step.recoveryPointArn}\u0000${step.a
 
 /**
  * The ledger in memory, with the same conditions as the DynamoDB one: for tests of the step
- * runtime and of handlers' decisions that need no emulator. `items` is the table, to look at.
+ * runtime and of handlers' decisions that need no DynamoDB. `items` is the table, to look at.
  */
 export const makeMemoryLedger = () => {
   const items = new Map<string, StepRecord>()

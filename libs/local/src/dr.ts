@@ -1,7 +1,6 @@
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand } from "@aws-sdk/client-kms"
-import { AssumeRoleCommand } from "@aws-sdk/client-sts"
 import { Effect, Layer, Option } from "effect"
-import { AwsConfig, AwsError, Kms, Sts, awsCall } from "@backup-actions/aws"
+import { AwsConfig, Kms, assumeRole, awsCall } from "@backup-actions/aws"
 import { EMULATOR_ACCOUNT } from "./emulator"
 
 /** The disaster-recovery side of the local topology: another account, another region. */
@@ -124,20 +123,7 @@ export interface ProvisionedDr {
 
 /** Credentials in the destination account, through its bootstrap role. */
 const destinationCredentials = (dr: DrTopology) =>
-  Effect.gen(function* () {
-    const sts = yield* Sts
-    const assumed = yield* awsCall("sts:AssumeRole", (abortSignal) =>
-      sts.send(
-        new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${dr.destinationAccount}:role/${BOOTSTRAP_ROLE_NAME}`, RoleSessionName: "backup-actions-provisioning" }),
-        { abortSignal }
-      )
-    )
-    const credentials = assumed.Credentials
-    if (credentials?.AccessKeyId === undefined || credentials.SecretAccessKey === undefined) {
-      return yield* new AwsError({ operation: "sts:AssumeRole", code: "MissingCredentials", message: `no credentials for ${dr.destinationAccount}`, kind: "client" })
-    }
-    return { accessKeyId: credentials.AccessKeyId, secretAccessKey: credentials.SecretAccessKey, sessionToken: credentials.SessionToken ?? "" }
-  })
+  assumeRole({ roleArn: `arn:aws:iam::${dr.destinationAccount}:role/${BOOTSTRAP_ROLE_NAME}`, sessionName: "backup-actions-provisioning" })
 
 /** Creates the destination key (or finds it by its alias) with the KMS client in scope. */
 const ensureDestinationKey = (dr: DrTopology) =>

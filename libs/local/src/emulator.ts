@@ -110,9 +110,13 @@ export const emulatorResource = (options: { readonly name?: string } = {}) =>
     (emulator) => Effect.promise(() => emulator.stop())
   )
 
-/** The environment that points the services' AWS clients at an emulator. */
+/**
+ * The environment that points a process's AWS clients at an emulator: the SDK's own
+ * AWS_ENDPOINT_URL (which the AWS CLI reads too), the region and the emulator's credentials.
+ * S3 addresses buckets by path there by itself, the endpoint being an IP address.
+ */
 export const emulatorEnvironment = (endpoint: string): Record<string, string> => ({
-  BACKUP_ACTIONS_AWS_ENDPOINT: endpoint,
+  AWS_ENDPOINT_URL: endpoint,
   AWS_REGION: EMULATOR_REGION,
   AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
   AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey

@@ -9,8 +9,8 @@ import {
 } from "@aws-sdk/client-eventbridge"
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs"
 import { CreateTopicCommand } from "@aws-sdk/client-sns"
-import { Effect } from "effect"
-import { AwsError, DynamoDb, EventBridge, S3, Sns, Sqs, awsCall } from "@backup-actions/aws"
+import { Effect, Schema } from "effect"
+import { DynamoDb, EventBridge, S3, Sns, Sqs, awsCall, type AwsError } from "@backup-actions/aws"
 import type { EventPattern } from "@backup-actions/contracts"
 import { AWS_BACKUP_SOURCE } from "@backup-actions/contracts"
 import { LEDGER_OUTBOX_INDEX, MAX_RECEIVE_COUNT, type ServiceName, type Topology } from "@backup-actions/config"
@@ -57,6 +57,15 @@ const alreadyThere = (error: AwsError): boolean =>
 const ignoreExisting = <A>(effect: Effect.Effect<A, AwsError>) =>
   Effect.asVoid(effect).pipe(Effect.catchIf(alreadyThere, () => Effect.void))
 
+/** The emulator answered GetQueueAttributes without the queue's ARN, which rules and redrive policies need. */
+export class QueueArnMissing extends Schema.TaggedError<QueueArnMissing>()("QueueArnMissing", {
+  queueUrl: Schema.String
+}) {
+  override get message(): string {
+    return `GetQueueAttributes gave no ARN for ${this.queueUrl}`
+  }
+}
+
 const queueArn = (url: string) =>
   Effect.gen(function* () {
     const sqs = yield* Sqs
@@ -64,9 +73,7 @@ const queueArn = (url: string) =>
       sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }), { abortSignal })
     )
     const arn = attributes.Attributes?.QueueArn
-    if (arn === undefined) {
-      return yield* new AwsError({ operation: "sqs:GetQueueAttributes", code: "MissingArn", message: `no ARN for ${url}`, kind: "client" })
-    }
+    if (arn === undefined) return yield* new QueueArnMissing({ queueUrl: url })
     return arn
   })
 

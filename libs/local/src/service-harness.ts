@@ -8,6 +8,7 @@ import { EMULATOR_ACCOUNT, EMULATOR_REGION, emulatorAwsConfig, emulatorClients, 
 import { startBackupForwarding } from "./backup-forwarding"
 import { provision, type ProvisionedStack } from "./provision"
 import { tapBus, type Tap } from "./taps"
+import { withLocalStandIns } from "./stand-ins"
 
 /**
  * Provisions the topology for one service under its own prefix: the bus, the forwarding rule
@@ -43,17 +44,17 @@ export const serviceSettingsFor = (
 }
 
 /**
- * A service's own layers as its process builds them, but on the emulator: every client, the
- * AWS settings (so that a handler can derive other regions and accounts), its settings and a
- * policy of the test's choosing.
+ * A service's own layers as the local runtime builds them, but on a test's emulator: the local
+ * stand-ins (see `LocalStandIns`), every client, the AWS settings (so that a handler can derive
+ * other regions and accounts), its settings and a policy of the test's choosing.
  */
 export const serviceOnEmulator = <ROut, E, RIn>(
   services: Layer.Layer<ROut, E, RIn>,
   options: { readonly endpoint: string; readonly settings: Layer.Layer<ServiceSettings>; readonly policy: Policy }
 ) =>
-  services.pipe(
-    Layer.provideMerge(Layer.mergeAll(AllClientsLive, options.settings, PolicySource.layer(options.policy))),
-    Layer.provideMerge(emulatorAwsConfig(options.endpoint))
+  withLocalStandIns(
+    services,
+    Layer.mergeAll(AllClientsLive, options.settings, PolicySource.layer(options.policy)).pipe(Layer.provideMerge(emulatorAwsConfig(options.endpoint)))
   )
 
 /** One service's stack on an emulator of its own, shared by the tests of a file. */

@@ -18,15 +18,14 @@ import {
 import { mockClient } from "aws-sdk-client-mock"
 import { Layer } from "effect"
 import type { ReplicaPlan } from "@backup-actions/config"
-import { AccountAccess, type AccountTarget, type RegionClients } from "./accounts"
+import { AccountAccess, SourceSharing, type AccountTarget, type RegionClients } from "@backup-actions/aws"
 import type { ReplicaJob } from "./job"
-import { SourceSharing } from "./sharing"
 import { CopySlots } from "./slots"
 import { MANAGED_BY_TAG, SHARER } from "./tags"
 
 /**
  * For unit tests: mocked clients for the source account and for the destination account, so
- * that the exact requests can be checked where the emulator can't run them (or can't at scale).
+ * that the exact requests can be checked where a local run can't make them (or can't at scale).
  */
 export const SOURCE_ACCOUNT = "111111111111"
 export const DESTINATION_ACCOUNT = "222222222222"
@@ -65,7 +64,7 @@ export const mockAccounts = () => {
     if (target.region === DESTINATION_REGION) return destination
     return target.roleArn === undefined ? source : destinationAtSource
   })
-  const layer = Layer.mergeAll(access, SourceSharing.viaCreateVolumePermission, CopySlots.Live)
+  const layer = Layer.mergeAll(access, SourceSharing.Live, CopySlots.Live)
   return { ...mocks, targets, layer }
 }
 
