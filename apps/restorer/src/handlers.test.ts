@@ -11,6 +11,7 @@ import { UnprocessableEvent } from "@backup-actions/consumer"
 import { makeMemoryPublisher } from "@backup-actions/consumer/testing"
 import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { DIRECT_HAND_OFF_ACTION, onArchiveCompleted, onRecoveryPoint } from "./service"
+import { testEnvelope, recoveryPointCompleted as recoveryPointEvent } from "@backup-actions/contracts/testing"
 
 const ACCOUNT = "123456789012"
 const REGION = "us-east-1"
@@ -63,21 +64,10 @@ const nothingDone = { ledgerSteps: [], published: 0, awsCalls: 0 }
 const rejectionOf = <A, E extends { readonly _tag: string }, R>(handled: Effect.Effect<A, E, R>) =>
   Effect.flip(handled).pipe(Effect.map((error) => ({ tag: error._tag, reason: error instanceof UnprocessableEvent ? error.reason : undefined })))
 
-const envelope = { version: "0", account: ACCOUNT, time: "2026-08-01T00:00:00Z", region: REGION } as const
+const envelope = testEnvelope(ACCOUNT, REGION)
 
-/** A COMPLETED recovery point event, naming its recovery point only when given one. */
-const recoveryPointCompleted = (
-  id: string,
-  resource: { readonly resourceType: string; readonly resourceArn: string; readonly vaultName: string },
-  recoveryPointArn?: string
-): EventOf<typeof RecoveryPointStateChange> => ({
-  ...envelope,
-  id,
-  source: RecoveryPointStateChange.source,
-  "detail-type": RecoveryPointStateChange.detailType,
-  resources: recoveryPointArn === undefined ? [] : [recoveryPointArn],
-  detail: { status: "COMPLETED", resourceType: resource.resourceType, resourceArn: resource.resourceArn, backupVaultName: resource.vaultName }
-})
+const recoveryPointCompleted = (id: string, resource: Parameters<typeof recoveryPointEvent>[2], recoveryPointArn?: string) =>
+  recoveryPointEvent(envelope, id, resource, recoveryPointArn)
 
 const ebsVolume = (name: string, vaultName: string) => ({ resourceType: "EBS", resourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:volume/vol-0${name}`, vaultName })
 

@@ -3,10 +3,11 @@ import { CreateSnapshotCommand, CreateVolumeCommand, DescribeVolumesCommand } fr
 import { DescribeDBInstancesCommand } from "@aws-sdk/client-rds"
 import { Effect } from "effect"
 import { Ec2, Rds, awsCall } from "@backup-actions/aws"
-import { ArchiveCompleted, RecoveryPointStateChange, RestoreCompleted, type ArchiveMode, type DetailOf, type EventOf } from "@backup-actions/contracts"
+import { ArchiveCompleted, RestoreCompleted, type ArchiveMode, type DetailOf, type EventOf } from "@backup-actions/contracts"
 import type { Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
 import { RestorerServices, onArchiveCompleted, onRecoveryPoint } from "./service"
+import { testEnvelope, recoveryPointCompleted as recoveryPointEvent } from "@backup-actions/contracts/testing"
 
 /** The restorer's ledger and bus on the emulator, with a tap on the bus for every Restore Completed. */
 let harness: ServiceHarness
@@ -46,21 +47,10 @@ const restorerState = Effect.gen(function* () {
   }
 })
 
-const envelope = { version: "0", account: EMULATOR_ACCOUNT, time: "2026-08-01T00:00:00Z", region: EMULATOR_REGION } as const
+const envelope = testEnvelope(EMULATOR_ACCOUNT, EMULATOR_REGION)
 
-/** A COMPLETED recovery point event, naming its recovery point only when given one. */
-const recoveryPointCompleted = (
-  id: string,
-  resource: { readonly resourceType: string; readonly resourceArn: string; readonly vaultName: string },
-  recoveryPointArn?: string
-): EventOf<typeof RecoveryPointStateChange> => ({
-  ...envelope,
-  id,
-  source: RecoveryPointStateChange.source,
-  "detail-type": RecoveryPointStateChange.detailType,
-  resources: recoveryPointArn === undefined ? [] : [recoveryPointArn],
-  detail: { status: "COMPLETED", resourceType: resource.resourceType, resourceArn: resource.resourceArn, backupVaultName: resource.vaultName }
-})
+const recoveryPointCompleted = (id: string, resource: Parameters<typeof recoveryPointEvent>[2], recoveryPointArn?: string) =>
+  recoveryPointEvent(envelope, id, resource, recoveryPointArn)
 
 /** A failed Archive Completed that names neither what was restored for it. */
 const archiveCompleted = (id: string, mode: ArchiveMode, correlationId: string): EventOf<typeof ArchiveCompleted> => ({

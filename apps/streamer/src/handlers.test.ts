@@ -13,6 +13,7 @@ import { UnprocessableEvent } from "@backup-actions/consumer"
 import { makeMemoryPublisher } from "@backup-actions/consumer/testing"
 import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { onAmiExported, onRestoreCompleted } from "./service"
+import { testEnvelope, directPlanHandOff } from "@backup-actions/contracts/testing"
 
 const ACCOUNT = "123456789012"
 const REGION = "us-east-1"
@@ -74,7 +75,7 @@ const nothingDone = { ledgerSteps: [], published: 0, deletions: 0, attached: 0, 
 const rejectionOf = <A, E extends { readonly _tag: string }, R>(handled: Effect.Effect<A, E, R>) =>
   Effect.flip(handled).pipe(Effect.map((error) => ({ tag: error._tag, reason: error instanceof UnprocessableEvent ? error.reason : undefined })))
 
-const envelope = { version: "0", account: ACCOUNT, time: "2026-08-01T00:00:00Z", region: REGION } as const
+const envelope = testEnvelope(ACCOUNT, REGION)
 
 const snapshotArn = (snapshotId: string) => `arn:aws:ec2:${REGION}::snapshot/${snapshotId}`
 
@@ -100,24 +101,7 @@ const restoreCompleted = (id: string, detail: Partial<DetailOf<typeof RestoreCom
   }
 }
 
-/** The restorer's hand-off of a direct-mode plan: a Restore Completed for which nothing was restored. */
-const handOff = (id: string, recoveryPointArn: string, snapshotId: string, plan: ArchivePlan): EventOf<typeof RestoreCompleted> => ({
-  ...envelope,
-  id,
-  source: RestoreCompleted.source,
-  "detail-type": RestoreCompleted.detailType,
-  resources: [recoveryPointArn],
-  detail: {
-    schemaVersion: 1,
-    correlationId: recoveryPointArn,
-    idempotencyKey: `${recoveryPointArn}#restore:direct`,
-    status: "not-needed",
-    resourceType: "EBS",
-    backupVaultName: "Default",
-    snapshotId,
-    plan
-  }
-})
+const handOff = (id: string, recoveryPointArn: string, snapshotId: string, plan: ArchivePlan) => directPlanHandOff(envelope, id, recoveryPointArn, snapshotId, plan)
 
 describe("the streamer's restore handler", () => {
   /** Hands the event to the restore handler and checks the rejection's reason, and that nothing was done. */

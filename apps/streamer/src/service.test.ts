@@ -6,10 +6,11 @@ import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { Effect } from "effect"
 import { Ebs, Ec2, S3, awsCall } from "@backup-actions/aws"
-import { ArchiveCompleted, RestoreCompleted, type ArchivePlan, type DetailOf, type EventOf } from "@backup-actions/contracts"
+import { ArchiveCompleted, type ArchivePlan, type DetailOf } from "@backup-actions/contracts"
 import type { Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
 import { StreamerServices, onRestoreCompleted } from "./service"
+import { testEnvelope, directPlanHandOff } from "@backup-actions/contracts/testing"
 
 /** The streamer's ledger, bucket and bus on the emulator, with a tap on the bus for every Archive Completed. */
 let harness: ServiceHarness
@@ -43,28 +44,11 @@ const writtenState = Effect.gen(function* () {
   }
 })
 
-const envelope = { version: "0", account: EMULATOR_ACCOUNT, time: "2026-08-01T00:00:00Z", region: EMULATOR_REGION } as const
+const envelope = testEnvelope(EMULATOR_ACCOUNT, EMULATOR_REGION)
 
 const snapshotArn = (snapshotId: string) => `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshotId}`
 
-/** The restorer's hand-off of a direct-mode plan: a Restore Completed for which nothing was restored. */
-const handOff = (id: string, recoveryPointArn: string, snapshotId: string, plan: ArchivePlan): EventOf<typeof RestoreCompleted> => ({
-  ...envelope,
-  id,
-  source: RestoreCompleted.source,
-  "detail-type": RestoreCompleted.detailType,
-  resources: [recoveryPointArn],
-  detail: {
-    schemaVersion: 1,
-    correlationId: recoveryPointArn,
-    idempotencyKey: `${recoveryPointArn}#restore:direct`,
-    status: "not-needed",
-    resourceType: "EBS",
-    backupVaultName: "Default",
-    snapshotId,
-    plan
-  }
-})
+const handOff = (id: string, recoveryPointArn: string, snapshotId: string, plan: ArchivePlan) => directPlanHandOff(envelope, id, recoveryPointArn, snapshotId, plan)
 
 const BLOCK = 512 * 1024
 
