@@ -9,11 +9,12 @@ import { Effect, Either, Layer, Schema } from "effect"
 import { DynamoDb, Ec2, Kms, ProtectedResources, Rds, S3 } from "@backup-actions/aws"
 import { makeMemoryRecoveryPoints } from "@backup-actions/aws/testing"
 import { Policy, PolicySource, ServiceSettings } from "@backup-actions/config"
-import { ExportCompleted, RecoveryPointStateChange, type EventOf } from "@backup-actions/contracts"
+import { ExportCompleted } from "@backup-actions/contracts"
 import { UnprocessableEvent } from "@backup-actions/consumer"
 import { makeMemoryPublisher } from "@backup-actions/consumer/testing"
 import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { onRecoveryPoint } from "./service"
+import { recoveryPointCompleted as recoveryPointEvent, testEnvelope } from "@backup-actions/contracts/testing"
 
 const ACCOUNT = "123456789012"
 const REGION = "us-east-1"
@@ -69,18 +70,8 @@ const exporter = () => {
   return { ledger, publisher, points, layer, calls: () => mocks.reduce((total, mock) => total + mock.calls().length, 0) }
 }
 
-/** A COMPLETED recovery point event, naming its recovery point only when given one. */
-const recoveryPointCompleted = (id: string, resource: { readonly resourceType: string; readonly resourceArn: string; readonly vault: string }, recoveryPointArn?: string): EventOf<typeof RecoveryPointStateChange> => ({
-  version: "0",
-  account: ACCOUNT,
-  time: "2026-08-01T00:00:00Z",
-  region: REGION,
-  id,
-  source: RecoveryPointStateChange.source,
-  "detail-type": RecoveryPointStateChange.detailType,
-  resources: recoveryPointArn === undefined ? [] : [recoveryPointArn],
-  detail: { status: "COMPLETED", resourceType: resource.resourceType, resourceArn: resource.resourceArn, backupVaultName: resource.vault }
-})
+const recoveryPointCompleted = (id: string, resource: { readonly resourceType: string; readonly resourceArn: string; readonly vault: string }, recoveryPointArn?: string) =>
+  recoveryPointEvent(testEnvelope(ACCOUNT, REGION), id, { resourceType: resource.resourceType, resourceArn: resource.resourceArn, vaultName: resource.vault }, recoveryPointArn)
 
 const table = (vault: string) => ({ resourceType: "DynamoDB", resourceArn: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/orders`, vault })
 const tableBackup = (name: string) => `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/orders/backup/${name}`

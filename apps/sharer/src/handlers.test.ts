@@ -7,13 +7,13 @@ import { Effect, Either, Layer } from "effect"
 import { AccountAccess, ProtectedResources } from "@backup-actions/aws"
 import { makeMemorySourceSharing } from "@backup-actions/aws/testing"
 import { PolicySource, ServiceSettings, type Policy } from "@backup-actions/config"
-import { RecoveryPointStateChange, type EventOf } from "@backup-actions/contracts"
 import { UnprocessableEvent } from "@backup-actions/consumer"
 import { makeMemoryPublisher } from "@backup-actions/consumer/testing"
 import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { plan } from "./test-accounts"
 import { onRecoveryPoint } from "./service"
 import { CopySlots } from "./slots"
+import { recoveryPointCompleted as recoveryPointEvent, testEnvelope } from "@backup-actions/contracts/testing"
 
 const ACCOUNT = "111111111111"
 const REGION = "us-east-1"
@@ -44,18 +44,8 @@ const sharer = () => {
   return { ledger, publisher, sharing, layer, calls: () => mocks.reduce((total, mock) => total + mock.calls().length, 0) }
 }
 
-/** A COMPLETED recovery point event, naming its recovery point only when given one. */
-const recoveryPointCompleted = (id: string, resourceType: string, resourceArn: string, recoveryPointArn?: string): EventOf<typeof RecoveryPointStateChange> => ({
-  version: "0",
-  account: ACCOUNT,
-  time: "2026-08-01T00:00:00Z",
-  region: REGION,
-  id,
-  source: RecoveryPointStateChange.source,
-  "detail-type": RecoveryPointStateChange.detailType,
-  resources: recoveryPointArn === undefined ? [] : [recoveryPointArn],
-  detail: { status: "COMPLETED", resourceType, resourceArn, backupVaultName: "Default" }
-})
+const recoveryPointCompleted = (id: string, resourceType: string, resourceArn: string, recoveryPointArn?: string) =>
+  recoveryPointEvent(testEnvelope(ACCOUNT, REGION), id, { resourceType, resourceArn, vaultName: "Default" }, recoveryPointArn)
 
 describe("the sharer's recovery-point handler", () => {
   it.effect("rejects a recovery point event that names no recovery point with the reason, and ignores one its policy does not replicate", () => {
