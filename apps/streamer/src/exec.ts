@@ -147,9 +147,22 @@ const signalGroup = (child: ChildProcess, signal: NodeJS.Signals): void => {
   }
 }
 
+/**
+ * The fault suite's hook: a tool that really hangs (stopped, as a process stuck in I/O looks) or
+ * dies. The shell that would become the tool signals itself before it runs it, so a quick tool
+ * cannot finish before its fault fires.
+ */
+const faultedSpawn = (request: SpawnRequest, tool: string): { readonly command: string; readonly args: ReadonlyArray<string> } => {
+  const fault = firedAction(`spawn:${tool}`)
+  if (fault === "hang") return { command: "/bin/sh", args: ["-c", 'kill -STOP $$; exec "$@"', tool, request.command, ...request.args] }
+  if (fault === "kill") return { command: "/bin/sh", args: ["-c", "kill -KILL $$", tool] }
+  return { command: request.command, args: request.args }
+}
+
 const start = (request: SpawnRequest, tool: string): Child => {
+  const { command, args } = faultedSpawn(request, tool)
   // Its own process group (detached), so that a shell's or mount's children are stopped with it.
-  const child = spawn(request.command, [...request.args], { stdio: ["ignore", "pipe", "pipe"], env: request.env, detached: true })
+  const child = spawn(command, [...args], { stdio: ["ignore", "pipe", "pipe"], env: request.env, detached: true })
   let stderr = ""
   let stderrBytes = 0
   let exitedYet = false
@@ -169,10 +182,6 @@ const start = (request: SpawnRequest, tool: string): Child => {
       resolve({ code, signal })
     })
   })
-  // The fault suite's hook: a tool that really hangs (stopped, as a process stuck in I/O looks) or dies.
-  const fault = firedAction(`spawn:${tool}`)
-  if (fault === "hang") signalGroup(child, "SIGSTOP")
-  if (fault === "kill") signalGroup(child, "SIGKILL")
   // The reader gets the output through a stream of its own: when the tool exits, Node resumes
   // its stdout if nobody reads it yet, and output not read by then would be thrown away (a
   // tool that writes a little and exits before the first read would seem to have written nothing).
@@ -271,7 +280,7 @@ const watch = (child: Child, request: SpawnRequest, tool: string, grace: Duratio
  * stopped the same way and its `exit` fails with ToolTimedOut.
  *
  * A failpoint `spawn:<tool>` (see failpoints.ts) stops the tool with SIGSTOP ("hang") or
- * kills it ("kill") right after it starts.
+ * kills it with SIGKILL ("kill") before it runs.
  */
 export const spawnTool = (request: SpawnRequest): Effect.Effect<RunningTool, never, Scope.Scope> =>
   Effect.gen(function* () {
