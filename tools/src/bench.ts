@@ -4,7 +4,10 @@
  *   - baseline:  tar -cz (gzip -6) piped into one streaming lib-storage upload
  *   - streamer:  4 MiB chunks, zstd frames compressed in parallel, multipart with SHA-256 per part
  *   - null sink: the streamer's read and compression alone (no upload), the CPU-bound rate
- * and prints throughput, its ratio to the baseline, and each process's peak RSS.
+ *   - read-back: the streamer's content verification of what it uploaded (ranged GETs,
+ *     zstd -d, each range's SHA-256 against the manifest), which runs before a source may go
+ * and prints throughput, its ratio to the baseline, each process's peak RSS, and the
+ * read-back's cost in seconds per GiB.
  * Sizes in GiB come from BENCH_SIZES_GIB (default "1,4").
  */
 import { execFileSync, spawn } from "node:child_process"
@@ -47,6 +50,10 @@ interface Measured {
   readonly size: number
   readonly seconds: number
   readonly maxRssBytes: number
+  /** The streamer's: the upload alone, then the read-back and its verdict. */
+  readonly uploadSeconds?: number
+  readonly readBackSeconds?: number
+  readonly verified?: string
 }
 
 const runJson = (command: string, args: ReadonlyArray<string>, env: Record<string, string>): Promise<Measured> =>
@@ -73,6 +80,7 @@ const main = async (): Promise<void> => {
   const node = process.execPath
   const rows: Array<Array<string>> = []
   const results: Array<Record<string, unknown>> = []
+  const readBack: Array<string> = []
   try {
     for (const gib of sizes) {
       const input = join(dir, `input-${gib}GiB.img`)
@@ -91,12 +99,16 @@ const main = async (): Promise<void> => {
       const streamer = await runJson(node, [...SERVICE_NODE_FLAGS, archiveFile, "--source", input, "--bucket", bucket, "--key", `bench/streamer-${gib}.img.zst`], env)
       process.stdout.write(`streamer with a null sink...\n`)
       const nullSink = await runJson(node, [...SERVICE_NODE_FLAGS, archiveFile, "--source", input, "--sink", "null"], env)
+      if (streamer.verified !== "content") throw new Error(`the streamer's archive of ${gib} GiB was not verified to its content (${String(streamer.verified)})`)
       const rate = (seconds: number) => bytes / MiB / seconds
       const base = rate(baselineSeconds)
+      const uploadSeconds = streamer.uploadSeconds ?? streamer.seconds
+      const readBackSeconds = streamer.readBackSeconds ?? 0
       for (const [name, measured, seconds] of [
         ["baseline (tar -cz | upload)", baseline, baselineSeconds],
-        ["streamer (zstd, multipart)", streamer, streamer.seconds],
-        ["streamer, null sink", nullSink, nullSink.seconds]
+        ["streamer (zstd, multipart)", streamer, uploadSeconds],
+        ["streamer, null sink", nullSink, nullSink.seconds],
+        ["read-back, content verified", streamer, readBackSeconds]
       ] as const) {
         rows.push([
           `${gib} GiB`,
@@ -109,6 +121,8 @@ const main = async (): Promise<void> => {
         ])
         results.push({ inputGiB: gib, variant: name, seconds, mibPerSecond: rate(seconds), ratioToBaseline: rate(seconds) / base, storedBytes: measured.size, peakRssBytes: measured.maxRssBytes })
       }
+      readBack.push(`${gib} GiB: read-back ${(readBackSeconds / gib).toFixed(1)} s per GiB, ${((readBackSeconds / uploadSeconds) * 100).toFixed(0)}% of the upload's time`)
+      results.push({ inputGiB: gib, variant: "read-back cost", secondsPerGiB: readBackSeconds / gib, ratioToUpload: readBackSeconds / uploadSeconds })
       rmSync(input, { force: true })
     }
   } finally {
@@ -116,6 +130,7 @@ const main = async (): Promise<void> => {
   }
   const cpu = execFileSync("sh", ["-c", "nproc; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).toString().trim().split("\n")
   process.stdout.write(`\n${table(["input", "variant", "seconds", "MiB/s", "vs baseline", "stored", "peak RSS"], rows)}\n`)
+  process.stdout.write(`\n${readBack.join("\n")}\n`)
   process.stdout.write(`\n${cpu[0]} cores,${cpu[1] ?? ""}; peak RSS is the uploading process's (the baseline's tar and gzip are separate processes).\n`)
   writeFileSync(join(dir, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
 }

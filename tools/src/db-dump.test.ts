@@ -152,7 +152,7 @@ const restoredAndDumped = async (snapshotArn: string, instance: string, engine: 
   const outcome = record["outcome"]
   assert.strictEqual(outcome.mode, "dump")
   assert.strictEqual(outcome.format, "sql")
-  assert.isTrue(outcome.verified)
+  assert.strictEqual(outcome.verified, "content")
   assert.isFalse(outcome.sourceDeleted)
   assert.strictEqual(outcome.restoredInstanceId, database.instanceId)
   assert.strictEqual(outcome.location.key, `archives/rds/${instance}-snapshot/dump/`)

@@ -203,7 +203,7 @@ const main = async (): Promise<number> => {
     ])
     say("The reporter's report of the run:\n")
     say(table(["action", "status", "recovery point", "read", "stored", "took", "artifact"], rows))
-    // Each archive in detail, from its ledger record: what was read and stored, and whether S3's checksum matched ours.
+    // Each archive in detail, from its ledger record: what was read and stored, and whether its content, read back, matched the source.
     const archives = records
       .filter((record, index) => record["status"] === "succeeded" && (steps[index]?.[1] ?? "").startsWith("archive:"))
       .map((record) => record["outcome"] ?? {})
@@ -216,7 +216,7 @@ const main = async (): Promise<number> => {
           formatBytes(stored),
           stored > 0 ? `${(read / stored).toFixed(1)}:1` : "-",
           formatRate(read, Number(outcome.durationMs ?? 0)),
-          outcome.verified === true ? "verified (SHA-256 composite matches S3)" : `NOT verified: ${String(outcome.reason ?? "")}`,
+          outcome.verified === "content" ? "content read back matches the source" : `NOT verified: ${String(outcome.reason ?? "")}`,
           outcome.location === undefined ? "-" : `s3://${outcome.location.bucket}/${outcome.location.key}`
         ]
       })

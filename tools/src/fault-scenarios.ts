@@ -1,7 +1,7 @@
 import { execFileSync, type ChildProcess } from "node:child_process"
 import { HeadObjectCommand } from "@aws-sdk/client-s3"
 import { Effect } from "effect"
-import { S3, STEP_POINTS, awsCall, undefinedWhenNotFound } from "@backup-actions/aws"
+import { COMPRESSED_FRAME_POINT, S3, STEP_POINTS, awsCall, undefinedWhenNotFound } from "@backup-actions/aws"
 import {
   FAULT_TIMING,
   clearLeftovers,
@@ -156,6 +156,21 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
   { name: "killed after the upload, before the ledger write", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterWork}=kill`) },
   { name: "killed after the ledger write, before publishing", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterRecord}=kill`) },
   { name: "PutEvents failing twice", mode: "direct", expect: "archived", drive: withFailpoint("events:PutEvents=fail*2") },
+  {
+    // Every checksum of the upload holds (it was taken over the frame as sent); only reading the
+    // archive back against the source's block checksums shows that it is not the source.
+    name: "a frame made from other data than the source's",
+    mode: "direct",
+    expect: "failed",
+    drive: withFailpoint(`${COMPRESSED_FRAME_POINT}=corrupt*1`),
+    check: async (world, subject) => {
+      const outcome = (await ledgerItem(world, subject.recoveryPointArn, "archive:direct"))?.["outcome"] as Record<string, unknown> | undefined
+      const reason = String(outcome?.["reason"] ?? "")
+      return outcome?.["verified"] === "upload" && reason.startsWith("the archive read back differs from its source")
+        ? []
+        : [`the outcome says verified ${String(outcome?.["verified"])}: ${reason}`]
+    }
+  },
   { name: "killed after deleting the source, before recording it", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterSourceDeleted}=kill`) },
   {
     name: "a lost reply to the source's deletion",

@@ -62,7 +62,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     // Assess: the ledger outcome
     assert.strictEqual(record["status"], "succeeded")
     const outcome = record["outcome"]
-    assert.strictEqual(outcome.verified, true)
+    assert.strictEqual(outcome.verified, "content")
     assert.strictEqual(outcome.sourceDeleted, false)
     assert.strictEqual(outcome.bytesRead, snapshot.volumeBytes)
     // Assess: the archive opens with stock zstd and equals the disk, zeros beyond the filesystem
@@ -93,7 +93,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     assert.strictEqual(record["status"], "succeeded", String(record["reason"]))
     const outcome = record["outcome"]
     assert.strictEqual(outcome.format, "tar")
-    assert.strictEqual(outcome.verified, true)
+    assert.strictEqual(outcome.verified, "content")
     // Extract with stock GNU tar and zstd
     const archive = join(scratch, "files.tar.zst")
     downloadWithAwsCli(local, outcome.location, archive)
@@ -176,7 +176,7 @@ describe("the EBS archive pipeline on the emulator", () => {
     const seeded = await run(putImageAsSnapshot(image, "delete test"))
     await run(sendRecoveryPointCompleted({ snapshotId: seeded.snapshotId, vault: "archive-and-delete" }))
     const record = await run(waitForStep(local.stack.ledgerTable, snapshotArn(seeded.snapshotId), "archive:direct"))
-    assert.strictEqual(record["outcome"].verified, true)
+    assert.strictEqual(record["outcome"].verified, "content")
     assert.strictEqual(record["outcome"].sourceDeleted, true)
     const remaining = await run(
       Effect.flatMap(Ec2, (ec2) =>

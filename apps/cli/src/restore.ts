@@ -6,16 +6,25 @@ import type { Readable } from "node:stream"
 import { CompleteSnapshotCommand, GetSnapshotBlockCommand, ListSnapshotBlocksCommand, PutSnapshotBlockCommand, StartSnapshotCommand, type Block } from "@aws-sdk/client-ebs"
 import { DeleteSnapshotCommand, DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { Console, Duration, Effect, Runtime, Schedule, Schema, Stream } from "effect"
+import {
+  ProblemList,
+  RawImageCheck,
+  compareDirectoryWithManifest,
+  compareLayout,
+  describeLayout,
+  rawRanges,
+  readLines,
+  treeEntries,
+  type MemberFound
+} from "@backup-actions/archive"
 import { Ebs, Ec2, awsCall } from "@backup-actions/aws"
 import { rawMembersOf, type DiskLayout } from "@backup-actions/contracts"
 import { CompositeChecksum, describeArchiveObject, openArchiveStream } from "./archive-object"
 import { CheckFailed, OperationFailed, UsageError } from "./errors"
-import { fetchManifest, rawRanges, readLines, treeEntries } from "./manifest"
+import { fetchManifest } from "./manifest"
 import { Progress } from "./progress"
-import { RawImageCheck } from "./raw-check"
 import { readThrough } from "./read-through"
 import { manifestBeside, s3Url, type S3Location } from "./s3-url"
-import { ProblemList, compareDirectoryWithManifest, compareLayout, describeLayout, type MemberFound } from "./tree-check"
 import { checksumProblems, objectProblems, scratchDirectory } from "./verify"
 
 /** GNU tar extracting what the streamer's `tar --create` wrote: modes, numeric owners, links and holes. */

@@ -3,15 +3,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Readable } from "node:stream"
 import { Console, Effect } from "effect"
+import { ProblemList, RawImageCheck, TarScanner, compareLayout, compareTarWithManifest, rawRanges, readLines, treeEntries, type ManifestHeader, type TarEntry } from "@backup-actions/archive"
 import { CompositeChecksum, describeArchiveObject, openArchiveStream, sameComposite, type ArchiveObject } from "./archive-object"
 import { CheckFailed, OperationFailed } from "./errors"
-import { fetchManifest, rawRanges, readLines, treeEntries, type ManifestHeader } from "./manifest"
+import { fetchManifest } from "./manifest"
 import { Progress } from "./progress"
-import { RawImageCheck } from "./raw-check"
 import { readThrough } from "./read-through"
 import { manifestBeside, s3Url, type S3Location } from "./s3-url"
-import { TarScanner, type TarEntry } from "./tar-scan"
-import { ProblemList, compareLayout, compareTarWithManifest } from "./tree-check"
 
 /** A scratch directory for the command's run, removed when it ends. */
 export const scratchDirectory = Effect.acquireRelease(

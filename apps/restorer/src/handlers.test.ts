@@ -89,7 +89,7 @@ const archiveCompleted = (id: string, mode: ArchiveMode, correlationId: string, 
     bytesRead: 0,
     bytesStored: 0,
     durationMs: 10,
-    verified: status === "archived",
+    verified: status === "archived" ? "content" : "none",
     sourceDeleted: false,
     ...(status === "failed" ? { reason: "tar exited with 2" } : {})
   }

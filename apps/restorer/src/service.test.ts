@@ -70,7 +70,7 @@ const archiveCompleted = (id: string, mode: ArchiveMode, correlationId: string):
     bytesRead: 0,
     bytesStored: 0,
     durationMs: 10,
-    verified: false,
+    verified: "none",
     sourceDeleted: false,
     reason: "tar exited with 2"
   }

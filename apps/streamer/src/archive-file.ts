@@ -1,18 +1,23 @@
 /**
  * Archives a file or block device as a raw image through the streamer's data path, outside
  * the event flow: the benchmark runs it, and an operator can use it to archive a device by
- * hand. `--sink null` compresses and discards, to show the CPU-bound rate.
+ * hand. It writes the manifest beside the archive (`<key>.manifest.ndjson`), then reads the
+ * archive back and verifies its content against it, as the service does before it may delete
+ * a source. `--sink null` compresses and discards, to show the CPU-bound rate.
  *
  *   archive-file --source /dev/xvdf --bucket B --key K [--compression zstd|gzip] [--sink s3|null]
  */
 import { statSync } from "node:fs"
 import { parseArgs } from "node:util"
-import { Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import { AwsConfig, DynamoDb, S3 } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { Ledger, type Claim, type UploadProgress } from "@backup-actions/ledger"
-import { archiveToS3, deleteFragments } from "./archive-pipeline"
+import { archiveToS3, type ArchiveResult } from "./archive-pipeline"
 import { COMPRESS_CONCURRENCY, SOURCE_BUFFERS, compressChunk } from "./compress"
+import { verifyArchive } from "./content-verification"
+import { CHUNK_BYTES } from "./ebs-direct-source"
+import { rawImageManifestHeader, writeManifest } from "./manifest"
 import { makeOrderedPool } from "./ordered-pool"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 import { fileChunkSource } from "./stream-source"
@@ -61,12 +66,14 @@ const nullSink = Effect.scoped(
       if (Option.isNone(next)) break
       stored += next.value
     }
-    return { inputBytes: size, size: stored, verified: false, parts: 0 }
+    return { inputBytes: size, size: stored, verified: "none", parts: 0 }
   })
 )
 
 /** The ledger step of archiving this file to this key. */
 const step = { recoveryPointArn: `file:${source}`, action: `archive-file:${values.key ?? ""}` }
+
+const manifestKey = `${values.key ?? ""}.manifest.ndjson`
 
 const toS3 = (claim: Claim, previousUpload: UploadProgress | undefined) => archiveToS3({
   step: claim,
@@ -77,17 +84,45 @@ const toS3 = (claim: Claim, previousUpload: UploadProgress | undefined) => archi
   previousUpload,
   openSource: open
 }).pipe(
-  // No manifest is written here: the part fragments go once the upload is complete.
-  Effect.tap((result) => deleteFragments(values.bucket ?? "", values.key ?? "", result.parts)),
-  Effect.map((result) => ({ inputBytes: result.inputBytes, size: result.size, verified: result.verified, parts: result.parts }))
+  Effect.tap((result) =>
+    writeManifest({
+      bucket: values.bucket ?? "",
+      key: manifestKey,
+      header: rawImageManifestHeader({
+        snapshotId: "",
+        recoveryPointArn: step.recoveryPointArn,
+        archiveKey: values.key ?? "",
+        compression,
+        imageBytes: size,
+        chunkBytes: CHUNK_BYTES,
+        archiveBytes: result.size,
+        composite: result.composite
+      }),
+      fragments: result.manifestFragments,
+      archives: [{ key: values.key ?? "", parts: result.parts }]
+    })
+  )
 )
+
+/** The archive read back and verified against its manifest, timed on its own. */
+const readBack = (result: ArchiveResult) =>
+  Effect.timed(
+    verifyArchive(
+      { bucket: values.bucket ?? "", key: values.key ?? "", size: result.size, etag: result.etag, compression, uploadVerified: result.verified },
+      manifestKey
+    )
+  ).pipe(Effect.map(([duration, verdict]) => ({ verified: verdict.verified, readBackSeconds: Duration.toMillis(duration) / 1000 })))
 
 const claimThenArchive = Effect.gen(function* () {
   const ledger = yield* Ledger
   const { claim, record } = yield* ledger.claim(step, { leaseMs: 3_600_000, maxAttempts: 5 })
+  const uploadStarted = process.hrtime.bigint()
   const result = yield* toS3(claim, record.upload)
-  yield* ledger.finish(claim, { status: "succeeded", outcome: { ...result } })
-  return result
+  const uploadSeconds = Number(process.hrtime.bigint() - uploadStarted) / 1e9
+  const checked = yield* readBack(result)
+  const outcome = { inputBytes: result.inputBytes, size: result.size, parts: result.parts, uploadSeconds, ...checked }
+  yield* ledger.finish(claim, { status: checked.verified === "content" ? "succeeded" : "failed", outcome })
+  return outcome
 })
 
 const layer = Ledger.Live.pipe(

@@ -6,7 +6,7 @@ import { contentTypeOf } from "./compress"
 import { openEbsDirectSource, CHUNK_BYTES } from "./ebs-direct-source"
 import { archiveAction, archiveKeys } from "./keys"
 import { rawImageManifestHeader, writeManifest } from "./manifest"
-import { archiveStep, archivedOutcome, describeArchiveFailure, failedOutcome, type ArchiveSubject } from "./outcome"
+import { archiveStep, describeArchiveFailure, failedOutcome, verifiedOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 
 /**
@@ -86,12 +86,13 @@ export const archiveDirect = (subject: ArchiveSubject) =>
               })
           })
           const archived = yield* finishRawImageArchive(subject, keys, written, { imageBytes: layout.volumeBytes, blockSize: layout.blockSize })
-          return yield* archivedOutcome(subject, archived, startedAt)
+          return yield* verifiedOutcome(subject, archived, startedAt)
         })
         return yield* attempt.pipe(
           Effect.catchTags({
             AwsError: (error) => failedOutcome(subject, describeArchiveFailure(error), startedAt),
             BlockChecksumMismatch: (error) => failedOutcome(subject, describeArchiveFailure(error), startedAt),
+            BlockWithoutChecksum: (error) => failedOutcome(subject, describeArchiveFailure(error), startedAt),
             UnsupportedBlockLayout: (error) => failedOutcome(subject, describeArchiveFailure(error), startedAt)
           })
         )

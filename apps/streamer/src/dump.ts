@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { DeleteObjectsCommand } from "@aws-sdk/client-s3"
 import { GetParameterCommand } from "@aws-sdk/client-ssm"
 import { Clock, Duration, Effect, Redacted, Schedule, Schema } from "effect"
@@ -23,7 +24,8 @@ import {
 } from "./dump-tools"
 import { streamingToolLimits, type ToolTimedOut } from "./exec"
 import { writeManifest } from "./manifest"
-import { deleteSourceIfAsked, failedDetail } from "./outcome"
+import { verifyStream, type ContentVerdict } from "./content-verification"
+import { deleteSourceIfAsked, failedDetail, storedArchive } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 import { toolChunkSource, type SourceReadError } from "./stream-source"
 
@@ -91,9 +93,9 @@ const listDatabases = (tool: DumpTool, connection: DbConnection) =>
  * aborted and no partial dump is ever completed. The tool is stopped, and awaited, if the
  * archive stops early.
  */
-export const dumpSource = (command: ToolCommand) =>
+export const dumpSource = (command: ToolCommand, onRead?: (chunk: Buffer) => void) =>
   Effect.flatMap(streamingToolLimits, (limits) =>
-    toolChunkSource(toolRequest(command, limits), { detectHoles: false }, (tool) => toolExitedCleanly(command, tool))
+    toolChunkSource(toolRequest(command, limits), { detectHoles: false, ...(onRead === undefined ? {} : { onRead }) }, (tool) => toolExitedCleanly(command, tool))
   )
 
 /** A plain SQL dump is larger than the data on disk (text, escaped binaries): room for four times that. */
@@ -103,6 +105,13 @@ interface DatabaseArchive {
   readonly database: string
   readonly key: string
   readonly written: ArchiveResult
+  /** SHA-256 (hex) of the SQL as the dump tool wrote it, before compression. */
+  readonly sqlSha256: string
+}
+
+/** A written dump, and how far it was verified. */
+interface VerifiedDump extends DatabaseArchive {
+  readonly verdict: ContentVerdict
 }
 
 type DumpFailure = AwsError | SourceReadError | ToolFailed | ToolTimedOut | UnsupportedEngine | DatabaseEndpointUnavailable | NothingToDump
@@ -141,18 +150,20 @@ const failedDump = (subject: DumpSubject, reason: string, startedAt: number) =>
   Effect.map(Clock.currentTimeMillis, (now): StepResult<ArchiveDetail> => failed(reason, failedDetail(base(subject), reason, now - startedAt)))
 
 /**
- * The outcome of written dumps: verified only when every database's stored checksum equals
- * the one computed over the bytes uploaded. The source is deleted after it is recorded, by
+ * The outcome of written dumps: successful only when every database's dump was read back and
+ * matched the SHA-256 of what its tool wrote. The source is deleted after it is recorded, by
  * the step's `afterSuccess`, and only when the policy asks for it.
  */
-const dumpedOutcome = (subject: DumpSubject, archives: ReadonlyArray<DatabaseArchive>, keys: ReturnType<typeof dumpKeys>, startedAt: number) =>
+const dumpedOutcome = (subject: DumpSubject, archives: ReadonlyArray<VerifiedDump>, keys: ReturnType<typeof dumpKeys>, startedAt: number) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
-    const verified = archives.every((archive) => archive.written.verified)
+    const unverified = archives.filter((archive) => archive.verdict.verified !== "content")
+    // The whole is verified as far as its least verified database.
+    const verified = unverified.some((archive) => archive.verdict.verified === "none") ? "none" : unverified.length > 0 ? "upload" : "content"
     const now = yield* Clock.currentTimeMillis
     const detail: ArchiveDetail = {
       ...base(subject),
-      status: verified ? "archived" : "failed",
+      status: verified === "content" ? "archived" : "failed",
       format: "sql",
       location: { bucket: settings.artifactBucket, key: keys.prefix },
       manifest: { bucket: settings.artifactBucket, key: keys.manifest },
@@ -167,11 +178,12 @@ const dumpedOutcome = (subject: DumpSubject, archives: ReadonlyArray<DatabaseArc
         bytesRead: archive.written.inputBytes,
         bytesStored: archive.written.size,
         checksum: { algorithm: "SHA256" as const, type: "COMPOSITE" as const, value: archive.written.composite },
-        verified: archive.written.verified
+        verified: archive.verdict.verified
       }))
     }
-    const unverified = archives.filter((archive) => !archive.written.verified).map((archive) => archive.database)
-    return verified ? succeeded(detail) : failed(`stored checksums differ from computed ones for ${unverified.join(", ")}`, { ...detail, reason: `unverified: ${unverified.join(", ")}` })
+    if (unverified.length === 0) return succeeded(detail)
+    const reason = unverified.map((archive) => `${archive.database}: ${"reason" in archive.verdict ? archive.verdict.reason : ""}`).join("; ")
+    return failed(reason, { ...detail, reason })
   })
 
 /** Removes the dumps of a failed attempt, and their part fragments: a half set of databases is not an archive. */
@@ -221,6 +233,7 @@ export const archiveDump = (subject: DumpSubject) =>
           yield* Effect.logInfo(`dumping ${databases.length} database(s) of ${subject.database.instanceId} with ${toolVersion}: ${databases.map((database) => database.name).join(", ")}`)
           for (const [index, database] of databases.entries()) {
             const key = keys.database(database.name)
+            const sql = createHash("sha256")
             const archive = yield* archiveToS3({
               step: claim,
               target: { bucket: settings.artifactBucket, key, contentType: `application/sql+${subject.plan.compression}` },
@@ -229,9 +242,9 @@ export const archiveDump = (subject: DumpSubject) =>
               // A dump is a stream: a resumed attempt starts it over (an earlier upload is aborted).
               resumable: false,
               previousUpload: index === 0 ? record.upload : undefined,
-              openSource: () => dumpSource(tool.dumpDatabase(connection, database.name))
+              openSource: () => dumpSource(tool.dumpDatabase(connection, database.name), (chunk) => sql.update(chunk))
             })
-            written.push({ database: database.name, key, written: archive })
+            written.push({ database: database.name, key, written: archive, sqlSha256: sql.digest("hex") })
             yield* Effect.logInfo(`dumped ${database.name}: ${archive.inputBytes} bytes of SQL, ${archive.size} stored`)
           }
           yield* writeManifest({
@@ -258,13 +271,22 @@ export const archiveDump = (subject: DumpSubject) =>
                 database: archive.database,
                 archive: archive.key,
                 sqlBytes: archive.written.inputBytes,
+                sqlSha256: archive.sqlSha256,
                 archiveBytes: archive.written.size,
-                checksum: { algorithm: "SHA256", type: "COMPOSITE", value: archive.written.composite },
-                verified: archive.written.verified
+                checksum: { algorithm: "SHA256", type: "COMPOSITE", value: archive.written.composite }
               })
             )
           })
-          return yield* dumpedOutcome(subject, written, keys, startedAt)
+          const verified = yield* Effect.forEach(written, (archive) =>
+            Effect.map(
+              verifyStream(storedArchive({ ...archive.written, bucket: settings.artifactBucket, key: archive.key }, subject.plan.compression), {
+                sha256: archive.sqlSha256,
+                bytes: archive.written.inputBytes
+              }),
+              (verdict): VerifiedDump => ({ ...archive, verdict })
+            )
+          )
+          return yield* dumpedOutcome(subject, verified, keys, startedAt)
         })
         return yield* attempt.pipe(
           Effect.catchIf(

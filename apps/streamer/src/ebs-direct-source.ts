@@ -17,12 +17,20 @@ export class BlockChecksumMismatch extends Schema.TaggedError<BlockChecksumMisma
   actual: Schema.String
 }) {}
 
+/** EBS returned a block without a SHA-256 to check it against: it is not archived unchecked. */
+export class BlockWithoutChecksum extends Schema.TaggedError<BlockWithoutChecksum>()("BlockWithoutChecksum", {
+  snapshotId: Schema.String,
+  blockIndex: Schema.Number,
+  /** The algorithm EBS named, if any. */
+  algorithm: Schema.optional(Schema.String)
+}) {}
+
 export class UnsupportedBlockLayout extends Schema.TaggedError<UnsupportedBlockLayout>()("UnsupportedBlockLayout", {
   snapshotId: Schema.String,
   reason: Schema.String
 }) {}
 
-export type EbsSourceError = AwsError | BlockChecksumMismatch | UnsupportedBlockLayout
+export type EbsSourceError = AwsError | BlockChecksumMismatch | BlockWithoutChecksum | UnsupportedBlockLayout
 
 export interface SnapshotLayout {
   readonly snapshotId: string
@@ -47,7 +55,11 @@ const listPage = (snapshotId: string, startingBlockIndex: number, nextToken: str
     )
   )
 
-/** Reads one block and checks it against the SHA-256 that EBS returns with it; a mismatch is read again. */
+/**
+ * Reads one block and checks it against the SHA-256 that EBS returns with it; a mismatch is
+ * read again. That checksum is what the manifest records and what the archive's content is
+ * verified against, so a block that comes without one fails the archive.
+ */
 export const readBlock = (snapshotId: string, block: Block) =>
   Effect.gen(function* () {
     const ebs = yield* Ebs
@@ -60,8 +72,11 @@ export const readBlock = (snapshotId: string, block: Block) =>
       const data = result.BlockData === undefined ? new Uint8Array(0) : await result.BlockData.transformToByteArray()
       return { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), checksum: result.Checksum, algorithm: result.ChecksumAlgorithm }
     })
+    if (response.checksum === undefined || response.algorithm !== "SHA256") {
+      return yield* new BlockWithoutChecksum({ snapshotId, blockIndex: index, ...(response.algorithm === undefined ? {} : { algorithm: response.algorithm }) })
+    }
     const actual = createHash("sha256").update(response.data).digest("base64")
-    if (response.checksum !== undefined && response.algorithm === "SHA256" && response.checksum !== actual) {
+    if (response.checksum !== actual) {
       return yield* new BlockChecksumMismatch({ snapshotId, blockIndex: index, expected: response.checksum, actual })
     }
     return { index, data: response.data, sha256: actual }
@@ -90,7 +105,11 @@ export const openEbsDirectSource = (snapshotId: string, options: { readonly bloc
       return yield* new UnsupportedBlockLayout({ snapshotId, reason: `the snapshot is ${state}, not completed` })
     }
     const first = yield* listPage(snapshotId, 0, undefined)
-    const volumeBytes = (first.VolumeSize ?? 0) * 1024 ** 3
+    // Without its size, the image would end at the last listed block, or be empty.
+    if (first.VolumeSize === undefined || first.VolumeSize <= 0) {
+      return yield* new UnsupportedBlockLayout({ snapshotId, reason: `ListSnapshotBlocks reports no volume size (${String(first.VolumeSize)}), so the image's size is unknown` })
+    }
+    const volumeBytes = first.VolumeSize * 1024 ** 3
     // The block size is the size of the data a block holds, whatever BlockSize the listing reports.
     const reported = first.BlockSize ?? EBS_BLOCK_SIZE
     const firstBlock = first.Blocks?.[0]

@@ -81,6 +81,8 @@ export interface SpawnRequest {
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
   /** Between SIGTERM and SIGKILL when the tool is stopped; KILL_GRACE when absent. */
   readonly killGrace?: Duration.DurationInput
+  /** The tool's standard input, piped in with backpressure; none when absent. A tool that exits early ends it. */
+  readonly stdin?: Readable
 }
 
 /** How a tool ended: its exit code, the signal that ended it, or why it could not start. */
@@ -162,7 +164,12 @@ const faultedSpawn = (request: SpawnRequest, tool: string): { readonly command: 
 const start = (request: SpawnRequest, tool: string): Child => {
   const { command, args } = faultedSpawn(request, tool)
   // Its own process group (detached), so that a shell's or mount's children are stopped with it.
-  const child = spawn(command, [...args], { stdio: ["ignore", "pipe", "pipe"], env: request.env, detached: true })
+  const child = spawn(command, [...args], { stdio: ["pipe", "pipe", "pipe"], env: request.env, detached: true })
+  // Its input, or none (an input at its end at once). A tool that exits before it read all of
+  // its input ends the input (EPIPE); its exit says why.
+  if (request.stdin === undefined) child.stdin.end()
+  else pipeline(request.stdin, child.stdin, () => undefined)
+  child.stdin.on("error", () => undefined)
   let stderr = ""
   let stderrBytes = 0
   let exitedYet = false

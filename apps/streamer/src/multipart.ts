@@ -126,6 +126,8 @@ export interface CompletedUpload {
   readonly stored: string | undefined
   readonly verified: boolean
   readonly size: number
+  /** The stored object's ETag: a read-back reads this version of it. */
+  readonly etag: string | undefined
 }
 
 /** Completes the upload, then reads back the stored checksum and compares it with ours. */
@@ -160,7 +162,8 @@ export const completeUpload = (target: UploadTarget, uploadId: string, parts: Re
       composite,
       stored: head.ChecksumSHA256,
       verified: sameComposite(head.ChecksumSHA256, composite) && head.ContentLength === size,
-      size
+      size,
+      etag: head.ETag
     }
     return result
   })

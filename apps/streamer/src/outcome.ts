@@ -1,13 +1,14 @@
 import { Clock, Effect } from "effect"
 import { RecoveryPoints, type AwsError, type DeviceUnavailable, type RecoveryPointRef } from "@backup-actions/aws"
-import type { BlockChecksumMismatch, UnsupportedBlockLayout } from "./ebs-direct-source"
+import type { BlockChecksumMismatch, BlockWithoutChecksum, UnsupportedBlockLayout } from "./ebs-direct-source"
 import type { CommandFailed, ToolTimedOut } from "./exec"
 import type { NotMountable } from "./mount"
 import type { SourceReadError } from "./stream-source"
-import { ArchiveCompleted, isSourceGone, type ArchiveMode, type ArchivePlan, type DetailOf } from "@backup-actions/contracts"
+import { ArchiveCompleted, isSourceGone, type ArchiveMode, type ArchivePlan, type Compression, type DetailOf } from "@backup-actions/contracts"
 import { deleteSourceOnce } from "@backup-actions/consumer"
 import { failed, succeeded, type StepKey, type StepResult } from "@backup-actions/ledger"
 import type { ArchiveResult } from "./archive-pipeline"
+import { verifyArchive, type ArchiveToVerify, type ContentVerdict } from "./content-verification"
 
 export type ArchiveDetail = DetailOf<typeof ArchiveCompleted>
 
@@ -32,18 +33,18 @@ const base = (subject: ArchiveSubject) => ({
   ...(subject.restoredVolumeId === undefined ? {} : { restoredVolumeId: subject.restoredVolumeId })
 })
 
+/** A written archive: where it and its manifest are, and how its upload ended. */
+export type WrittenArchive = ArchiveResult & { readonly format: "tar" | "raw"; readonly bucket: string; readonly key: string; readonly manifestKey: string }
+
 /**
- * The outcome of a written archive. It never deletes the source: that is a step of its own,
- * after this outcome is recorded (see `archiveStep`).
+ * The outcome of a written archive, by how far it was verified: only an archive whose content
+ * was read back and matched its source succeeds. It never deletes the source: that is a step
+ * of its own, after this outcome is recorded (see `archiveStep`).
  */
-export const archivedOutcome = (
-  subject: ArchiveSubject,
-  written: ArchiveResult & { readonly format: "tar" | "raw"; readonly bucket: string; readonly key: string; readonly manifestKey: string },
-  startedAt: number
-) =>
+export const archivedOutcome = (subject: ArchiveSubject, written: WrittenArchive, verdict: ContentVerdict, startedAt: number) =>
   Effect.gen(function* () {
-    if (subject.plan.deleteSourceAfterVerify && !written.verified) {
-      yield* Effect.logError(`archive of ${subject.snapshotId} not verified (stored ${written.stored ?? "none"}, computed ${written.composite}); the source is kept`)
+    if (subject.plan.deleteSourceAfterVerify && verdict.verified !== "content") {
+      yield* Effect.logError(`archive of ${subject.snapshotId} not verified to its content; the source is kept`)
     }
     const now = yield* Clock.currentTimeMillis
     const detail: ArchiveDetail = {
@@ -56,22 +57,38 @@ export const archivedOutcome = (
       bytesStored: written.size,
       durationMs: now - startedAt,
       checksum: { algorithm: "SHA256", type: "COMPOSITE", value: written.composite },
-      verified: written.verified,
+      verified: verdict.verified,
       sourceDeleted: false,
       ...(written.resumedFromPart > 0 ? { resumedAfterPart: written.resumedFromPart } : {})
     }
-    const result: StepResult<ArchiveDetail> = written.verified
-      ? succeeded(detail)
-      : failed(`stored checksum ${written.stored ?? "none"} differs from computed ${written.composite}`, { ...detail, status: "failed" })
+    const result: StepResult<ArchiveDetail> =
+      verdict.verified === "content" ? succeeded(detail) : failed(verdict.reason, { ...detail, status: "failed", reason: verdict.reason })
     return result
   })
+
+/** A written archive as the read-back sees it. */
+export const storedArchive = (written: ArchiveResult & { readonly bucket: string; readonly key: string }, compression: Compression): ArchiveToVerify => ({
+  bucket: written.bucket,
+  key: written.key,
+  size: written.size,
+  etag: written.etag,
+  compression,
+  uploadVerified: written.verified
+})
+
+/** Reads a written archive back and verifies it against its source, then says how it ended. */
+export const verifiedOutcome = (subject: ArchiveSubject, written: WrittenArchive, startedAt: number) =>
+  Effect.flatMap(
+    verifyArchive(storedArchive(written, subject.plan.compression), written.manifestKey),
+    (verdict) => archivedOutcome(subject, written, verdict, startedAt)
+  )
 
 /**
  * After a verified archive is recorded, and only when the policy asks: deletes the recovery
  * point as its own ledger step and says in the outcome what the deletion left.
  */
 export const deleteSourceIfAsked = (plan: ArchivePlan, source: RecoveryPointRef, outcome: ArchiveDetail) =>
-  plan.deleteSourceAfterVerify && outcome.status === "archived" && outcome.verified
+  plan.deleteSourceAfterVerify && outcome.status === "archived" && outcome.verified === "content"
     ? Effect.flatMap(RecoveryPoints, (points) => deleteSourceOnce(source.recoveryPointArn, points.delete(source))).pipe(
         Effect.map((state): ArchiveDetail => ({ ...outcome, sourceDeleted: isSourceGone(state), sourceDeletion: state }))
       )
@@ -94,7 +111,7 @@ export const failedDetail = (common: Omit<ArchiveDetail, "status" | "bytesRead" 
   bytesRead: 0,
   bytesStored: 0,
   durationMs,
-  verified: false,
+  verified: "none",
   sourceDeleted: false,
   reason
 })
@@ -106,6 +123,7 @@ export const failedOutcome = (subject: ArchiveSubject, reason: string, startedAt
 export type ArchiveFailure =
   | AwsError
   | BlockChecksumMismatch
+  | BlockWithoutChecksum
   | UnsupportedBlockLayout
   | DeviceUnavailable
   | NotMountable
@@ -120,6 +138,8 @@ export const describeArchiveFailure = (error: ArchiveFailure): string => {
       return `${error.operation} failed: ${error.code}: ${error.message}`
     case "BlockChecksumMismatch":
       return `block ${error.blockIndex} of ${error.snapshotId} failed its checksum (expected ${error.expected}, read ${error.actual})`
+    case "BlockWithoutChecksum":
+      return `block ${error.blockIndex} of ${error.snapshotId} came without a SHA-256 checksum (${error.algorithm ?? "none"}), so it cannot be verified`
     case "UnsupportedBlockLayout":
       return `cannot read ${error.snapshotId}: ${error.reason}`
     case "CommandFailed":

@@ -1,15 +1,13 @@
-import { createHash, randomBytes } from "node:crypto"
 import { Ledger } from "@backup-actions/ledger"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CompleteSnapshotCommand, PutSnapshotBlockCommand, StartSnapshotCommand } from "@aws-sdk/client-ebs"
-import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { Effect } from "effect"
-import { Ebs, Ec2, S3, awsCall } from "@backup-actions/aws"
+import { S3, awsCall } from "@backup-actions/aws"
 import { ArchiveCompleted, type ArchivePlan, type DetailOf } from "@backup-actions/contracts"
 import type { Policy } from "@backup-actions/config"
 import { EMULATOR_ACCOUNT, EMULATOR_REGION, type ServiceHarness, type Tap, ledgerSteps, startServiceHarness } from "@backup-actions/local"
 import { StreamerServices, onRestoreCompleted } from "./service"
+import { snapshotExists, snapshotOfData } from "./test-support"
 import { testEnvelope, directPlanHandOff } from "@backup-actions/contracts/testing"
 
 /** The streamer's ledger, bucket and bus on the emulator, with a tap on the bus for every Archive Completed. */
@@ -46,40 +44,7 @@ const writtenState = Effect.gen(function* () {
 
 const envelope = testEnvelope(EMULATOR_ACCOUNT, EMULATOR_REGION)
 
-const snapshotArn = (snapshotId: string) => `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshotId}`
-
 const handOff = (id: string, recoveryPointArn: string, snapshotId: string, plan: ArchivePlan) => directPlanHandOff(envelope, id, recoveryPointArn, snapshotId, plan)
-
-const BLOCK = 512 * 1024
-
-/** A snapshot of two blocks of data written through the EBS direct APIs, as AWS Backup would leave one: its id and ARN. */
-const snapshotOfData = Effect.gen(function* () {
-  const ebs = yield* Ebs
-  const started = yield* awsCall("ebs:StartSnapshot", (abortSignal) => ebs.send(new StartSnapshotCommand({ VolumeSize: 1, Timeout: 60 }), { abortSignal }))
-  const snapshotId = started.SnapshotId ?? ""
-  const blockIndices = [0, 7]
-  yield* Effect.forEach(
-    blockIndices,
-    (index) => {
-      const body = randomBytes(BLOCK)
-      const checksum = createHash("sha256").update(body).digest("base64")
-      return awsCall("ebs:PutSnapshotBlock", (abortSignal) =>
-        ebs.send(
-          new PutSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: index, BlockData: body, DataLength: BLOCK, Checksum: checksum, ChecksumAlgorithm: "SHA256" }),
-          { abortSignal }
-        )
-      )
-    },
-    { discard: true }
-  )
-  yield* awsCall("ebs:CompleteSnapshot", (abortSignal) => ebs.send(new CompleteSnapshotCommand({ SnapshotId: snapshotId, ChangedBlocksCount: blockIndices.length }), { abortSignal }))
-  return { snapshotId, recoveryPointArn: snapshotArn(snapshotId) }
-})
-
-const snapshotExists = (snapshotId: string) =>
-  Effect.flatMap(Ec2, (ec2) =>
-    awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: "snapshot-id", Values: [snapshotId] }] }), { abortSignal }))
-  ).pipe(Effect.map((found) => (found.Snapshots ?? []).length === 1))
 
 describe("the streamer's archive plan", () => {
   it.live("archives by the plan the restorer handed it, in direct mode with that plan's compression, although its own policy now says volume mode with gzip", () =>
@@ -100,8 +65,8 @@ describe("the streamer's archive plan", () => {
         .map((body): { detail: DetailOf<typeof ArchiveCompleted> } => JSON.parse(body))
         .map(({ detail }) => [detail.correlationId, detail.status, detail.mode, detail.compression, detail.location?.key, detail.verified, detail.sourceDeleted])
       assert.sameDeepMembers(announced, [
-        [first.recoveryPointArn, "archived", "direct", "gzip", firstKey, true, false],
-        [second.recoveryPointArn, "archived", "direct", "zstd", secondKey, true, false]
+        [first.recoveryPointArn, "archived", "direct", "gzip", firstKey, "content", false],
+        [second.recoveryPointArn, "archived", "direct", "zstd", secondKey, "content", false]
       ])
       // Assess: the ledger records the same for each step
       const ledger = yield* Ledger

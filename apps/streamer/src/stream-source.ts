@@ -29,7 +29,12 @@ export const sha256Base64 = (data: Uint8Array): Effect.Effect<string> =>
 export const streamChunkSource = (
   name: string,
   stream: Readable,
-  options: { readonly detectHoles: boolean; readonly startOffset?: number }
+  options: {
+    readonly detectHoles: boolean
+    readonly startOffset?: number
+    /** Sees every byte of the stream, in order, as it is read (a checksum of the source taken before compression). */
+    readonly onRead?: (chunk: Buffer) => void
+  }
 ): ChunkSource<SourceReadError> => {
   const iterator = stream[Symbol.asyncIterator]()
   let carry: Buffer = Buffer.alloc(0)
@@ -52,7 +57,9 @@ export const streamChunkSource = (
       if (size === 0) return undefined
       const joined = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, size)
       carry = joined.subarray(Math.min(CHUNK_BYTES, joined.length))
-      return joined.subarray(0, Math.min(CHUNK_BYTES, joined.length))
+      const chunk = joined.subarray(0, Math.min(CHUNK_BYTES, joined.length))
+      options.onRead?.(chunk)
+      return chunk
     },
     catch: (error) => new SourceReadError({ source: name, reason: String(error) })
   })
@@ -97,7 +104,7 @@ export const endingWhen = <E1, E2>(source: ChunkSource<E1>, ended: Effect.Effect
  */
 export const toolChunkSource = <E>(
   request: SpawnRequest,
-  options: { readonly detectHoles: boolean },
+  options: { readonly detectHoles: boolean; readonly onRead?: (chunk: Buffer) => void },
   exitedWell: (tool: RunningTool) => Effect.Effect<void, E>
 ) =>
   Effect.map(spawnTool(request), (tool): ChunkSource<SourceReadError | E> =>

@@ -1,5 +1,10 @@
 import { readdirSync, readFileSync } from "node:fs"
+import { createHash, randomBytes } from "node:crypto"
+import { CompleteSnapshotCommand, PutSnapshotBlockCommand, StartSnapshotCommand } from "@aws-sdk/client-ebs"
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { Effect } from "effect"
+import { Ebs, Ec2, awsCall } from "@backup-actions/aws"
+import { EMULATOR_REGION } from "@backup-actions/local"
 import type { RunningTool } from "./exec"
 
 const readStat = (pid: string): string => {
@@ -50,3 +55,34 @@ export const processesLeftOf = (group: number | undefined) =>
     for (let attempt = 0; attempt < 50 && liveProcessesOf(group).length > 0; attempt += 1) yield* Effect.sleep("20 millis")
     return liveProcessesOf(group)
   })
+
+const BLOCK = 512 * 1024
+
+/** A snapshot of two blocks of data written through the EBS direct APIs, as AWS Backup would leave one: its id and ARN. */
+export const snapshotOfData = Effect.gen(function* () {
+  const ebs = yield* Ebs
+  const started = yield* awsCall("ebs:StartSnapshot", (abortSignal) => ebs.send(new StartSnapshotCommand({ VolumeSize: 1, Timeout: 60 }), { abortSignal }))
+  const snapshotId = started.SnapshotId ?? ""
+  const blockIndices = [0, 7]
+  yield* Effect.forEach(
+    blockIndices,
+    (index) => {
+      const body = randomBytes(BLOCK)
+      const checksum = createHash("sha256").update(body).digest("base64")
+      return awsCall("ebs:PutSnapshotBlock", (abortSignal) =>
+        ebs.send(
+          new PutSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: index, BlockData: body, DataLength: BLOCK, Checksum: checksum, ChecksumAlgorithm: "SHA256" }),
+          { abortSignal }
+        )
+      )
+    },
+    { discard: true }
+  )
+  yield* awsCall("ebs:CompleteSnapshot", (abortSignal) => ebs.send(new CompleteSnapshotCommand({ SnapshotId: snapshotId, ChangedBlocksCount: blockIndices.length }), { abortSignal }))
+  return { snapshotId, recoveryPointArn: `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshotId}` }
+})
+
+export const snapshotExists = (snapshotId: string) =>
+  Effect.flatMap(Ec2, (ec2) =>
+    awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: "snapshot-id", Values: [snapshotId] }] }), { abortSignal }))
+  ).pipe(Effect.map((found) => (found.Snapshots ?? []).length === 1))

@@ -12,7 +12,7 @@ import { exitedCleanly, run, streamingToolLimits, timeoutAsCommandFailed, type C
 import { archiveAction, archiveKeys } from "./keys"
 import { writeManifest } from "./manifest"
 import { mountDisk, type MountedDisk } from "./mount"
-import { archiveStep, archivedOutcome, describeArchiveFailure, failedOutcome, type ArchiveSubject } from "./outcome"
+import { archiveStep, describeArchiveFailure, failedOutcome, verifiedOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 import { concatSources, rawMembersSource } from "./raw-members"
 import { fileChunkSource, toolChunkSource, type SourceReadError } from "./stream-source"
@@ -188,7 +188,7 @@ export const archiveVolume = (subject: ArchiveSubject & { readonly restoredVolum
               : yield* Effect.logWarning(`cannot mount ${device} (${mounted.left.reason}); archiving the raw disk instead`).pipe(
                   Effect.zipRight(rawArchive(subject, claim, record.upload, device))
                 )
-            return yield* archivedOutcome(subject, written, startedAt)
+            return yield* verifiedOutcome(subject, written, startedAt)
           })
         )
         return yield* attempt.pipe(

@@ -42,6 +42,7 @@ const injected = <A>(operation: string, request: Effect.Effect<A, AwsError>): Ef
   const action = firedAction(operation)
   switch (action) {
     case undefined:
+    case "corrupt":
       return request
     case "kill":
       return Effect.sync(killSelf)

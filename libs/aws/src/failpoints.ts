@@ -10,6 +10,8 @@ import { Effect, Schema } from "effect"
  * - `lost-reply`: an AWS call is sent and carried out, and its answer is thrown away: the
  *   caller sees a timeout, as after a dropped connection.
  * - `hang`: the point never returns (a spawned tool is stopped with SIGSTOP instead).
+ * - `corrupt`: at a point that makes data (`compress:frame`), the data is made from other
+ *   bytes, well formed, so that every checksum taken after it holds; elsewhere it does nothing.
  *
  * Names are an AWS operation as written at its `awsCall` site, or a point that the step
  * runtime or a spawned tool names (`step:after-work`, `step:after-record`,
@@ -30,7 +32,10 @@ export const STEP_POINTS = {
   afterSourceDeleted: "source:after-delete"
 } as const
 
-export const FailpointAction = Schema.Literal("kill", "fail", "lost-reply", "hang")
+/** A chunk was compressed into a frame; `corrupt` makes the frame from other bytes. */
+export const COMPRESSED_FRAME_POINT = "compress:frame"
+
+export const FailpointAction = Schema.Literal("kill", "fail", "lost-reply", "hang", "corrupt")
 export type FailpointAction = typeof FailpointAction.Type
 
 interface Armed {
@@ -54,7 +59,7 @@ export const parseFailpoints = (value: string): Map<string, Armed> => {
     const match = /^([^=]+)=([a-z-]+)(?:\*(\d+))?$/.exec(entry)
     const action = match?.[2]
     if (match === null || action === undefined || !isAction(action)) {
-      throw new Error(`${FAILPOINTS_VARIABLE}: "${entry}" is not name=kill|fail|lost-reply|hang[*count]`)
+      throw new Error(`${FAILPOINTS_VARIABLE}: "${entry}" is not name=kill|fail|lost-reply|hang|corrupt[*count]`)
     }
     armed.set(match[1] ?? "", { action, remaining: match[3] === undefined ? undefined : Number(match[3]) })
   }
@@ -96,6 +101,7 @@ export const failpoint = (point: string): Effect.Effect<void, InjectedFault> =>
     const action = firedAction(point)
     switch (action) {
       case undefined:
+      case "corrupt":
         return Effect.void
       case "kill":
         return Effect.sync(killSelf)

@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { defineContract, OWNED_SOURCE, OwnedDetailFields } from "./contract"
-import { ArchiveMode, Compression, S3Location, SourceDeletion } from "./common"
+import { ArchiveMode, Compression, S3Location, SourceDeletion, Verification } from "./common"
 
 const Checksum = Schema.Struct({
   algorithm: Schema.Literal("SHA256"),
@@ -17,7 +17,7 @@ const DatabaseArchive = Schema.Struct({
   bytesRead: Schema.Number,
   bytesStored: Schema.Number,
   checksum: Checksum,
-  verified: Schema.Boolean
+  verified: Verification
 })
 
 /** The streamer wrote (or failed to write) an archive. */
@@ -39,7 +39,8 @@ export const ArchiveCompleted = defineContract({
     bytesStored: Schema.Number,
     durationMs: Schema.Number,
     checksum: Schema.optional(Checksum),
-    verified: Schema.Boolean,
+    /** Only "content" allows deleting the source. */
+    verified: Verification,
     sourceDeleted: Schema.Boolean,
     /** When the policy asked to delete the source: what the deletion left, as a describe saw it. */
     sourceDeletion: Schema.optional(SourceDeletion),

@@ -7,6 +7,23 @@ import { Schema } from "effect"
 export const SourceDeletion = Schema.Literal("deleted", "deleting", "expired", "still-there")
 export type SourceDeletion = typeof SourceDeletion.Type
 
+/**
+ * How far an artifact was verified. "content": it was read back from S3, decompressed, and
+ * matched checksums taken from its source (EBS's per-block checksums, each file's SHA-256,
+ * the dump's SHA-256); only this allows deleting a source. "upload": S3's checksums show it
+ * holds the bytes that were sent, and nothing more was shown. "none": not even that held.
+ * Events written before content verification carry a boolean, read as "upload" or "none".
+ */
+export const Verification = Schema.Union(
+  Schema.Literal("content", "upload", "none"),
+  Schema.transform(Schema.Boolean, Schema.Literal("upload", "none"), {
+    strict: true,
+    decode: (verified) => (verified ? ("upload" as const) : ("none" as const)),
+    encode: (verification) => verification === "upload"
+  })
+)
+export type Verification = typeof Verification.Type
+
 /** The states in which a source counts as deleted: gone, or on its way out. */
 export const isSourceGone = (state: SourceDeletion): boolean => state === "deleted" || state === "deleting"
 

@@ -22,7 +22,7 @@ export const archiveEvent = (options: { readonly snapshot: string; readonly time
       bytesRead: options.bytes ?? 64 * 1024 * 1024,
       bytesStored: options.failed === true ? 0 : Math.round((options.bytes ?? 64 * 1024 * 1024) / 4),
       durationMs: 1_500,
-      verified: options.failed !== true,
+      verified: options.failed === true ? "none" : "content",
       sourceDeleted: false,
       ...(options.failed === true
         ? { reason: "GetSnapshotBlock failed: ValidationException: the snapshot is gone" }

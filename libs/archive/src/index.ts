@@ -1,0 +1,4 @@
+export * from "./manifest"
+export * from "./raw-check"
+export * from "./tar-scan"
+export * from "./tree-check"
