@@ -86,9 +86,9 @@ export const waitFor = async <A>(what: string, check: () => Promise<A | undefine
   }
 }
 
-export const startFaultWorld = async (): Promise<FaultWorld> => {
+export const startFaultWorld = async (name = "faults"): Promise<FaultWorld> => {
   const local = await startLocalStack({
-    name: "faults",
+    name,
     policy,
     services: ["restorer", "streamer"],
     startServices: false,

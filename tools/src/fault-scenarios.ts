@@ -36,6 +36,12 @@ export interface ScenarioResult extends FaultProperties {
 
 interface Scenario {
   readonly name: string
+  /**
+   * What the fault strikes: the step runtime (claims, leases, the ledger, publishing) or the data
+   * path (uploads, tools, an archive's content, the source's deletion). The test runs the two
+   * halves side by side, each in a world of its own.
+   */
+  readonly strikes: "runtime" | "data"
   readonly mode: "direct" | "volume"
   /** Direct mode: MiB of incompressible data, enough for the fault to land mid-upload. */
   readonly mib?: number
@@ -110,6 +116,7 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
   // First: its workers die at every claim, so no other scenario's stale copy may reach them.
   {
     name: "a handler that kills its worker every time",
+    strikes: "runtime",
     mode: "direct",
     expect: "failed",
     deadLetter: `gave up after ${FAULT_TIMING.maxAttempts} attempts: the worker died`,
@@ -140,6 +147,7 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
   },
   {
     name: "killed during an upload",
+    strikes: "data",
     mode: "direct",
     mib: 120,
     expect: "archived",
@@ -153,13 +161,14 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
       await stopWorker(replacement)
     }
   },
-  { name: "killed after the upload, before the ledger write", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterWork}=kill`) },
-  { name: "killed after the ledger write, before publishing", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterRecord}=kill`) },
-  { name: "PutEvents failing twice", mode: "direct", expect: "archived", drive: withFailpoint("events:PutEvents=fail*2") },
+  { name: "killed after the upload, before the ledger write", strikes: "runtime", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterWork}=kill`) },
+  { name: "killed after the ledger write, before publishing", strikes: "runtime", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterRecord}=kill`) },
+  { name: "PutEvents failing twice", strikes: "runtime", mode: "direct", expect: "archived", drive: withFailpoint("events:PutEvents=fail*2") },
   {
     // Every checksum of the upload holds (it was taken over the frame as sent); only reading the
     // archive back against the source's block checksums shows that it is not the source.
     name: "a frame made from other data than the source's",
+    strikes: "data",
     mode: "direct",
     expect: "failed",
     drive: withFailpoint(`${COMPRESSED_FRAME_POINT}=corrupt*1`),
@@ -171,9 +180,10 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
         : [`the outcome says verified ${String(outcome?.["verified"])}: ${reason}`]
     }
   },
-  { name: "killed after deleting the source, before recording it", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterSourceDeleted}=kill`) },
+  { name: "killed after deleting the source, before recording it", strikes: "data", mode: "direct", expect: "archived", drive: killAtPoint(`${STEP_POINTS.afterSourceDeleted}=kill`) },
   {
     name: "a lost reply to the source's deletion",
+    strikes: "data",
     mode: "direct",
     expect: "archived",
     // On the emulator the recovery point's deletion is the EBS DeleteSnapshot behind it (AWS
@@ -186,6 +196,7 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
   },
   {
     name: "a lease lapsing while a second worker runs the step",
+    strikes: "runtime",
     mode: "direct",
     mib: 120,
     expect: "archived",
@@ -210,6 +221,7 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
   },
   {
     name: "tar killed mid-archive",
+    strikes: "data",
     mode: "volume",
     expect: "failed",
     drive: (world, subject, action) =>
@@ -238,6 +250,7 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
   },
   {
     name: "a child process that hangs",
+    strikes: "data",
     mode: "volume",
     expect: "failed",
     drive: (world, subject, action) => volumeRun(world, subject, action, "spawn:tar=hang"),

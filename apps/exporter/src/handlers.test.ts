@@ -6,8 +6,8 @@ import { RDSClient } from "@aws-sdk/client-rds"
 import { S3Client } from "@aws-sdk/client-s3"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Either, Layer, Schema } from "effect"
-import { DynamoDb, Ec2, Kms, ProtectedResources, Rds, S3 } from "@backup-actions/aws"
-import { makeMemoryRecoveryPoints } from "@backup-actions/aws/testing"
+import { DynamoDb, Ec2, Kms, Rds, S3 } from "@backup-actions/aws"
+import { fixedProtectedResources, makeMemoryRecoveryPoints } from "@backup-actions/aws/testing"
 import { Policy, PolicySource, ServiceSettings } from "@backup-actions/config"
 import { ExportCompleted } from "@backup-actions/contracts"
 import { UnprocessableEvent } from "@backup-actions/consumer"
@@ -58,7 +58,7 @@ const exporter = () => {
     ledger.layer,
     publisher.layer,
     points.layer,
-    ProtectedResources.fixed(),
+    fixedProtectedResources(),
     PolicySource.layer(policy),
     ServiceSettings.layer({ busName: "bus", artifactBucket: "artifacts", ledgerTable: "ledger", queueUrl: "exporter-queue", deadLetterQueueUrl: "exporter-dlq", workDir: "/tmp" }),
     Layer.succeed(DynamoDb, clients.dynamodb),

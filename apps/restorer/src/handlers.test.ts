@@ -4,7 +4,8 @@ import { RDSClient } from "@aws-sdk/client-rds"
 import { SSMClient } from "@aws-sdk/client-ssm"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Either, Layer } from "effect"
-import { Ec2, ProtectedResources, Rds, Ssm } from "@backup-actions/aws"
+import { Ec2, Rds, Ssm } from "@backup-actions/aws"
+import { fixedProtectedResources } from "@backup-actions/aws/testing"
 import { PolicySource, ServiceSettings, type Policy } from "@backup-actions/config"
 import { ArchiveCompleted, RecoveryPointStateChange, RestoreCompleted, type ArchiveMode, type EventOf } from "@backup-actions/contracts"
 import { UnprocessableEvent } from "@backup-actions/consumer"
@@ -37,7 +38,7 @@ const restorer = () => {
   const layer = Layer.mergeAll(
     ledger.layer,
     publisher.layer,
-    ProtectedResources.fixed(),
+    fixedProtectedResources(),
     PolicySource.layer(policy),
     ServiceSettings.layer({ busName: "bus", artifactBucket: "artifacts", ledgerTable: "ledger", queueUrl: "restorer-queue", deadLetterQueueUrl: "restorer-dlq", workDir: "/tmp" }),
     Layer.succeed(Ec2, clients.ec2),

@@ -12,7 +12,8 @@ import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge
 import { DescribeDBSnapshotsCommand } from "@aws-sdk/client-rds"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Layer, TestClock } from "effect"
-import { AccountAccess, AwsConfig, Backup, DynamoDb, EventBridge, ProtectedResources } from "@backup-actions/aws"
+import { AccountAccess, AwsConfig, Backup, DynamoDb, EventBridge } from "@backup-actions/aws"
+import { fixedProtectedResources } from "@backup-actions/aws/testing"
 import { PolicySource, type Policy } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
 import { Ledger } from "@backup-actions/ledger"
@@ -62,7 +63,7 @@ const catchUpLayer = (mocks: ReturnType<typeof mockAccounts>, events: EventBridg
     PolicySource.layer(policy),
     AwsConfig.layer({ region: SOURCE_REGION }),
     Layer.succeed(Backup, backup),
-    ProtectedResources.fixed()
+    fixedProtectedResources()
   )
 }
 

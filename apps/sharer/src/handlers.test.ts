@@ -4,8 +4,7 @@ import { KMSClient } from "@aws-sdk/client-kms"
 import { RDSClient } from "@aws-sdk/client-rds"
 import { mockClient } from "aws-sdk-client-mock"
 import { Effect, Either, Layer } from "effect"
-import { AccountAccess, ProtectedResources } from "@backup-actions/aws"
-import { makeMemorySourceSharing } from "@backup-actions/aws/testing"
+import { fixedAccountAccess, fixedProtectedResources, makeMemorySourceSharing } from "@backup-actions/aws/testing"
 import { PolicySource, ServiceSettings, type Policy } from "@backup-actions/config"
 import { UnprocessableEvent } from "@backup-actions/consumer"
 import { makeMemoryPublisher } from "@backup-actions/consumer/testing"
@@ -36,8 +35,8 @@ const sharer = () => {
     publisher.layer,
     sharing.layer,
     CopySlots.Live,
-    AccountAccess.fixed(() => clients),
-    ProtectedResources.fixed(),
+    fixedAccountAccess(() => clients),
+    fixedProtectedResources(),
     PolicySource.layer(policy),
     ServiceSettings.layer({ busName: "bus", artifactBucket: "artifacts", ledgerTable: "ledger", queueUrl: "sharer-queue", deadLetterQueueUrl: "sharer-dlq", workDir: "/tmp" })
   )

@@ -18,7 +18,8 @@ import {
 import { mockClient } from "aws-sdk-client-mock"
 import { Layer } from "effect"
 import type { ReplicaPlan } from "@backup-actions/config"
-import { AccountAccess, SourceSharing, type AccountTarget, type RegionClients } from "@backup-actions/aws"
+import { SourceSharing, type AccountTarget, type RegionClients } from "@backup-actions/aws"
+import { fixedAccountAccess } from "@backup-actions/aws/testing"
 import type { ReplicaJob } from "./job"
 import { CopySlots } from "./slots"
 import { MANAGED_BY_TAG, SHARER } from "./tags"
@@ -59,7 +60,7 @@ export const mockAccounts = () => {
   mocks.destinationKms.on(DescribeKeyCommand).resolves({
     KeyMetadata: { KeyId: "1234abcd-12ab-34cd-56ef-1234567890ab", Arn: DESTINATION_KEY_ARN, KeyManager: "CUSTOMER", KeyState: "Enabled" }
   })
-  const access = AccountAccess.fixed((target) => {
+  const access = fixedAccountAccess((target) => {
     targets.push(target)
     if (target.region === DESTINATION_REGION) return destination
     return target.roleArn === undefined ? source : destinationAtSource

@@ -28,14 +28,6 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
   const instances = `arn:${stack.partition}:ec2:${region}:${account}:instance/*`
   stack.allow(role, ["ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock"], [snapshots])
   stack.allow(role, ["ec2:DescribeSnapshots", "ec2:DescribeVolumes", "ec2:DescribeTags"], ["*"])
-  // The protected resource's tags, for rules that match on them: read only, in whichever region the resource is.
-  const taggedResources = [
-    `arn:${stack.partition}:rds:*:${account}:db:*`,
-    `arn:${stack.partition}:rds:*:${account}:cluster:*`,
-    `arn:${stack.partition}:dynamodb:*:${account}:table/*`
-  ]
-  stack.allow(role, ["rds:ListTagsForResource"], taggedResources.slice(0, 2))
-  stack.allow(role, ["dynamodb:ListTagsOfResource"], taggedResources.slice(2))
   stack.allow(role, ["ec2:AttachVolume", "ec2:DetachVolume"], [volumes], { StringEquals: { [`ec2:ResourceTag/${MANAGED_TAG_KEY}`]: MANAGED_TAG_VALUE } })
   stack.allow(role, ["ec2:AttachVolume", "ec2:DetachVolume"], [instances], { StringEquals: { [`ec2:ResourceTag/${STREAMER_INSTANCE_TAG}`]: "true" } })
   stack.allow(
@@ -66,11 +58,7 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
         reason: "Deletes only recovery points tagged as the project's, and only after a verified archive; describes them to confirm the delete."
       },
       { resource: `arn:<AWS::Partition>:kms:${region}:${account}:key/*`, reason: "The snapshots' and parameters' own keys, usable only through EBS, EC2 and SSM (kms:ViaService)." },
-      { resource: restoredPasswordsArn("<AWS::Partition>", region, account), reason: "Only the passwords of instances the restorer made, under its path." },
-      ...taggedResources.map((resource) => ({
-        resource: resource.replace(`arn:${stack.partition}:`, "arn:<AWS::Partition>:"),
-        reason: "Reads (only) the tags of the resource a recovery point protects, for rules that match on tags."
-      }))
+      { resource: restoredPasswordsArn("<AWS::Partition>", region, account), reason: "Only the passwords of instances the restorer made, under its path." }
     ])
   }
   return stack

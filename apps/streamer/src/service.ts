@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { AwsConfig, Backup, BlockDevices, DatabaseEndpoints, DynamoDb, Ebs, Ec2, EventBridge, ProtectedResources, Rds, RecoveryPoints, S3, Sqs, Ssm } from "@backup-actions/aws"
+import { AwsConfig, Backup, BlockDevices, DatabaseEndpoints, DynamoDb, Ebs, Ec2, EventBridge, Rds, RecoveryPoints, S3, Sqs, Ssm } from "@backup-actions/aws"
 import { ExportCompleted, RestoreCompleted, subscribeTo, subscriptionSet, type EventOf } from "@backup-actions/contracts"
 import { PolicySource, ROUTES, ServiceSettings } from "@backup-actions/config"
 import { Publisher, UnprocessableEvent } from "@backup-actions/consumer"
@@ -92,7 +92,7 @@ export const subscriptions = subscriptionSet(
  * The streamer's own services. What differs off AWS (RecoveryPoints, BlockDevices,
  * DatabaseEndpoints) is left to the assembly: StreamerLive gives AWS's, another assembly its own.
  */
-export const StreamerServices = Layer.mergeAll(Ledger.Live, Publisher.Live, ProtectedResources.Live)
+export const StreamerServices = Layer.mergeAll(Ledger.Live, Publisher.Live)
 
 /** The clients this service calls and no others (a smaller bundle, a faster cold start), and its settings and policy, from the environment. */
 export const StreamerClients = Layer.mergeAll(Backup.Live, Rds.Live, S3.Live, Ebs.Live, Ec2.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Ssm.Live, ServiceSettings.fromEnv, PolicySource.fromEnv).pipe(

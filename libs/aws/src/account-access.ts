@@ -104,8 +104,4 @@ export class AccountAccess extends Context.Tag("backup-actions/AccountAccess")<A
         }
       })
     )
-
-  /** Fixed clients whatever the target: for tests that check requests against mocked clients. */
-  static readonly fixed = (make: (target: AccountTarget) => RegionClients) =>
-    Layer.succeed(AccountAccess, { clients: (target) => Effect.sync(() => make(target)), check: () => Effect.void })
 }

@@ -149,10 +149,6 @@ export class ProtectedResources extends Context.Tag("backup-actions/ProtectedRes
       }
     })
   )
-
-  /** Fixed tags by resource ARN, none for any other resource: for tests that look nothing up. */
-  static readonly fixed = (tags: Readonly<Record<string, ResourceTags>> = {}) =>
-    Layer.succeed(ProtectedResources, { tagsOf: (resourceArn) => Effect.succeed(tags[resourceArn] ?? {}) })
 }
 
 /** An AWS Backup "Recovery Point State Change" event, as far as what it is about goes. */

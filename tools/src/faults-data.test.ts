@@ -1,0 +1,3 @@
+import { describeFaultScenarios } from "./test-fault-suite"
+
+describeFaultScenarios("data")
