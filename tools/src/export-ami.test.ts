@@ -171,7 +171,7 @@ describe("the AMI export on the emulator", () => {
     assert.strictEqual(archived["status"], "succeeded", String(archived["reason"]))
     assert.deepStrictEqual(archived["outcome"].location, detail.snapshots[0]?.archive)
     assert.strictEqual(archived["outcome"].bytesRead, volumeBytes)
-    assert.isTrue(archived["outcome"].verified)
+    assert.strictEqual(archived["outcome"].verified, "content")
     assert.isFalse(archived["outcome"].sourceDeleted)
     assert.strictEqual((await run(describeSnapshot(snapshotId)))?.State, "completed")
   })
