@@ -53,9 +53,33 @@ describe("the command line", () => {
     assert.match(nowhere, /--to <directory> for a tar archive, --to-snapshot for a raw image/)
     assert.match(both, /exclude each other/)
     assert.deepStrictEqual(Either.getOrUndefined(directory), {
-      command: { _tag: "RestoreTree", archive: { bucket: "bucket", key: "archives/ebs/snap-1/volume/files.tar.zst" }, directory: "out" },
+      command: {
+        _tag: "Restore",
+        archive: { bucket: "bucket", key: "archives/ebs/snap-1/volume/files.tar.zst" },
+        target: { _tag: "Directory", directory: "out" },
+        tier: "Standard"
+      },
       options: { stackFile: undefined, progress: true }
     })
+  })
+
+  it("takes a KMS key only with --to-snapshot and a retrieval tier by its name in any case", () => {
+    // Act
+    const archive = "s3://bucket/archives/ebs/snap-1/direct/disk.img.zst"
+    const keyed = parsed("restore", archive, "--to-snapshot", "--kms-key", "alias/dr", "--tier", "bulk")
+    const misplacedKey = usageMessage("restore", archive, "--to", "out", "--kms-key", "alias/dr")
+    const badTier = usageMessage("verify", archive, "--tier", "Fast")
+    const three = usageMessage("restore", archive, "--to-table", "t", "--to-database", "postgresql://h/db", "--to-image")
+    // Assess
+    assert.deepStrictEqual(Either.getOrUndefined(keyed)?.command, {
+      _tag: "Restore",
+      archive: { bucket: "bucket", key: "archives/ebs/snap-1/direct/disk.img.zst" },
+      target: { _tag: "Snapshot", kmsKeyId: "alias/dr" },
+      tier: "Bulk"
+    })
+    assert.strictEqual(misplacedKey, "--kms-key goes with --to-snapshot")
+    assert.strictEqual(badTier, '--tier "Fast" is not a retrieval tier (Expedited, Standard, Bulk)')
+    assert.strictEqual(three, "--to-database and --to-table and --to-image exclude each other: choose one")
   })
 
   it("names an unknown option, an unknown command, a bad format and a bad day", () => {

@@ -27,10 +27,21 @@ export type Command =
       readonly detailType: string | undefined
       readonly recoveryPoint: string | undefined
     }
-  | { readonly _tag: "Verify"; readonly archive: S3Location }
-  | { readonly _tag: "RestoreTree"; readonly archive: S3Location; readonly directory: string }
-  | { readonly _tag: "RestoreSnapshot"; readonly archive: S3Location }
+  | { readonly _tag: "Verify"; readonly archive: S3Location; readonly tier: RestoreTier }
+  | { readonly _tag: "Restore"; readonly archive: S3Location; readonly target: RestoreTarget; readonly tier: RestoreTier }
   | ({ readonly _tag: "Failover" } & FailoverRequest)
+
+/** How fast S3 brings an object back from GLACIER or DEEP_ARCHIVE (RestoreObject's tier). */
+export const RESTORE_TIERS = ["Expedited", "Standard", "Bulk"] as const
+export type RestoreTier = (typeof RESTORE_TIERS)[number]
+
+/** Where `restore` writes, one per kind of artifact. */
+export type RestoreTarget =
+  | { readonly _tag: "Directory"; readonly directory: string }
+  | { readonly _tag: "Snapshot"; readonly kmsKeyId: string | undefined }
+  | { readonly _tag: "Database"; readonly url: string }
+  | { readonly _tag: "Table"; readonly table: string }
+  | { readonly _tag: "Image"; readonly name: string | undefined }
 
 export interface Invocation {
   readonly command: Command
@@ -57,7 +68,7 @@ Commands:
   report     the latest run report, or a day's
   replay     replay the bus archive over a time window
   verify     re-read an archive and check it against its manifest
-  restore    extract a tar archive into a directory, or write a raw image as a new EBS snapshot
+  restore    bring an archive back: a directory, an EBS snapshot, a database, a table or an AMI
   failover   bring the newest DR replica of a DB instance, Aurora cluster or volume up in the DR account and region
 
 Run \`backup-actions <command> --help\` for a command's options.
@@ -96,22 +107,40 @@ cancelled. The services' ledger makes finished steps no-ops and runs failed step
 Both filters are applied through the replay's rules (FilterArns).
 
 ${GLOBAL_HELP}`,
-  verify: `Usage: backup-actions verify <s3://bucket/key of an archive>
+  verify: `Usage: backup-actions verify <s3://bucket/key of an archive> [--tier Expedited|Standard|Bulk]
 
 Re-reads the archive and its manifest.ndjson beside it: recomputes the composite SHA-256 over
 the archive's parts and compares it with the manifest's, then decompresses the archive and
 checks its content (a raw image: every listed range's SHA-256 and zeros elsewhere; a tar:
 every entry's type, mode, owner, size and SHA-256). Exit code 1 names what differs.
 
+--tier <tier>      an archive in GLACIER or DEEP_ARCHIVE is first brought back with
+                   RestoreObject at this retrieval tier (default Standard)
+
 ${GLOBAL_HELP}`,
   restore: `Usage: backup-actions restore <s3://bucket/key of an archive> --to <directory>
-       backup-actions restore <s3://bucket/key of an archive> --to-snapshot
+       backup-actions restore <s3://bucket/key of an archive> --to-snapshot [--kms-key <key>]
+       backup-actions restore <s3://bucket/key of a dump> --to-database <url>
+       backup-actions restore <s3://bucket/key of an export> --to-table <name>
+       backup-actions restore <s3://bucket/key of an AMI export> --to-image [--image-name <name>]
 
---to <directory>   a tar archive: extracted with GNU tar (modes, numeric owners, links, holes),
-                   then every file checked against the manifest
---to-snapshot      a raw image: written as a new EBS snapshot through the EBS direct APIs
-                   (every non-zero 512 KiB block with its SHA-256), read back and checked
-                   against the manifest; prints the new snapshot id
+--to <directory>     a tar archive: extracted with GNU tar (modes, numeric owners, links, holes),
+                     then every file checked against the manifest
+--to-snapshot        a raw image: written as a new EBS snapshot through the EBS direct APIs
+                     (every block the manifest lists, each with its SHA-256), read back and
+                     checked against the manifest; prints the new snapshot id
+--kms-key <key>      encrypt the new snapshot with this KMS key (the source's encryption is
+                     kept either way)
+--to-database <url>  a DB dump: loaded into a running PostgreSQL, MariaDB or MySQL server
+                     (postgresql://... or mysql://...), then row counts and per-table checksums
+                     compared with those recorded at dump time
+--to-table <name>    a DynamoDB Parquet export: written into a new table, then the item count
+                     and checksum compared with the export's
+--to-image           an AMI export: registered as a new AMI from snapshots restored out of its
+                     archives, or restored from its store-image object
+--tier <tier>        an object in GLACIER or DEEP_ARCHIVE is first brought back with
+                     RestoreObject at this retrieval tier (Expedited, Standard, Bulk; default
+                     Standard); progress and an ETA are shown while S3 restores it
 
 The archive's composite checksum is checked as it streams; memory stays bounded whatever its size.
 
@@ -201,6 +230,13 @@ export const parseFailoverSource = (arn: string): Either.Either<FailoverSource, 
   )
 }
 
+/** `--tier`: Standard unless named; a wrong name is a usage error that lists the right ones. */
+const tierOf = (command: string, value: string | undefined): Either.Either<RestoreTier, UsageError> => {
+  if (value === undefined) return Either.right("Standard")
+  const tier = RESTORE_TIERS.find((candidate) => candidate.toLowerCase() === value.toLowerCase())
+  return tier === undefined ? Either.left(new UsageError({ message: `--tier "${value}" is not a retrieval tier (${RESTORE_TIERS.join(", ")})`, command })) : Either.right(tier)
+}
+
 const globalsOf = (values: { readonly stack?: string | undefined; readonly progress?: boolean | undefined }): GlobalOptions => ({
   stackFile: values.stack,
   progress: values.progress === true
@@ -262,29 +298,63 @@ export const parseCommandLine = (argv: ReadonlyArray<string>): Either.Either<Inv
         }
       }
       case "verify": {
-        const { values, positionals } = yield* parse(name, rest, {})
+        const { values, positionals } = yield* parse(name, rest, { tier: { type: "string" } })
         if (values.help) return helpOnly(HELP["verify"] ?? "")
         const archive = yield* oneArchive(name, positionals)
-        return { command: { _tag: "Verify", archive }, options: globalsOf(values) }
+        const tier = yield* tierOf(name, values.tier)
+        return { command: { _tag: "Verify", archive, tier }, options: globalsOf(values) }
       }
       case "restore": {
-        const { values, positionals } = yield* parse(name, rest, { to: { type: "string" }, "to-snapshot": { type: "boolean", default: false } })
+        const { values, positionals } = yield* parse(name, rest, {
+          to: { type: "string" },
+          "to-snapshot": { type: "boolean", default: false },
+          "kms-key": { type: "string" },
+          "to-database": { type: "string" },
+          "to-table": { type: "string" },
+          "to-image": { type: "boolean", default: false },
+          "image-name": { type: "string" },
+          tier: { type: "string" }
+        })
         if (values.help) return helpOnly(HELP["restore"] ?? "")
         const archive = yield* oneArchive(name, positionals)
-        const toSnapshot = values["to-snapshot"] === true
-        if (values.to !== undefined && toSnapshot) {
-          return yield* Either.left(new UsageError({ message: "--to and --to-snapshot exclude each other: choose one", command: name }))
+        const tier = yield* tierOf(name, values.tier)
+        const chosen = [
+          values.to === undefined ? [] : ["--to"],
+          values["to-snapshot"] === true ? ["--to-snapshot"] : [],
+          values["to-database"] === undefined ? [] : ["--to-database"],
+          values["to-table"] === undefined ? [] : ["--to-table"],
+          values["to-image"] === true ? ["--to-image"] : []
+        ].flat()
+        if (chosen.length > 1) {
+          return yield* Either.left(new UsageError({ message: `${chosen.join(" and ")} exclude each other: choose one`, command: name }))
         }
-        if (values.to === undefined && !toSnapshot) {
-          return yield* Either.left(new UsageError({ message: "where to? --to <directory> for a tar archive, --to-snapshot for a raw image", command: name }))
+        const needs = (option: string, value: string | undefined): Either.Either<string, UsageError> =>
+          value === undefined || value.length === 0 ? Either.left(new UsageError({ message: `${option} needs a value`, command: name })) : Either.right(value)
+        const only = (option: string, value: unknown, target: string): Either.Either<void, UsageError> =>
+          value !== undefined && chosen[0] !== target ? Either.left(new UsageError({ message: `${option} goes with ${target}`, command: name })) : Either.right(undefined)
+        yield* only("--kms-key", values["kms-key"], "--to-snapshot")
+        yield* only("--image-name", values["image-name"], "--to-image")
+        const target: RestoreTarget | undefined =
+          chosen[0] === "--to"
+            ? { _tag: "Directory", directory: yield* needs("--to", values.to) }
+            : chosen[0] === "--to-snapshot"
+              ? { _tag: "Snapshot", kmsKeyId: values["kms-key"] === undefined ? undefined : yield* needs("--kms-key", values["kms-key"]) }
+              : chosen[0] === "--to-database"
+                ? { _tag: "Database", url: yield* needs("--to-database", values["to-database"]) }
+                : chosen[0] === "--to-table"
+                  ? { _tag: "Table", table: yield* needs("--to-table", values["to-table"]) }
+                  : chosen[0] === "--to-image"
+                    ? { _tag: "Image", name: values["image-name"] === undefined ? undefined : yield* needs("--image-name", values["image-name"]) }
+                    : undefined
+        if (target === undefined) {
+          return yield* Either.left(
+            new UsageError({
+              message: "where to? --to <directory> for a tar archive, --to-snapshot for a raw image, --to-database <url> for a DB dump, --to-table <name> for a DynamoDB export, --to-image for an AMI",
+              command: name
+            })
+          )
         }
-        if (values.to !== undefined && values.to.length === 0) {
-          return yield* Either.left(new UsageError({ message: "--to needs a directory", command: name }))
-        }
-        return {
-          command: values.to === undefined ? { _tag: "RestoreSnapshot", archive } : { _tag: "RestoreTree", archive, directory: values.to },
-          options: globalsOf(values)
-        }
+        return { command: { _tag: "Restore", archive, target, tier }, options: globalsOf(values) }
       }
       case "failover": {
         const { values, positionals } = yield* parse(name, rest, {

@@ -5,7 +5,7 @@ import { FailoverAccess, failoverCommand } from "./failover/command"
 import { Progress } from "./progress"
 import { replayCommand } from "./replay"
 import { reportCommand } from "./report"
-import { restoreSnapshotCommand, restoreTreeCommand } from "./restore"
+import { restoreCommand } from "./restore/command"
 import { stackFromEnvironment, stackFromFile, stackLayer } from "./stack"
 import { statusCommand } from "./status"
 import { verifyCommand } from "./verify"
@@ -21,10 +21,8 @@ const commandEffect = (command: Exclude<Command, { readonly _tag: "Help" }>): Ef
       return replayCommand(command)
     case "Verify":
       return verifyCommand(command.archive)
-    case "RestoreTree":
-      return restoreTreeCommand(command.archive, command.directory)
-    case "RestoreSnapshot":
-      return restoreSnapshotCommand(command.archive)
+    case "Restore":
+      return restoreCommand(command.archive, command.target)
     case "Failover":
       return failoverCommand(command).pipe(Effect.provide(FailoverAccess))
   }
