@@ -11,6 +11,7 @@ import { ServiceSettings } from "@backup-actions/config"
 import type { Verification } from "@backup-actions/contracts"
 import { rawImageContentCheck, streamContentCheck, summarizeProblems, tarContentCheck, type ContentCheck } from "./content-check"
 import { ArchiveUnreadable, readArchiveBack, type StoredArchive } from "./read-back"
+import { SCRATCH } from "./leftovers"
 
 /**
  * How far an archive was verified, and why not further: "content" when it was read back and
@@ -41,7 +42,7 @@ const scratch = (key: string) =>
       Effect.tryPromise({
         try: async () => {
           await mkdir(settings.workDir, { recursive: true })
-          return mkdtemp(join(settings.workDir, "verify-"))
+          return mkdtemp(join(settings.workDir, SCRATCH.verify))
         },
         catch: (error) => new ArchiveUnreadable({ key, reason: `no scratch space for its manifest: ${String(error)}` })
       }),

@@ -1,119 +1,26 @@
-import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import type { ArchivedVolume } from "@backup-actions/contracts"
+import { attach, detach, filesystemImage as makeFilesystemImage, gptDisk as makeGptDisk, installed, loopsOver, mountsUnder, tool, type Partition } from "./test-disks"
+import { DEVICE_RECORDS } from "./leftovers"
 import { DISK_HEAD_MEMBER, MOUNT_OPTIONS, extentsOf, linearTable, mountDisk, parseBlkidExport, type MountedDisk } from "./mount"
 
 const MiB = 1024 * 1024
 const scratch = mkdtempSync(join(tmpdir(), "mount-test-"))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
-const tool = (command: string, args: ReadonlyArray<string>, input?: string): string =>
-  execFileSync(command, [...args], { stdio: "pipe", ...(input === undefined ? {} : { input }), env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: "1" } }).toString()
+const filesystemImage = (name: string, type: "ext4" | "xfs", files: Record<string, string>, journaled: Record<string, string> = {}): string =>
+  makeFilesystemImage(scratch, name, type, files, journaled)
+const gptDisk = (name: string, partitions: ReadonlyArray<Partition>) => makeGptDisk(scratch, name, partitions)
 
-const installed = (command: string): boolean => {
-  try {
-    tool("sh", ["-c", `command -v ${command}`])
-    return true
-  } catch {
-    return false
-  }
-}
-
-const attach = (file: string, options: { readonly readOnly?: boolean; readonly offset?: number; readonly bytes?: number } = {}): string =>
-  tool("losetup", [
-    "--find",
-    "--show",
-    ...(options.readOnly === true ? ["--read-only"] : []),
-    ...(options.offset === undefined ? [] : [`--offset=${options.offset}`]),
-    ...(options.bytes === undefined ? [] : [`--sizelimit=${options.bytes}`]),
-    file
-  ]).trim()
-
-const detach = (loop: string): void => void tool("losetup", ["--detach", loop])
-
-/** Loop devices whose backing file is the given file or device. */
-const loopsOver = (backing: string): ReadonlyArray<string> =>
-  tool("losetup", ["--list", "--noheadings", "--raw", "--output", "NAME,BACK-FILE"])
-    .split("\n")
-    .filter((line) => line.split(" ")[1] === backing)
-    .map((line) => line.split(" ")[0] ?? "")
-
-const mountsUnder = (directory: string): ReadonlyArray<string> =>
-  readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((line) => line.split(" ")[4] ?? "")
-    .filter((mountPoint) => mountPoint.startsWith(directory))
-
-const writeSynced = (path: string, content: string): void => {
-  const fd = openSync(path, "w")
-  writeSync(fd, content)
-  fsyncSync(fd)
-  closeSync(fd)
-}
-
-/**
- * A filesystem image holding `files`. With `journaled` files, these are written and fsync'ed
- * and the image is copied while the filesystem is still mounted: as a crash-consistent
- * snapshot has it, the last changes only in the journal (log), the filesystem marked as
- * needing recovery. Without, the image is copied once the filesystem is cleanly unmounted.
- */
-const filesystemImage = (name: string, type: "ext4" | "xfs", files: Record<string, string>, journaled: Record<string, string> = {}): string => {
-  const clean = join(scratch, `${name}.clean`)
-  const image = join(scratch, `${name}.img`)
-  writeFileSync(clean, "")
-  truncateSync(clean, type === "xfs" ? 300 * MiB : 16 * MiB)
-  if (type === "ext4") tool("mkfs.ext4", ["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", clean])
-  else tool("mkfs.xfs", ["-q", clean])
-  const loop = attach(clean)
-  const mountPoint = join(scratch, `${name}.mnt`)
-  mkdirSync(mountPoint)
-  try {
-    tool("mount", ["-t", type, loop, mountPoint])
-    try {
-      for (const [path, content] of Object.entries(files)) writeFileSync(join(mountPoint, path), content)
-      tool("sync", ["--file-system", mountPoint])
-      for (const [path, content] of Object.entries(journaled)) writeSynced(join(mountPoint, path), content)
-      if (Object.keys(journaled).length > 0) tool("cp", ["--sparse=always", clean, image])
-    } finally {
-      tool("umount", [mountPoint])
-    }
-    if (Object.keys(journaled).length === 0) tool("cp", ["--sparse=always", clean, image])
-  } finally {
-    detach(loop)
-    rmSync(mountPoint, { recursive: true })
-    rmSync(clean)
-  }
-  return image
-}
-
-interface Partition {
-  readonly image?: string
-  readonly bytes?: number
-  readonly type?: string
-}
-
-/** A GPT disk image with the partitions given, MiB-aligned, the first at 1 MiB; returns where each went. */
-const gptDisk = (name: string, partitions: ReadonlyArray<Partition>) => {
-  const path = join(scratch, `${name}.disk`)
-  let at = MiB
-  const placed = partitions.map((partition) => {
-    const bytes = Math.ceil(Math.max(partition.image === undefined ? 0 : statSync(partition.image).size, partition.bytes ?? MiB) / MiB) * MiB
-    const start = at
-    at += bytes
-    return { ...partition, start, bytes }
-  })
-  writeFileSync(path, "")
-  truncateSync(path, at + MiB)
-  tool("sfdisk", ["--quiet", path], `label: gpt\n${placed.map((part) => `start=${part.start / 512}, size=${part.bytes / 512}, type=${part.type ?? "linux"}`).join("\n")}\n`)
-  for (const part of placed) {
-    if (part.image !== undefined) tool("dd", [`if=${part.image}`, `of=${path}`, "bs=1M", `seek=${part.start / MiB}`, "conv=notrunc,sparse", "status=none"])
-  }
-  return { path, partitions: placed }
+/** What is left in a work directory: its files, and the device records (an empty records directory is no leftover). */
+const filesLeftIn = (workDir: string): ReadonlyArray<string> => {
+  const records = join(workDir, DEVICE_RECORDS)
+  return [...readdirSync(workDir).filter((name) => name !== DEVICE_RECORDS), ...(existsSync(records) ? readdirSync(records) : [])]
 }
 
 /** Runs `inspect` on what mountDisk made of a loop device over the disk, and checks that nothing of it is left afterwards. */
@@ -124,7 +31,7 @@ const withMountedDisk = <A>(disk: string, options: { readonly readOnly?: boolean
     const result = yield* Effect.scoped(Effect.map(Effect.either(mountDisk(loop, workDir)), (mounted) => Either.map(mounted, inspect))).pipe(
       Effect.ensuring(Effect.sync(() => detach(loop)))
     )
-    return { result, leftLoops: loopsOver(loop), leftMounts: mountsUnder(workDir), leftFiles: readdirSync(workDir) }
+    return { result, leftLoops: loopsOver(loop), leftMounts: mountsUnder(workDir), leftFiles: filesLeftIn(workDir) }
   })
 
 const volumeNamed = (mounted: MountedDisk, name: string): ArchivedVolume | undefined => mounted.layout.volumes.find((volume) => volume.name === name)

@@ -4,6 +4,7 @@ import { join } from "node:path"
 import { Effect, Schema, type Scope } from "effect"
 import type { ArchivedVolume, DiskLayout, DiskPartition, LogicalVolume } from "@backup-actions/contracts"
 import { reasonOf, run } from "./exec"
+import { SCRATCH, forgetDevice, recordDevice } from "./leftovers"
 
 export class NotMountable extends Schema.TaggedError<NotMountable>()("NotMountable", {
   device: Schema.String,
@@ -141,12 +142,17 @@ const isReadOnly = (device: string) =>
  * replayed through it) unless the disk itself is read-only, which a loop device would not
  * pass on (its writes would fail half-way through a replay instead of the mount refusing).
  */
-const loopOver = (disk: Disk, offset: number, bytes: number) =>
+const loopOver = (disk: Disk, offset: number, bytes: number, workDir: string) =>
   Effect.acquireRelease(
     run("losetup", ["--find", "--show", ...(disk.readOnly ? ["--read-only"] : []), `--offset=${offset}`, `--sizelimit=${bytes}`, disk.path]).pipe(
-      Effect.map((output) => output.trim())
+      Effect.map((output) => output.trim()),
+      Effect.tap((loop) => recordDevice(workDir, { kind: "loop", device: loop, backing: disk.path, offset }))
     ),
-    (loop) => run("losetup", ["--detach", loop]).pipe(Effect.ignoreLogged)
+    (loop) =>
+      run("losetup", ["--detach", loop]).pipe(
+        Effect.zipRight(forgetDevice(workDir, { kind: "loop", device: loop, backing: disk.path, offset })),
+        Effect.ignoreLogged
+      )
   )
 
 /**
@@ -367,18 +373,19 @@ const hasDeviceMapper = Effect.promise(() =>
 const logicalVolumeDevice = (disk: Disk, extents: ReadonlyArray<Extent>, workDir: string) =>
   Effect.gen(function* () {
     const only = extents.length === 1 ? extents[0] : undefined
-    if (only !== undefined) return yield* loopOver(disk, only.startBytes, only.sizeBytes)
+    if (only !== undefined) return yield* loopOver(disk, only.startBytes, only.sizeBytes, workDir)
     if (!(yield* hasDeviceMapper)) {
       return yield* Effect.fail(`its ${extents.length} ranges need device-mapper, which this kernel lacks`)
     }
-    const name = `backup-actions-${randomBytes(6).toString("hex")}`
+    const name = `${SCRATCH.mapper}${randomBytes(6).toString("hex")}`
     const table = join(workDir, `${name}.table`)
     yield* Effect.acquireRelease(
       Effect.promise(() => writeFile(table, linearTable(disk.path, extents))),
       () => Effect.promise(() => rm(table, { force: true }))
     )
-    yield* Effect.acquireRelease(run("dmsetup", ["create", ...(disk.readOnly ? ["--readonly"] : []), name, table]), () =>
-      run("dmsetup", ["remove", "--retry", name]).pipe(Effect.ignoreLogged)
+    yield* Effect.acquireRelease(
+      run("dmsetup", ["create", ...(disk.readOnly ? ["--readonly"] : []), name, table]).pipe(Effect.tap(() => recordDevice(workDir, { kind: "device-mapper", name }))),
+      () => run("dmsetup", ["remove", "--retry", name]).pipe(Effect.zipRight(forgetDevice(workDir, { kind: "device-mapper", name })), Effect.ignoreLogged)
     )
     return `/dev/mapper/${name}`
   })
@@ -502,7 +509,7 @@ const logicalVolumes = (disk: Disk, pvs: ReadonlyArray<PhysicalVolume>, root: st
 /** The volumes layout: every partition (and logical volume) found, mounted or taken as bytes. */
 const mountVolumes = (disk: Disk, diskBytes: number, table: NonNullable<SfdiskTable["partitiontable"]>, workDir: string) =>
   Effect.gen(function* () {
-    const root = yield* scratchDirectory(workDir, "disk-")
+    const root = yield* scratchDirectory(workDir, SCRATCH.disk)
     const sector = table.sectorsize ?? 512
     const partitions = table.partitions ?? []
     const placed: Array<Placed> = []
@@ -525,7 +532,7 @@ const mountVolumes = (disk: Disk, diskBytes: number, table: NonNullable<SfdiskTa
       }
       // The kernel's partition device when there is one; else (no partition scanning, in a container say) a loop device at its offset.
       const kernelDevice = entry.node !== undefined && (yield* isBlockDevice(entry.node)) ? entry.node : undefined
-      const device = kernelDevice ?? (yield* Effect.either(loopOver(disk, partition.startBytes, partition.sizeBytes)))
+      const device = kernelDevice ?? (yield* Effect.either(loopOver(disk, partition.startBytes, partition.sizeBytes, workDir)))
       if (typeof device !== "string" && device._tag === "Left") {
         const found: Found = { name, device: disk.path, bytes: partition.sizeBytes, partition, probe: { type: "" } }
         placed.push({
@@ -586,7 +593,7 @@ const mountVolumes = (disk: Disk, diskBytes: number, table: NonNullable<SfdiskTa
 /** A disk that is one LVM physical volume, no partition table: its logical volumes are the volumes. */
 const mountWholeDiskVolumeGroup = (disk: Disk, diskBytes: number, found: Found, workDir: string) =>
   Effect.gen(function* () {
-    const root = yield* scratchDirectory(workDir, "disk-")
+    const root = yield* scratchDirectory(workDir, SCRATCH.disk)
     const lvm = yield* logicalVolumes(disk, [{ found, diskOffset: 0 }], root, workDir)
     const filesystems = lvm.flatMap((volume) => (volume.filesystem === undefined ? [] : [volume.filesystem]))
     if (filesystems.length === 0) {
@@ -620,7 +627,7 @@ export const mountDisk = (device: string, workDir: string): Effect.Effect<Mounte
     const diskBytes = yield* sizeOf(path)
     const whole = yield* probe(path)
     if (mountOptionsFor(whole.type) !== undefined) {
-      const mountPoint = yield* scratchDirectory(workDir, "mnt-")
+      const mountPoint = yield* scratchDirectory(workDir, SCRATCH.mount)
       yield* mountAt(path, whole.type, mountPoint).pipe(Effect.mapError((error) => new NotMountable({ device, reason: reasonOf(error) })))
       const volume: ArchivedVolume = {
         name: "disk",

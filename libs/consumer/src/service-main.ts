@@ -27,10 +27,13 @@ export const runServiceMain = <R, E, LE>(
   options: ConsumerOptions,
   layer: Layer.Layer<NoInfer<R> | Sqs | ServiceSettings, LE>,
   /** Periodic work beside the consumer (a sweeper), run with the same layer. */
-  background: ReadonlyArray<Effect.Effect<void, never, NoInfer<R> | Sqs | ServiceSettings>> = []
+  background: ReadonlyArray<Effect.Effect<void, never, NoInfer<R> | Sqs | ServiceSettings>> = [],
+  /** Work done once before the first message is taken (what a killed predecessor left, removed). */
+  startup: Effect.Effect<void, never, NoInfer<R> | Sqs | ServiceSettings> = Effect.void
 ): void => {
   const consumer = runConsumer(subscriptions, options)
-  const program = Effect.all([consumer, ...background], { concurrency: "unbounded", discard: true }).pipe(
+  const program = startup.pipe(
+    Effect.zipRight(Effect.all([consumer, ...background], { concurrency: "unbounded", discard: true })),
     Effect.provide(layer),
     Effect.provide(loggerFromEnv()),
     Effect.tapErrorCause((cause) => Effect.logFatal(`${options.service} stopped`, Cause.pretty(cause)))
@@ -56,15 +59,18 @@ export interface ServiceProcess<R, E> {
   readonly options: ConsumerOptions
   /** Periodic work beside the consumer (an outbox relay, a sweeper), run with the same layer. */
   readonly background: ReadonlyArray<Effect.Effect<void, never, R | Sqs | ServiceSettings>>
+  /** Work done once, before the consumer takes its first message. */
+  readonly startup: Effect.Effect<void, never, R | Sqs | ServiceSettings>
 }
 
 /** A service's process description; its background work needs nothing its subscriptions do not. */
 export const serviceProcess = <R, E>(
   subscriptions: ReadonlyArray<Subscription<R, E>>,
   options: ConsumerOptions,
-  background: ReadonlyArray<Effect.Effect<void, never, NoInfer<R> | Sqs | ServiceSettings>> = []
-): ServiceProcess<R, E> => ({ subscriptions, options, background })
+  background: ReadonlyArray<Effect.Effect<void, never, NoInfer<R> | Sqs | ServiceSettings>> = [],
+  startup: Effect.Effect<void, never, NoInfer<R> | Sqs | ServiceSettings> = Effect.void
+): ServiceProcess<R, E> => ({ subscriptions, options, background, startup })
 
 /** Runs a service's process (see `runServiceMain`) over the layer that gives it everything it needs. */
 export const runServiceProcess = <R, E, LE>(service: ServiceProcess<R, E>, layer: Layer.Layer<NoInfer<R> | Sqs | ServiceSettings, LE>): void =>
-  runServiceMain(service.subscriptions, service.options, layer, service.background)
+  runServiceMain(service.subscriptions, service.options, layer, service.background, service.startup)

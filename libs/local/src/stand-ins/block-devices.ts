@@ -74,12 +74,30 @@ const losetup = (volumeId: string, args: ReadonlyArray<string>) =>
   )
 
 /**
+ * What a killed predecessor left of its volumes: the loop devices over images in `directory`
+ * (losetup marks an image deleted under it with " (deleted)") detached, then the images removed.
+ * On AWS the volume itself goes with the restorer's deletion; here the host holds it.
+ */
+const sweepDevices = (directory: string) =>
+  Effect.gen(function* () {
+    const listed = yield* runCommand("losetup", ["--list", "--noheadings", "--raw", "--output", "NAME,BACK-FILE"], { timeout: LOSETUP_TIMEOUT }).pipe(Effect.orElseSucceed(() => ""))
+    const loops = listed
+      .split("\n")
+      .map((line) => line.trim().split(" "))
+      .filter(([, backing]) => backing?.startsWith(`${directory}/`) === true)
+      .map(([name]) => name ?? "")
+    for (const loop of loops) yield* losetup("left over", ["--detach", loop]).pipe(Effect.ignoreLogged)
+    yield* Effect.promise(() => rm(directory, { recursive: true, force: true }))
+    if (loops.length > 0) yield* Effect.logWarning(`detached ${loops.join(", ")}: the images of volumes a stopped process had attached`)
+  })
+
+/**
  * BlockDevices on the emulator, where a volume has no device behind it: its snapshot's blocks
  * are written into a sparse image file (through the EBS direct APIs) under the service's work
  * directory, and a loop device with partition scanning is put over it, which is what an attached
  * EBS volume looks like. The loop device is writable, as an attached volume is: the image is
  * this archive's own copy of the snapshot, removed with the scope, and a journal replayed on
- * mounting writes to it.
+ * mounting writes to it. What a killed process left there is swept when the layer is built.
  */
 export const LocalBlockDevices: Layer.Layer<BlockDevices, never, Ec2 | Ebs | ServiceSettings> = Layer.effect(
   BlockDevices,
@@ -87,6 +105,7 @@ export const LocalBlockDevices: Layer.Layer<BlockDevices, never, Ec2 | Ebs | Ser
     const ec2 = yield* Ec2
     const ebs = yield* Ebs
     const settings = yield* ServiceSettings
+    yield* sweepDevices(join(settings.workDir, "devices"))
     return {
       attach: (volumeId: string) =>
         Effect.gen(function* () {
