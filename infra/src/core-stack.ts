@@ -13,7 +13,7 @@ import * as ssm from "aws-cdk-lib/aws-ssm"
 import type { Construct } from "constructs"
 import { AWS_BACKUP_SOURCE } from "@backup-actions/contracts"
 import { LEDGER_OUTBOX_INDEX } from "@backup-actions/config"
-import { coreExports, coreNames, coreStackName, keyArnParameterName, networkZones, type DeployConfig } from "@backup-actions/deploy"
+import { artifactLifecycleRules, coreExports, coreNames, coreStackName, keyArnParameterName, networkZones, type DeployConfig } from "@backup-actions/deploy"
 
 export interface CoreStackProps extends StackProps {
   readonly config: DeployConfig
@@ -103,13 +103,6 @@ export class CoreStack extends Stack {
           removalPolicy: RemovalPolicy.RETAIN
         })
       : undefined
-    const lifecycle = config.bucket.lifecycle
-    const transitions: Array<s3.Transition> = [
-      ...(lifecycle.glacierAfterDays === undefined ? [] : [{ storageClass: s3.StorageClass.GLACIER, transitionAfter: Duration.days(lifecycle.glacierAfterDays) }]),
-      ...(lifecycle.deepArchiveAfterDays === undefined
-        ? []
-        : [{ storageClass: s3.StorageClass.DEEP_ARCHIVE, transitionAfter: Duration.days(lifecycle.deepArchiveAfterDays) }])
-    ]
     this.bucket = new s3.Bucket(this, "Artifacts", {
       bucketName: names.artifactBucket,
       encryption: s3.BucketEncryption.KMS,
@@ -128,17 +121,8 @@ export class CoreStack extends Stack {
                 : s3.ObjectLockRetention.governance(Duration.days(config.bucket.objectLock.days))
           }),
       ...(accessLogs === undefined ? {} : { serverAccessLogsBucket: accessLogs, serverAccessLogsPrefix: "artifacts/" }),
-      lifecycleRules: [
-        {
-          id: "archives",
-          prefix: "archives/",
-          transitions,
-          ...(lifecycle.expireAfterDays === undefined ? {} : { expiration: Duration.days(lifecycle.expireAfterDays) }),
-          abortIncompleteMultipartUploadAfter: Duration.days(7),
-          noncurrentVersionExpiration: Duration.days(30)
-        },
-        { id: "reports", prefix: "reports/", expiration: Duration.days(400) }
-      ],
+      // Only archives move to cold storage, never their manifests (see artifactLifecycleRules).
+      lifecycleRules: artifactLifecycleRules(config.bucket.lifecycle),
       removalPolicy: RemovalPolicy.RETAIN
     })
 

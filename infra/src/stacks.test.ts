@@ -3,7 +3,7 @@ import { Match, Template } from "aws-cdk-lib/assertions"
 import { AwsSolutionsChecks } from "cdk-nag"
 import { assert, describe, it } from "@effect/vitest"
 import { AWS_BACKUP_SOURCE } from "@backup-actions/contracts"
-import { topology } from "@backup-actions/config"
+import { COLD_STORAGE_TAG, topology } from "@backup-actions/config"
 import { BackupStack } from "./backup-stack"
 import { CoreStack } from "./core-stack"
 import { exampleConfig } from "./test-config"
@@ -47,7 +47,7 @@ describe("the core stack", () => {
     })
   })
 
-  it("makes the artifact bucket private, SSE-KMS, versioned, logged, with the configured lifecycle", () => {
+  it("makes the artifact bucket private, SSE-KMS, versioned, logged, with the configured lifecycle for archives tagged for cold storage only", () => {
     // Act
     const { core, config } = synthesize()
     // Assess
@@ -59,13 +59,15 @@ describe("the core stack", () => {
       LoggingConfiguration: Match.objectLike({ LogFilePrefix: "artifacts/" }),
       LifecycleConfiguration: {
         Rules: Match.arrayWith([
+          Match.objectLike({ Id: "archives", Prefix: "archives/", ExpirationInDays: 3650, Transitions: Match.absent() }),
           Match.objectLike({
-            Id: "archives",
+            Id: "archives-cold-storage",
+            Prefix: "archives/",
+            TagFilters: [{ Key: COLD_STORAGE_TAG.key, Value: COLD_STORAGE_TAG.value }],
             Transitions: [
               { StorageClass: "GLACIER", TransitionInDays: 30 },
               { StorageClass: "DEEP_ARCHIVE", TransitionInDays: 180 }
-            ],
-            ExpirationInDays: 3650
+            ]
           })
         ])
       }

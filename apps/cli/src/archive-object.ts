@@ -6,6 +6,7 @@ import { createGunzip } from "node:zlib"
 import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3"
 import { Duration, Effect } from "effect"
 import { S3, awsCall, type AwsError } from "@backup-actions/aws"
+import { ensureReadable } from "./cold-storage"
 import { OperationFailed } from "./errors"
 import { objectStream } from "./manifest"
 import { s3Url, type S3Location } from "./s3-url"
@@ -21,23 +22,37 @@ export interface ArchiveObject {
   readonly storedChecksum: string | undefined
 }
 
-/** A missing archive is the user's to know about, in words; other AWS errors stay as they are. */
+/**
+ * A missing archive, or one in cold storage without a restored copy (it expired since), is the
+ * user's to know about, in words; other AWS errors stay as they are.
+ */
 const missing =
   (location: S3Location) =>
   <A, R>(effect: Effect.Effect<A, AwsError, R>) =>
     Effect.catchIf(
       effect,
-      (error) => error.kind === "not-found",
-    (error) => Effect.fail(new OperationFailed({ message: `the archive ${s3Url(location)} does not exist (${error.code})` }))
-  )
+      (error) => error.kind === "not-found" || error.code === "InvalidObjectState",
+      (error) =>
+        Effect.fail(
+          new OperationFailed({
+            message:
+              error.kind === "not-found"
+                ? `the archive ${s3Url(location)} does not exist (${error.code})`
+                : `the archive ${s3Url(location)} is in cold storage without a restored copy (${error.code}); run the command again to restore it`
+          })
+        )
+    )
 
 /**
  * Finds the part boundaries of an archive. GetObjectAttributes does not return ObjectParts from
  * every S3-compatible endpoint, so each part's size comes from HeadObject with its PartNumber,
- * which every endpoint answers (with the parts count on every answer).
+ * which every endpoint answers (with the parts count on every answer). An archive in GLACIER or
+ * DEEP_ARCHIVE is restored first (at the command's tier, see cold-storage.ts), so that it can be
+ * streamed after.
  */
 export const describeArchiveObject = (location: S3Location) =>
   Effect.gen(function* () {
+    yield* ensureReadable(location)
     const s3 = yield* S3
     const head = (partNumber: number | undefined) =>
       awsCall("s3:HeadObject", (abortSignal) =>

@@ -138,6 +138,8 @@ ${GLOBAL_HELP}`,
                      and checksum compared with the export's
 --to-image           an AMI export: registered as a new AMI from snapshots restored out of its
                      archives, or restored from its store-image object
+--image-name <name>  the new AMI's name (default: the exported image's name with a
+                     "-restored-<time>" suffix)
 --tier <tier>        an object in GLACIER or DEEP_ARCHIVE is first brought back with
                      RestoreObject at this retrieval tier (Expedited, Standard, Bulk; default
                      Standard); progress and an ETA are shown while S3 restores it

@@ -1,17 +1,39 @@
 import { Cause, Console, Effect, Either, Exit, Layer, Option } from "effect"
-import { parseCommandLine, type Command, type Invocation } from "./args"
+import { parseCommandLine, type Command, type Invocation, type RestoreTier } from "./args"
+import { ColdReads, bringBack } from "./cold-storage"
 import { EXIT, describeError, type CliError } from "./errors"
 import { FailoverAccess, failoverCommand } from "./failover/command"
 import { Progress } from "./progress"
 import { replayCommand } from "./replay"
 import { reportCommand } from "./report"
 import { restoreCommand } from "./restore/command"
+import { manifestBeside, type S3Location } from "./s3-url"
 import { stackFromEnvironment, stackFromFile, stackLayer } from "./stack"
 import { statusCommand } from "./status"
 import { verifyCommand } from "./verify"
 
+/** What a command runs with: the stack's clients and a progress display. */
+type CommandServices = Layer.Layer.Success<ReturnType<typeof stackLayer>> | Progress
+
+/**
+ * A command that reads an archive: the archive and the manifest beside it are restored from
+ * GLACIER or DEEP_ARCHIVE first, both at once, and every object the command reads after gets the
+ * command's retrieval tier.
+ */
+const readingArchive = (
+  archive: S3Location,
+  tier: RestoreTier,
+  command: string,
+  stderr: NodeJS.WritableStream,
+  effect: Effect.Effect<void, CliError, CommandServices>
+): Effect.Effect<void, CliError, CommandServices> =>
+  Effect.zipRight(bringBack([manifestBeside(archive), archive]), effect).pipe(Effect.provide(ColdReads.layer(tier, command, stderr)))
+
 /** The effect of one command, needing the stack's clients and a progress display. */
-const commandEffect = (command: Exclude<Command, { readonly _tag: "Help" }>): Effect.Effect<void, CliError, Layer.Layer.Success<ReturnType<typeof stackLayer>> | Progress> => {
+const commandEffect = (
+  command: Exclude<Command, { readonly _tag: "Help" }>,
+  stderr: NodeJS.WritableStream
+): Effect.Effect<void, CliError, CommandServices> => {
   switch (command._tag) {
     case "Status":
       return statusCommand(command)
@@ -20,9 +42,11 @@ const commandEffect = (command: Exclude<Command, { readonly _tag: "Help" }>): Ef
     case "Replay":
       return replayCommand(command)
     case "Verify":
-      return verifyCommand(command.archive)
-    case "Restore":
-      return restoreCommand(command.archive, command.target)
+      return readingArchive(command.archive, command.tier, "verify", stderr, verifyCommand(command.archive))
+    case "Restore": {
+      const restore: Effect.Effect<void, CliError, CommandServices> = restoreCommand(command.archive, command.target)
+      return readingArchive(command.archive, command.tier, "restore", stderr, restore)
+    }
     case "Failover":
       return failoverCommand(command).pipe(Effect.provide(FailoverAccess))
   }
@@ -37,7 +61,7 @@ export const runInvocation = (invocation: Invocation, environment: Readonly<Reco
       return
     }
     const stack = options.stackFile === undefined ? stackFromEnvironment(environment) : yield* stackFromFile(options.stackFile)
-    yield* commandEffect(command).pipe(Effect.provide(Layer.mergeAll(stackLayer(stack), Progress.layer(stderr, options.progress))))
+    yield* commandEffect(command, stderr).pipe(Effect.provide(Layer.mergeAll(stackLayer(stack), Progress.layer(stderr, options.progress))))
   })
 
 /**

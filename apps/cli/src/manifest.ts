@@ -5,6 +5,7 @@ import { GetObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, Either } from "effect"
 import { parseHeader, readLines } from "@backup-actions/archive"
 import { S3, awsCall } from "@backup-actions/aws"
+import { ensureReadable } from "./cold-storage"
 import { OperationFailed } from "./errors"
 import { s3Url, type S3Location } from "./s3-url"
 
@@ -14,9 +15,10 @@ export const objectStream = (body: unknown, what: string): Readable => {
   throw new Error(`${what}: the SDK returned no readable body`)
 }
 
-/** Downloads the manifest to a local file (streamed) and reads its header. */
+/** Downloads the manifest to a local file (streamed) and reads its header; one in GLACIER or DEEP_ARCHIVE is restored first. */
 export const fetchManifest = (manifest: S3Location, file: string) =>
   Effect.gen(function* () {
+    yield* ensureReadable(manifest)
     const s3 = yield* S3
     const object = yield* awsCall("s3:GetObject", (abortSignal) =>
       s3.send(new GetObjectCommand({ Bucket: manifest.bucket, Key: manifest.key }), { abortSignal })

@@ -2,6 +2,7 @@ import { mkdir, open, rm } from "node:fs/promises"
 import { join } from "node:path"
 import { DescribeTableCommand, ListBackupsCommand, ScanCommand, type AttributeValue, type TableDescription } from "@aws-sdk/client-dynamodb"
 import { Clock, Duration, Effect, Schedule } from "effect"
+import { DYNAMODB_PARQUET_MANIFEST_KIND, type DynamoDbParquetManifest, type TableKeyElement } from "@backup-actions/archive"
 import { DynamoDb, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { succeeded, failed, type StepResult } from "@backup-actions/ledger"
@@ -9,6 +10,7 @@ import { parseDynamoDbBackupArn, type DynamoDbBackupRef } from "./arns"
 import { BackupUnavailable, NotExportable, SpoolFailed, TableNotActive } from "./errors"
 import { SchemaStats, planColumns, toWireItem, type KeyAttribute } from "./items"
 import { baseDetail, type ExportDetail, type ExportSubject } from "./outcome"
+import { checkUploadedContent, sourceContent, type ContentCheck } from "./parquet-content"
 import { writeParquet } from "./parquet-file"
 import { temporaryTable } from "./temporary-tables"
 import { putJson, uploadVerified } from "./upload"
@@ -98,6 +100,13 @@ const keyAttributesOf = (table: TableDescription | undefined): ReadonlyArray<Key
     type: table?.AttributeDefinitions?.find((definition) => definition.AttributeName === key.AttributeName)?.AttributeType ?? "S"
   }))
 
+/** The table's key schema as the manifest keeps it, for a restore to create the table again. */
+const keySchemaOf = (table: TableDescription | undefined): ReadonlyArray<TableKeyElement> =>
+  (table?.KeySchema ?? []).map((key) => {
+    const type = table?.AttributeDefinitions?.find((definition) => definition.AttributeName === key.AttributeName)?.AttributeType
+    return { name: key.AttributeName ?? "", keyType: key.KeyType === "RANGE" ? "RANGE" : "HASH", type: type === "N" || type === "B" ? type : "S" }
+  })
+
 /** A scratch directory for one export, removed however the export ends. */
 const scratchDirectory = (path: string) =>
   Effect.acquireRelease(
@@ -108,8 +117,9 @@ const scratchDirectory = (path: string) =>
 /**
  * Parquet mode: the backup restored to a temporary table, scanned in parallel segments into a
  * local spool, written as one Parquet file, uploaded with a SHA-256 that is compared with
- * what S3 stored, with a manifest beside it. The source is deleted only when the policy asks
- * and the upload was verified.
+ * what S3 stored, then read back from S3 by an independent Parquet reader whose item count and
+ * column checksums must equal those taken from the scanned items. The manifest beside it
+ * records both. The source is deleted only when the policy asks and the content was verified.
  */
 export const exportDynamoDbAsParquet = (subject: ExportSubject) =>
   Effect.gen(function* () {
@@ -133,16 +143,22 @@ export const exportDynamoDbAsParquet = (subject: ExportSubject) =>
     for (const found of segmentStats) stats.merge(found)
     const columns = planColumns(stats, keyAttributesOf(description))
 
-    const written = yield* writeParquet({
-      target: join(scratch, "data.parquet"),
-      spoolFiles,
-      columns,
-      metadata: {
-        "backup-actions:source": backup.backupArn,
-        "backup-actions:table": backup.table,
-        "backup-actions:columns": JSON.stringify(columns)
-      }
-    })
+    const [written, source] = yield* Effect.all(
+      [
+        writeParquet({
+          target: join(scratch, "data.parquet"),
+          spoolFiles,
+          columns,
+          metadata: {
+            "backup-actions:source": backup.backupArn,
+            "backup-actions:table": backup.table,
+            "backup-actions:columns": JSON.stringify(columns)
+          }
+        }),
+        sourceContent(spoolFiles, columns)
+      ],
+      { concurrency: 2 }
+    )
     const bucket = subject.plan.bucket ?? settings.artifactBucket
     const keys = parquetKeys(subject.plan.prefix, backup)
     const uploaded = yield* uploadVerified({
@@ -153,34 +169,43 @@ export const exportDynamoDbAsParquet = (subject: ExportSubject) =>
       key: keys.data,
       contentType: "application/vnd.apache.parquet"
     })
-    yield* putJson(bucket, keys.manifest, {
-      kind: "backup-actions/dynamodb-parquet-manifest",
+    const check: ContentCheck = uploaded.verified
+      ? yield* checkUploadedContent({ bucket, key: keys.data, columns, source })
+      : { verification: "none", readBack: undefined, problems: [] }
+    const manifest: DynamoDbParquetManifest & { readonly checksum: unknown } = {
+      kind: DYNAMODB_PARQUET_MANIFEST_KIND,
       source: { backupArn: backup.backupArn, table: backup.table, tableArn: backup.tableArn, recoveryPointArn: subject.recoveryPointArn },
       data: { bucket, key: keys.data, bytes: written.bytes, rowGroups: written.rowGroups },
       itemCount: written.rows,
       columns,
+      key: keySchemaOf(description),
+      content: source,
+      ...(check.readBack === undefined ? {} : { readBack: check.readBack }),
       checksum: { algorithm: "SHA256", type: uploaded.checksumType, value: uploaded.checksum, fullObjectSha256: written.sha256 },
-      verified: uploaded.verified
-    })
-
-    if (subject.plan.deleteSourceAfterVerify && !uploaded.verified) {
-      yield* Effect.logError(`export of ${backup.backupArn} not verified (stored ${uploaded.stored ?? "none"}, computed ${uploaded.checksum}); the source is kept`)
+      verified: check.verification
     }
+    yield* putJson(bucket, keys.manifest, manifest)
+
+    const contentVerified = check.verification === "content"
+    const reason = !uploaded.verified
+      ? `stored checksum ${uploaded.stored ?? "none"} differs from computed ${uploaded.checksum}`
+      : `the Parquet file read back differs from its source: ${check.problems.slice(0, 5).join("; ")}${check.problems.length > 5 ? ` (and ${check.problems.length - 5} more)` : ""}`
+    if (!contentVerified) yield* Effect.logError(`export of ${backup.backupArn} not verified to its content: ${reason}; the source is kept`)
     const now = yield* Clock.currentTimeMillis
     const detail: ExportDetail = {
       ...baseDetail(subject, "dynamodb"),
-      status: uploaded.verified ? "exported" : "failed",
+      status: contentVerified ? "exported" : "failed",
       location: { bucket, key: keys.data },
       manifest: { bucket, key: keys.manifest },
       format: "parquet",
       itemCount: written.rows,
       bytesStored: written.bytes,
       checksum: { algorithm: "SHA256", type: uploaded.checksumType, value: uploaded.checksum },
-      verified: uploaded.verified,
+      verified: contentVerified,
+      verification: check.verification,
       sourceDeleted: false,
       durationMs: now - subject.startedAt
     }
-    const reason = `stored checksum ${uploaded.stored ?? "none"} differs from computed ${uploaded.checksum}`
-    const result: StepResult<ExportDetail> = uploaded.verified ? succeeded(detail) : failed(reason, { ...detail, reason })
+    const result: StepResult<ExportDetail> = contentVerified ? succeeded(detail) : failed(reason, { ...detail, reason })
     return result
   }).pipe(Effect.scoped)

@@ -32,7 +32,8 @@ export const streamerStack = (scope: Construct, config: DeployConfig, overrides:
   stack.allow(role, ["ec2:AttachVolume", "ec2:DetachVolume"], [instances], { StringEquals: { [`ec2:ResourceTag/${STREAMER_INSTANCE_TAG}`]: "true" } })
   stack.allow(
     role,
-    ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+    // PutObjectTagging: an archive is tagged for cold storage as its upload is created.
+    ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
     [stack.bucket.arnForObjects("archives/*")]
   )
   const recoveryPoints = `arn:${stack.partition}:backup:${region}:${account}:recovery-point:*`

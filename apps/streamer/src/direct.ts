@@ -1,4 +1,6 @@
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { Clock, Effect } from "effect"
+import { Ec2, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { runStep } from "@backup-actions/consumer"
 import { archiveToS3, type ArchiveResult } from "./archive-pipeline"
@@ -8,6 +10,22 @@ import { archiveAction, archiveKeys } from "./keys"
 import { rawImageManifestHeader, writeManifest } from "./manifest"
 import { archiveStep, describeArchiveFailure, failedOutcome, verifiedOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
+
+/**
+ * The snapshot an image is read from, for the manifest's header: its size and encryption (the
+ * key's ARN), which a restore gives the new snapshot. None for a snapshot EC2 no longer knows.
+ */
+const describeSource = (snapshotId: string) =>
+  Effect.gen(function* () {
+    if (snapshotId === "") return undefined
+    const ec2 = yield* Ec2
+    const described = yield* awsCall("ec2:DescribeSnapshots", (abortSignal) =>
+      ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: "snapshot-id", Values: [snapshotId] }] }), { abortSignal })
+    )
+    const snapshot = described.Snapshots?.find((candidate) => candidate.SnapshotId === snapshotId)
+    if (snapshot === undefined) return undefined
+    return { snapshotId, volumeSize: snapshot.VolumeSize, encrypted: snapshot.Encrypted === true, kmsKeyId: snapshot.KmsKeyId }
+  })
 
 /**
  * Writes the manifest of a raw disk image archive and says where the archive and its manifest
@@ -22,6 +40,7 @@ export const finishRawImageArchive = (
 ) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
+    const source = yield* describeSource(subject.snapshotId)
     yield* writeManifest({
       bucket: settings.artifactBucket,
       key: keys.manifest,
@@ -33,7 +52,8 @@ export const finishRawImageArchive = (
         ...image,
         chunkBytes: CHUNK_BYTES,
         archiveBytes: written.size,
-        composite: written.composite
+        composite: written.composite,
+        ...(source === undefined ? {} : { source })
       }),
       fragments: written.manifestFragments,
       archives: [{ key: keys.archive, parts: written.parts }]

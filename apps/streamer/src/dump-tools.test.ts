@@ -66,6 +66,33 @@ describe("dump command lines", () => {
     }
   })
 
+  it("lists a database's tables and computes their checksums with the engine's client, the script on its stdin and the password only in its variable", () => {
+    for (const [engine, client, variable] of [
+      ["postgres", "psql", "PGPASSWORD"],
+      ["mysql", "mysql", "MYSQL_PWD"],
+      ["mariadb", "mariadb", "MYSQL_PWD"]
+    ] as const) {
+      // Prepare
+      const tool = toolFor(engine)
+      const tables = [{ name: "orders", schema: engine === "postgres" ? "public" : undefined, table: "orders", columns: ["id"] }]
+      // Act
+      const listing = tool.listTables(connection, "shop")
+      const checksums = tool.checksumTables(connection, "shop", tables)
+      // Assess
+      assert.strictEqual(tool.checksumDialect, engine === "postgres" ? "postgres" : "mysql")
+      for (const command of [listing, checksums]) {
+        assert.strictEqual(command.command, client)
+        assert.notInclude(visible(command), PASSWORD)
+        assert.strictEqual(spawnEnvironment(command)[variable], PASSWORD)
+      }
+      if (engine === "postgres") assert.strictEqual(checksums.env["PGDATABASE"], "shop")
+      else assert.include(checksums.args, "--database=shop")
+      assert.include(checksums.input ?? "", "orders")
+      assert.isTrue((checksums.input ?? "").trimEnd().endsWith("COMMIT;"))
+      assert.isUndefined(listing.input)
+    }
+  })
+
   it("refuses an engine that has no dump tool, naming it", () => {
     // Act
     const result = dumpToolFor("sqlserver-ex")

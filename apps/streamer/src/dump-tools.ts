@@ -1,4 +1,6 @@
+import { Readable } from "node:stream"
 import { Effect, Either, Redacted, Schema } from "effect"
+import { tableChecksumScript, tableListQuery, type ChecksumDialect, type TableToCheck } from "@backup-actions/archive"
 import {
   SHORT_COMMAND,
   lastLines,
@@ -30,6 +32,8 @@ export interface ToolCommand {
   readonly env: Readonly<Record<string, string>>
   readonly passwordVariable: "PGPASSWORD" | "MYSQL_PWD"
   readonly password: Redacted.Redacted<string>
+  /** SQL for the tool's standard input, when it reads a script. */
+  readonly input?: string
 }
 
 /** A database of the instance, with its size on disk (the dump's size is estimated from it). */
@@ -47,6 +51,12 @@ export interface DumpTool {
   readonly listDatabases: (connection: DbConnection) => ToolCommand
   readonly parseDatabaseList: (stdout: string) => ReadonlyArray<DatabaseInfo>
   readonly dumpDatabase: (connection: DbConnection, database: string) => ToolCommand
+  /** How the server computes the tables' row counts and checksums (see @backup-actions/archive's dump-manifest.ts). */
+  readonly checksumDialect: ChecksumDialect
+  /** Lists the tables of a database whose data the dump holds (`tableListQuery`). */
+  readonly listTables: (connection: DbConnection, database: string) => ToolCommand
+  /** Prints each table's row count and checksum, one JSON line per table (`tableChecksumScript`). */
+  readonly checksumTables: (connection: DbConnection, database: string, tables: ReadonlyArray<TableToCheck>) => ToolCommand
 }
 
 export class UnsupportedEngine extends Schema.TaggedError<UnsupportedEngine>()("UnsupportedEngine", {
@@ -79,6 +89,9 @@ const postgresEnvironment = (connection: DbConnection, database: string): Record
 
 const sqlList = (names: ReadonlyArray<string>): string => names.map((name) => `'${name}'`).join(", ")
 
+/** psql printing bare rows, stopping at the first error. */
+const POSTGRES_QUERY_ARGS = ["--no-password", "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1"]
+
 const postgres: DumpTool = {
   engine: "postgres",
   dumpCommand: "pg_dump",
@@ -110,6 +123,22 @@ const postgres: DumpTool = {
     env: postgresEnvironment(connection, database),
     passwordVariable: "PGPASSWORD",
     password: connection.password
+  }),
+  checksumDialect: "postgres",
+  listTables: (connection, database) => ({
+    command: "psql",
+    args: [...POSTGRES_QUERY_ARGS, "--command", tableListQuery("postgres")],
+    env: postgresEnvironment(connection, database),
+    passwordVariable: "PGPASSWORD",
+    password: connection.password
+  }),
+  checksumTables: (connection, database, tables) => ({
+    command: "psql",
+    args: POSTGRES_QUERY_ARGS,
+    env: postgresEnvironment(connection, database),
+    passwordVariable: "PGPASSWORD",
+    password: connection.password,
+    input: tableChecksumScript("postgres", tables)
   })
 }
 
@@ -120,6 +149,17 @@ const mysqlFamily = (engine: string, client: string, dump: string): DumpTool => 
     `--user=${connection.user}`,
     // "localhost" would otherwise mean the local socket.
     "--protocol=TCP"
+  ]
+  /** The client printing bare rows, unescaped (the rows are JSON), each query's as soon as it is done. */
+  const queryArgs = (connection: DbConnection, database: string) => [
+    ...connectionArgs(connection),
+    "--connect-timeout=20",
+    "--default-character-set=utf8mb4",
+    "--batch",
+    "--raw",
+    "--skip-column-names",
+    "--unbuffered",
+    `--database=${database}`
   ]
   return {
     engine,
@@ -162,6 +202,22 @@ const mysqlFamily = (engine: string, client: string, dump: string): DumpTool => 
       env: {},
       passwordVariable: "MYSQL_PWD",
       password: connection.password
+    }),
+    checksumDialect: "mysql",
+    listTables: (connection, database) => ({
+      command: client,
+      args: [...queryArgs(connection, database), "--execute", tableListQuery("mysql")],
+      env: {},
+      passwordVariable: "MYSQL_PWD",
+      password: connection.password
+    }),
+    checksumTables: (connection, database, tables) => ({
+      command: client,
+      args: queryArgs(connection, database),
+      env: {},
+      passwordVariable: "MYSQL_PWD",
+      password: connection.password,
+      input: tableChecksumScript("mysql", tables)
     })
   }
 }
@@ -230,7 +286,8 @@ export const toolRequest = (command: ToolCommand, limits: ToolLimits): SpawnRequ
   args: command.args,
   env: spawnEnvironment(command),
   secrets: [command.password],
-  limits
+  limits,
+  ...(command.input === undefined ? {} : { stdin: Readable.from([command.input]) })
 })
 
 /** Succeeds when the tool exited 0; otherwise fails with ToolFailed (or ToolTimedOut). */

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto"
 import { DeleteObjectsCommand } from "@aws-sdk/client-s3"
 import { GetParameterCommand } from "@aws-sdk/client-ssm"
 import { Clock, Duration, Effect, Redacted, Schedule, Schema } from "effect"
+import { TABLE_CHECKSUM_METHOD, parseTableChecksums, parseTableList, type TableChecksum } from "@backup-actions/archive"
 import { DatabaseEndpoints, S3, Ssm, awsCall, type AwsError, type DatabaseEndpointUnavailable } from "@backup-actions/aws"
 import { ArchiveCompleted, type ArchivePlan, type DetailOf, type RestoredDatabase } from "@backup-actions/contracts"
 import { runStep } from "@backup-actions/consumer"
@@ -22,7 +23,7 @@ import {
   type ToolFailed,
   type UnsupportedEngine
 } from "./dump-tools"
-import { streamingToolLimits, type ToolTimedOut } from "./exec"
+import { runToCompletion, streamingToolLimits, type ToolTimedOut } from "./exec"
 import { writeManifest } from "./manifest"
 import { verifyStream, type ContentVerdict } from "./content-verification"
 import { deleteSourceIfAsked, failedDetail, storedArchive } from "./outcome"
@@ -98,6 +99,35 @@ export const dumpSource = (command: ToolCommand, onRead?: (chunk: Buffer) => voi
     toolChunkSource(toolRequest(command, limits), { detectHoles: false, ...(onRead === undefined ? {} : { onRead }) }, (tool) => toolExitedCleanly(command, tool))
   )
 
+/**
+ * Each table's row count and checksum, computed by the server from the data (see
+ * @backup-actions/archive's dump-manifest.ts), for a restore to compare with. The restored
+ * instance is the streamer's own and nothing writes to it, so they hold for the dump taken next.
+ * The checksum script may read for long (it reads every row), so it has a streaming tool's
+ * silence limit, each table's line resetting it. A failure is logged and leaves the tables out
+ * of the manifest: the dump is still whole and checked by its SHA-256, only a restore cannot
+ * compare the tables.
+ */
+const unreadable = (what: string) => (error: unknown) => new Error(`${what} could not be read: ${error instanceof Error ? error.message : String(error)}`)
+
+const tableChecksums = (tool: DumpTool, connection: DbConnection, database: string) =>
+  Effect.gen(function* () {
+    const listed = yield* runTool(tool.listTables(connection, database))
+    const tables = yield* Effect.try({ try: () => parseTableList(tool.checksumDialect, listed), catch: unreadable("the table list") })
+    if (tables.length === 0) return []
+    const command = tool.checksumTables(connection, database, tables)
+    const limits = yield* streamingToolLimits
+    const output = yield* runToCompletion(toolRequest(command, limits), (running) => toolExitedCleanly(command, running))
+    const checksums = yield* Effect.try({ try: () => parseTableChecksums(output), catch: unreadable("the table checksums") })
+    if (checksums.length !== tables.length) return yield* Effect.fail(new Error(`${tool.checksumDialect} printed ${checksums.length} checksums for ${tables.length} tables`))
+    return checksums
+  }).pipe(
+    Effect.tapError((error) =>
+      Effect.logWarning(`no table checksums for ${database}: ${"_tag" in error ? describeDumpFailure(error) : error.message}; a restore of it cannot compare its tables`)
+    ),
+    Effect.orElseSucceed(() => undefined)
+  )
+
 /** A plain SQL dump is larger than the data on disk (text, escaped binaries): room for four times that. */
 const dumpUpperBound = (database: DatabaseInfo): number => compressedUpperBound(database.sizeBytes * 4 + 64 * 1024 * 1024)
 
@@ -107,6 +137,8 @@ interface DatabaseArchive {
   readonly written: ArchiveResult
   /** SHA-256 (hex) of the SQL as the dump tool wrote it, before compression. */
   readonly sqlSha256: string
+  /** Each table's rows and checksum, as the server computed them; undefined when it could not. */
+  readonly tables: ReadonlyArray<TableChecksum> | undefined
 }
 
 /** A written dump, and how far it was verified. */
@@ -233,6 +265,7 @@ export const archiveDump = (subject: DumpSubject) =>
           yield* Effect.logInfo(`dumping ${databases.length} database(s) of ${subject.database.instanceId} with ${toolVersion}: ${databases.map((database) => database.name).join(", ")}`)
           for (const [index, database] of databases.entries()) {
             const key = keys.database(database.name)
+            const tables = yield* tableChecksums(tool, connection, database.name)
             const sql = createHash("sha256")
             const archive = yield* archiveToS3({
               step: claim,
@@ -244,8 +277,9 @@ export const archiveDump = (subject: DumpSubject) =>
               previousUpload: index === 0 ? record.upload : undefined,
               openSource: () => dumpSource(tool.dumpDatabase(connection, database.name), (chunk) => sql.update(chunk))
             })
-            written.push({ database: database.name, key, written: archive, sqlSha256: sql.digest("hex") })
-            yield* Effect.logInfo(`dumped ${database.name}: ${archive.inputBytes} bytes of SQL, ${archive.size} stored`)
+            written.push({ database: database.name, key, written: archive, sqlSha256: sql.digest("hex"), tables })
+            const rows = tables === undefined ? "" : `, ${tables.length} table(s) of ${tables.reduce((total, table) => total + table.rows, 0)} rows`
+            yield* Effect.logInfo(`dumped ${database.name}: ${archive.inputBytes} bytes of SQL, ${archive.size} stored${rows}`)
           }
           yield* writeManifest({
             bucket: settings.artifactBucket,
@@ -273,7 +307,8 @@ export const archiveDump = (subject: DumpSubject) =>
                 sqlBytes: archive.written.inputBytes,
                 sqlSha256: archive.sqlSha256,
                 archiveBytes: archive.written.size,
-                checksum: { algorithm: "SHA256", type: "COMPOSITE", value: archive.written.composite }
+                checksum: { algorithm: "SHA256", type: "COMPOSITE", value: archive.written.composite },
+                ...(archive.tables === undefined ? {} : { tableChecksum: TABLE_CHECKSUM_METHOD, tables: archive.tables })
               })
             )
           })

@@ -68,6 +68,8 @@ export const rawImageManifestHeader = (options: {
   readonly blockSize?: number
   readonly archiveBytes: number
   readonly composite: string
+  /** The snapshot read, as DescribeSnapshots described it: a restore makes its copy like it (size, encryption). */
+  readonly source?: { readonly snapshotId: string; readonly volumeSize: number | undefined; readonly encrypted: boolean; readonly kmsKeyId: string | undefined }
 }): Record<string, unknown> => ({
   kind: "backup-actions/raw-image-manifest",
   version: 1,
@@ -79,5 +81,15 @@ export const rawImageManifestHeader = (options: {
   ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
   chunkBytes: options.chunkBytes,
   archiveBytes: options.archiveBytes,
-  checksum: { algorithm: "SHA256", type: "COMPOSITE", value: options.composite }
+  checksum: { algorithm: "SHA256", type: "COMPOSITE", value: options.composite },
+  ...(options.source === undefined
+    ? {}
+    : {
+        source: {
+          snapshotId: options.source.snapshotId,
+          ...(options.source.volumeSize === undefined ? {} : { volumeSize: options.source.volumeSize }),
+          encrypted: options.source.encrypted,
+          ...(options.source.kmsKeyId === undefined ? {} : { kmsKeyId: options.source.kmsKeyId })
+        }
+      })
 })

@@ -12,6 +12,7 @@ import {
 } from "@aws-sdk/client-s3"
 import { Duration, Effect } from "effect"
 import { S3, awsCall } from "@backup-actions/aws"
+import { COLD_STORAGE_TAGGING } from "@backup-actions/config"
 
 export interface UploadTarget {
   readonly bucket: string
@@ -56,7 +57,9 @@ export const createUpload = (target: UploadTarget) =>
           ContentType: target.contentType,
           ChecksumAlgorithm: ChecksumAlgorithm.SHA256,
           ChecksumType: "COMPOSITE",
-          Metadata: target.metadata
+          Metadata: target.metadata,
+          // An archive may go to cold storage; its manifest, uploaded otherwise, never does.
+          Tagging: COLD_STORAGE_TAGGING
         }),
         { abortSignal }
       )

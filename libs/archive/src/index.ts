@@ -1,4 +1,7 @@
 export * from "./manifest"
+export * from "./dump-manifest"
 export * from "./raw-check"
 export * from "./tar-scan"
 export * from "./tree-check"
+export * from "./dynamodb-items"
+export * from "./dynamodb-export"

@@ -12,7 +12,23 @@ import type { RawRange } from "./raw-check"
 const Checksum = Schema.Struct({ algorithm: Schema.Literal("SHA256"), type: Schema.Literal("COMPOSITE"), value: Schema.String })
 const Compression = Schema.Literal("zstd", "gzip")
 
-/** The first line of a raw image's manifest (the streamer's manifest.ts writes it). */
+/**
+ * The snapshot a raw image was read from, as DescribeSnapshots described it when it was
+ * archived: what a restore needs to make the new snapshot like it (its size in GiB, and its
+ * encryption with the key's ARN).
+ */
+export const RawImageSource = Schema.Struct({
+  snapshotId: Schema.String,
+  volumeSize: Schema.optional(Schema.Number),
+  encrypted: Schema.Boolean,
+  kmsKeyId: Schema.optional(Schema.String)
+})
+export type RawImageSource = typeof RawImageSource.Type
+
+/**
+ * The first line of a raw image's manifest (the streamer's manifest.ts writes it); `source` is
+ * absent in manifests written before it was recorded, and for images of no snapshot.
+ */
 export const RawImageHeader = Schema.Struct({
   kind: Schema.Literal("backup-actions/raw-image-manifest"),
   version: Schema.Literal(1),
@@ -21,7 +37,8 @@ export const RawImageHeader = Schema.Struct({
   imageBytes: Schema.Number,
   blockSize: Schema.optional(Schema.Number),
   archiveBytes: Schema.Number,
-  checksum: Checksum
+  checksum: Checksum,
+  source: Schema.optional(RawImageSource)
 })
 
 /**

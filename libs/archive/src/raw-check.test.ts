@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
-import { RawImageCheck, firstNonZero, type RawRange } from "./raw-check"
+import { BlockSet, RawImageCheck, blockSetProblems, firstNonZero, type RawRange } from "./raw-check"
 
 const sha = (bytes: Buffer) => createHash("sha256").update(bytes).digest("base64")
 
@@ -105,5 +105,43 @@ describe("the raw image check", () => {
     // Assess
     assert.strictEqual(found, 2 * 1024 * 1024 + 17)
     assert.strictEqual(firstNonZero(Buffer.alloc(10)), -1)
+  })
+})
+
+describe("the blocks a snapshot lists against the blocks written to it", () => {
+  it("keeps each block once, refuses indexes outside its capacity, and lists what one set has that the other lacks", () => {
+    // Prepare
+    const written = new BlockSet(20)
+    const listed = new BlockSet(20)
+    // Act
+    const added = [0, 3, 3, 9, 19, 20, -1].map((index) => written.add(index))
+    for (const index of [0, 9, 12]) listed.add(index)
+    // Assess
+    assert.deepStrictEqual(added, [true, true, true, true, true, false, false])
+    assert.strictEqual(written.size, 4)
+    assert.deepStrictEqual([...written.without(listed)], [3, 19])
+    assert.deepStrictEqual([...listed.without(written)], [12])
+    assert.isFalse(written.has(20))
+  })
+
+  it("names missing and extra blocks, the first few of each, and nothing when the sets are equal", () => {
+    // Prepare
+    const written = new BlockSet(100)
+    const listed = new BlockSet(100)
+    for (let index = 0; index < 30; index += 1) written.add(index)
+    for (let index = 5; index < 30; index += 1) listed.add(index)
+    listed.add(77)
+    const same = new BlockSet(100)
+    same.add(5)
+    const alsoSame = new BlockSet(100)
+    alsoSame.add(5)
+    // Act
+    const problems = blockSetProblems(written, listed, "snap-1", 3)
+    // Assess
+    assert.deepStrictEqual(problems, [
+      "5 blocks written to snap-1 are missing from its block list: 0, 1, 2 and 2 more",
+      "1 blocks in snap-1's block list were never written: 77"
+    ])
+    assert.deepStrictEqual(blockSetProblems(same, alsoSame, "snap-2"), [])
   })
 })

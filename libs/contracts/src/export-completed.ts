@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { defineContract, OWNED_SOURCE, OwnedDetailFields } from "./contract"
-import { S3Location, SourceDeletion } from "./common"
+import { S3Location, SourceDeletion, Verification } from "./common"
 
 /** A checksum the exporter computed over the bytes it wrote, as S3 stores it for the object. */
 const ExportChecksum = Schema.Struct({
@@ -47,8 +47,18 @@ export const ExportCompleted = defineContract({
     /** The manifest beside the data: ours in parquet mode, the service's in native mode. */
     manifest: Schema.optional(S3Location),
     checksum: Schema.optional(ExportChecksum),
-    /** The stored object's checksum equals the one computed over the bytes written. */
+    /**
+     * The export was verified enough to let its source go: the stored object's checksum equals
+     * the one computed over the bytes written and, in parquet mode, the file read back holds the
+     * source's items (see `verification`).
+     */
     verified: Schema.optional(Schema.Boolean),
+    /**
+     * Parquet mode: "content" when the file read back from S3 by an independent reader has the
+     * source's item count and column checksums, "upload" when only S3's checksum held, "none"
+     * when not even that. Absent from events written before content verification.
+     */
+    verification: Schema.optional(Verification),
     /** The RDS export task identifier or the DynamoDB export ARN. */
     exportId: Schema.optional(Schema.String),
     /** RDS tables that the export skipped, and the service's warning about them. */

@@ -4,7 +4,10 @@ import { Policy } from "@backup-actions/config"
 
 const Days = Schema.Number.pipe(Schema.int(), Schema.positive())
 
-/** Lifecycle of archives in the artifact bucket: days after creation. */
+/**
+ * Lifecycle of archives in the artifact bucket: days after creation. The transitions move only
+ * archives (tagged for cold storage at upload), never their manifests; expiry takes both.
+ */
 const Lifecycle = Schema.Struct({
   glacierAfterDays: Schema.optional(Days),
   deepArchiveAfterDays: Schema.optional(Days),

@@ -1,3 +1,5 @@
+import { BlockSet, type RawRange } from "@backup-actions/archive"
+
 /** The size of an EBS snapshot block: what PutSnapshotBlock takes. */
 export const EBS_BLOCK_BYTES = 512 * 1024
 
@@ -29,3 +31,18 @@ export const isZero = (block: Buffer): boolean => {
   return true
 }
 
+
+/**
+ * The EBS blocks a raw image's manifest lists by block index (direct mode: one line per block
+ * the source snapshot holds, zeros included), as a set over the image's blocks. Ranges without
+ * a block index (an image read from a device) list none: there only blocks with data count.
+ */
+export const listedBlocks = (ranges: Iterable<RawRange>, imageBytes: number, blockBytes = EBS_BLOCK_BYTES): BlockSet => {
+  const listed = new BlockSet(Math.ceil(imageBytes / blockBytes))
+  for (const range of ranges) {
+    if (range.block === undefined || range.length <= 0) continue
+    const last = Math.floor((range.offset + range.length - 1) / blockBytes)
+    for (let index = Math.floor(range.offset / blockBytes); index <= last; index += 1) listed.add(index)
+  }
+  return listed
+}

@@ -1,22 +1,30 @@
-import { Effect } from "effect"
+import type { Effect, Layer } from "effect"
 import type { RestoreTarget } from "../args"
-import { UsageError } from "../errors"
+import type { CliError } from "../errors"
+import type { Progress } from "../progress"
 import type { S3Location } from "../s3-url"
+import type { stackLayer } from "../stack"
+import { restoreDatabaseCommand } from "./database"
+import { restoreImageCommand } from "./image"
 import { restoreSnapshotCommand } from "./snapshot"
+import { restoreTableCommand } from "./table"
 import { restoreTreeCommand } from "./tree"
 
 /** `restore`: one kind of artifact per target, each in its own module. */
-export const restoreCommand = (archive: S3Location, target: RestoreTarget) => {
+export const restoreCommand = (
+  archive: S3Location,
+  target: RestoreTarget
+): Effect.Effect<void, CliError, Layer.Layer.Success<ReturnType<typeof stackLayer>> | Progress> => {
   switch (target._tag) {
     case "Directory":
       return restoreTreeCommand(archive, target.directory)
     case "Snapshot":
-      return restoreSnapshotCommand(archive)
+      return restoreSnapshotCommand(archive, target.kmsKeyId)
     case "Database":
-      return Effect.fail(new UsageError({ message: "--to-database is not available yet", command: "restore" }))
+      return restoreDatabaseCommand(archive, target.url)
     case "Table":
-      return Effect.fail(new UsageError({ message: "--to-table is not available yet", command: "restore" }))
+      return restoreTableCommand(archive, target.table)
     case "Image":
-      return Effect.fail(new UsageError({ message: "--to-image is not available yet", command: "restore" }))
+      return restoreImageCommand(archive, target.name)
   }
 }
