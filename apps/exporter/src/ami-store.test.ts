@@ -229,6 +229,8 @@ describe("the AMI store-image export", () => {
       assert.isTrue(announced.sourceDeleted)
       assert.strictEqual(announced.sourceDeletion, "deleted")
       assert.deepStrictEqual(result.outcome.storedChecksum, { algorithm: "CRC64NVME", value: "crc64nvme=" })
+      // Assess: the outcome names the AMI's instance, by which its newest export is found
+      assert.strictEqual(announced.resourceArn, "arn:aws:ec2:us-east-1:111122223333:instance/i-0fedcba9876543210")
     })
   )
 })

@@ -106,7 +106,7 @@ describe("the exporter's recovery-point handler", () => {
       // Act
       yield* onRecoveryPoint(recoveryPointCompleted("rp-db-parquet", database, dbSnapshot))
       yield* onRecoveryPoint(recoveryPointCompleted("rp-table-native-delete", table("native-then-delete"), backup))
-      // Assess: a failed step each, announced with the same reason; nothing asked of AWS, nothing deleted
+      // Assess: a failed step each, announced with the same reason and the protected resource; nothing asked of AWS, nothing deleted
       const parquetReason = `rule "parquet-everything" asks for a parquet export, which RDS recovery points do not have here`
       const nativeReason = `rule "native-then-delete" asks to delete the source after a native dynamodb export, which the exporter never verifies; nothing was exported`
       assert.deepStrictEqual(
@@ -118,10 +118,10 @@ describe("the exporter's recovery-point handler", () => {
       )
       const announced = yield* Effect.forEach(local.publisher.published, (event) => ExportCompleted.decodeDetail(event.detail))
       assert.deepStrictEqual(
-        announced.map((detail) => [detail.correlationId, detail.kind, detail.mode, detail.status, detail.sourceDeleted, detail.reason]),
+        announced.map((detail) => [detail.correlationId, detail.resourceArn, detail.kind, detail.mode, detail.status, detail.sourceDeleted, detail.reason]),
         [
-          [dbSnapshot, "rds", "parquet", "failed", false, parquetReason],
-          [backup, "dynamodb", "native", "failed", false, nativeReason]
+          [dbSnapshot, database.resourceArn, "rds", "parquet", "failed", false, parquetReason],
+          [backup, table("native-then-delete").resourceArn, "dynamodb", "native", "failed", false, nativeReason]
         ]
       )
       assert.deepStrictEqual(local.points.deletions, [])

@@ -39,11 +39,13 @@ export const kindOf = (resourceType: string): ExportKind | undefined => {
 /** The ledger action of an export in a mode. */
 export const exportAction = (mode: ExportPlan["mode"]): string => `export:${mode}`
 
-export const baseDetail = (subject: Pick<ExportSubject, "recoveryPointArn" | "plan">, kind: ExportKind) => ({
+/** What every Export Completed says, whatever its outcome: the protected resource too, so that its newest export can be found by it. */
+export const baseDetail = (subject: Pick<ExportSubject, "recoveryPointArn" | "resourceArn" | "plan">, kind: ExportKind) => ({
   schemaVersion: 1 as const,
   correlationId: subject.recoveryPointArn,
   idempotencyKey: `${subject.recoveryPointArn}#${exportAction(subject.plan.mode)}`,
   kind,
+  resourceArn: subject.resourceArn,
   mode: subject.plan.mode
 })
 

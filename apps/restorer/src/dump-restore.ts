@@ -24,6 +24,8 @@ export const RESTORE_DUMP_ACTION = "restore:dump"
 export interface PlannedRecoveryPoint {
   readonly recoveryPointArn: string
   readonly resourceType: string
+  /** The protected resource, carried in every Restore Completed so that its archives can be found by it. */
+  readonly resourceArn: string
   readonly backupVaultName: string
   readonly plan: ArchivePlan
 }
@@ -47,6 +49,7 @@ export const restoreForDump = (point: PlannedRecoveryPoint) =>
       correlationId: recoveryPointArn,
       idempotencyKey: `${recoveryPointArn}#${RESTORE_DUMP_ACTION}`,
       resourceType: point.resourceType,
+      resourceArn: point.resourceArn,
       backupVaultName: point.backupVaultName,
       plan: point.plan,
       snapshotId: dbSnapshotIdFromArn(recoveryPointArn) ?? ""

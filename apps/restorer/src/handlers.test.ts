@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DeleteVolumeCommand, EC2Client } from "@aws-sdk/client-ec2"
+import { CreateVolumeCommand, DeleteVolumeCommand, DescribeAvailabilityZonesCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client } from "@aws-sdk/client-ec2"
 import { RDSClient } from "@aws-sdk/client-rds"
 import { SSMClient } from "@aws-sdk/client-ssm"
 import { mockClient } from "aws-sdk-client-mock"
@@ -152,6 +152,7 @@ describe("the restorer's recovery-point handler", () => {
           idempotencyKey: `${recoveryPointArn}#${DIRECT_HAND_OFF_ACTION}`,
           status: "not-needed",
           resourceType: "EBS",
+          resourceArn: ebsVolume("handoff", "Default").resourceArn,
           backupVaultName: "Default",
           snapshotId: "snap-0handoff000000001",
           plan: { rule: "direct", mode: "direct", compression: "zstd", deleteSourceAfterVerify: false }
@@ -174,6 +175,36 @@ describe("the restorer's recovery-point handler", () => {
       assert.deepStrictEqual(
         (yield* local.restores).map((detail) => [detail.correlationId, detail.status, detail.reason]),
         [[recoveryPointArn, "failed", reason]]
+      )
+    }).pipe(Effect.provide(local.layer))
+  })
+
+  it.effect("names the protected resource in every Restore Completed, whatever the mode and however the restore ended", () => {
+    // Prepare: a volume restored in full, a volume-mode and a dump-mode point that cannot be restored, and a direct-mode hand-off
+    const local = restorer()
+    local.mocks.ec2.on(DescribeAvailabilityZonesCommand).resolves({ AvailabilityZones: [{ ZoneName: `${REGION}a` }] })
+    local.mocks.ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: "snap-0restored00000001", VolumeSize: 1 }] })
+    local.mocks.ec2.on(CreateVolumeCommand).resolves({ VolumeId: "vol-0restored00000001", Size: 1 })
+    local.mocks.ec2.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: "vol-0restored00000001", State: "available" }] })
+    const restored = ebsVolume("restored", "archive-volume")
+    const unrestorable = ebsVolume("unrestorable", "archive-volume")
+    const database = { resourceType: "RDS", resourceArn: `arn:aws:rds:${REGION}:${ACCOUNT}:db:orders`, vaultName: "Default" }
+    const handedOff = ebsVolume("handedoff", "Default")
+    return Effect.gen(function* () {
+      // Act
+      yield* onRecoveryPoint(recoveryPointCompleted("rp-restored", restored, `arn:aws:ec2:${REGION}::snapshot/snap-0restored00000001`))
+      yield* onRecoveryPoint(recoveryPointCompleted("rp-unrestorable", unrestorable, `arn:aws:backup:${REGION}:${ACCOUNT}:recovery-point:unrestorable`))
+      yield* onRecoveryPoint(recoveryPointCompleted("rp-not-a-db-snapshot", database, `arn:aws:backup:${REGION}:${ACCOUNT}:recovery-point:not-a-db-snapshot`))
+      yield* onRecoveryPoint(recoveryPointCompleted("rp-handed-off", handedOff, `arn:aws:ec2:${REGION}::snapshot/snap-0handedoff0000001`))
+      // Assess: each event names the resource its recovery point is a backup of
+      assert.deepStrictEqual(
+        (yield* local.restores).map((detail) => [detail.plan.mode, detail.status, detail.resourceArn]),
+        [
+          ["volume", "restored", restored.resourceArn],
+          ["volume", "failed", unrestorable.resourceArn],
+          ["dump", "failed", database.resourceArn],
+          ["direct", "not-needed", handedOff.resourceArn]
+        ]
       )
     }).pipe(Effect.provide(local.layer))
   })

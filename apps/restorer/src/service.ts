@@ -46,6 +46,7 @@ const handOffDirect = (point: PlannedRecoveryPoint) =>
       idempotencyKey: `${recoveryPointArn}#${DIRECT_HAND_OFF_ACTION}`,
       status: "not-needed",
       resourceType: point.resourceType,
+      resourceArn: point.resourceArn,
       backupVaultName: point.backupVaultName,
       snapshotId: snapshotIdFromArn(recoveryPointArn) ?? "",
       plan: point.plan
@@ -74,7 +75,13 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
     const point = yield* recoveryPointSubject(event, recoveryPointArn, { lookUpTags: needsTags(policy, "archive", facts) })
     const plan: ArchivePlan | undefined = archivePlanFor(policy, point)
     if (plan === undefined) return
-    const planned: PlannedRecoveryPoint = { recoveryPointArn, resourceType: point.resourceType, backupVaultName: point.vaultName, plan }
+    const planned: PlannedRecoveryPoint = {
+      recoveryPointArn,
+      resourceType: point.resourceType,
+      resourceArn: point.resourceArn,
+      backupVaultName: point.vaultName,
+      plan
+    }
     if (plan.mode === "direct") return yield* handOffDirect(planned)
     if (plan.mode === "dump") return yield* restoreForDump(planned)
     const snapshotId = snapshotIdFromArn(recoveryPointArn) ?? ""
@@ -83,6 +90,7 @@ export const onRecoveryPoint = (event: EventOf<typeof RecoveryPointStateChange>)
       correlationId: recoveryPointArn,
       idempotencyKey: `${recoveryPointArn}#${RESTORE_VOLUME_ACTION}`,
       resourceType: point.resourceType,
+      resourceArn: point.resourceArn,
       backupVaultName: point.vaultName,
       snapshotId,
       plan

@@ -38,6 +38,8 @@ export const DUMP_ACTION = "archive:dump"
 /** What the restorer announced: the recovery point and the instance restored from it. */
 export interface DumpSubject {
   readonly recoveryPointArn: string
+  /** The protected resource the recovery point is a backup of, carried into Archive Completed; absent when the announcing event came from an earlier build. */
+  readonly resourceArn?: string | undefined
   readonly backupVaultName: string
   readonly snapshotId: string
   readonly plan: ArchivePlan
@@ -175,6 +177,7 @@ const base = (subject: DumpSubject) => ({
   snapshotId: subject.snapshotId,
   mode: "dump" as const,
   compression: subject.plan.compression,
+  ...(subject.resourceArn === undefined ? {} : { resourceArn: subject.resourceArn }),
   restoredInstanceId: subject.database.instanceId
 })
 

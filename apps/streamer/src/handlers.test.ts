@@ -163,6 +163,54 @@ describe("the streamer's restore handler", () => {
     }).pipe(Effect.provide(local.layer))
   })
 
+  it.effect("carries the protected resource that a Restore Completed names into its Archive Completed, in every mode", () => {
+    // Prepare: a volume, a dump and a direct-mode archive that each fail (no device, no endpoint, no snapshot), so that only the outcome is announced
+    const local = streamer()
+    const volume = `arn:aws:ec2:${REGION}:${ACCOUNT}:volume/vol-0protected00001`
+    const database = `arn:aws:rds:${REGION}:${ACCOUNT}:db:orders`
+    const directVolume = `arn:aws:ec2:${REGION}:${ACCOUNT}:volume/vol-0protected00002`
+    const handOffEvent = handOff("handoff-named", snapshotArn("snap-0named0direct001"), "snap-0named0direct001", planOf("direct"))
+    const events = [
+      restoreCompleted("restore-volume-named", { snapshotId: "snap-0named0volume001", plan: planOf("volume"), volumeId: "vol-0restored00000001", resourceArn: volume }),
+      restoreCompleted("restore-dump-named", {
+        snapshotId: "snap-0named0dump00001",
+        plan: planOf("dump"),
+        resourceType: "RDS",
+        resourceArn: database,
+        database: { instanceId: "dump-orders", engine: "postgres", engineVersion: "16.4", address: "dump-orders.local", port: 5432, user: "postgres", passwordParameter: "/dump/orders" }
+      }),
+      { ...handOffEvent, detail: { ...handOffEvent.detail, resourceArn: directVolume } }
+    ]
+    return Effect.gen(function* () {
+      // Act
+      yield* Effect.forEach(events, onRestoreCompleted, { discard: true })
+      // Assess
+      assert.deepStrictEqual(
+        (yield* local.archives).map((detail) => [detail.mode, detail.status, detail.resourceArn]),
+        [
+          ["volume", "failed", volume],
+          ["dump", "failed", database],
+          ["direct", "failed", directVolume]
+        ]
+      )
+    }).pipe(Effect.provide(local.layer))
+  })
+
+  it.effect("announces an archive without a protected resource when its Restore Completed, from an earlier build, names none", () => {
+    // Prepare
+    const local = streamer()
+    const event = handOff("handoff-unnamed", snapshotArn("snap-0unnamed0000001"), "snap-0unnamed0000001", planOf("direct"))
+    return Effect.gen(function* () {
+      // Act
+      yield* onRestoreCompleted(event)
+      // Assess: the key left out, not set to nothing
+      assert.deepStrictEqual(
+        (yield* local.archives).map((detail) => [detail.status, Object.hasOwn(detail, "resourceArn")]),
+        [["failed", false]]
+      )
+    }).pipe(Effect.provide(local.layer))
+  })
+
   it.effect("ignores a failed restore, even one that names no volume, and archives nothing", () => {
     // Prepare
     const local = streamer()
@@ -214,6 +262,45 @@ describe("the streamer's AMI export handler", () => {
         reason: `"Export Completed" event ami-no-snapshots for ${imageArn} (AMI, direct mode) lists no snapshots to archive`
       })
       assert.deepStrictEqual(local.state(), nothingDone)
+    }).pipe(Effect.provide(local.layer))
+  })
+
+  it.effect("names the AMI's instance as the protected resource of each of its snapshots' archives", () => {
+    // Prepare: an image of two snapshots that EC2 no longer knows, so that each archive fails at once
+    const local = streamer()
+    const imageArn = `arn:aws:ec2:${REGION}::image/ami-0twosnapshots0001`
+    const instance = `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0protected0000001`
+    const archiveAt = (snapshotId: string) => ({ snapshotId, archive: { bucket: "artifacts", key: `archives/ebs/${snapshotId}/direct/disk.img.zst` } })
+    const event: EventOf<typeof ExportCompleted> = {
+      ...envelope,
+      id: "ami-two-snapshots",
+      source: ExportCompleted.source,
+      "detail-type": ExportCompleted.detailType,
+      resources: [imageArn],
+      detail: {
+        schemaVersion: 1,
+        correlationId: imageArn,
+        idempotencyKey: `${imageArn}#export:direct`,
+        status: "exported",
+        kind: "ami",
+        resourceArn: instance,
+        mode: "direct",
+        imageId: "ami-0twosnapshots0001",
+        sourceDeleted: false,
+        snapshots: [archiveAt("snap-0ami0root000001"), archiveAt("snap-0ami0data000001")]
+      }
+    }
+    return Effect.gen(function* () {
+      // Act
+      yield* onAmiExported(event)
+      // Assess
+      assert.deepStrictEqual(
+        (yield* local.archives).map((detail) => [detail.snapshotId, detail.resourceArn]),
+        [
+          ["snap-0ami0root000001", instance],
+          ["snap-0ami0data000001", instance]
+        ]
+      )
     }).pipe(Effect.provide(local.layer))
   })
 })

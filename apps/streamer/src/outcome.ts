@@ -14,6 +14,8 @@ export type ArchiveDetail = DetailOf<typeof ArchiveCompleted>
 
 export interface ArchiveSubject {
   readonly recoveryPointArn: string
+  /** The protected resource the recovery point is a backup of, carried into Archive Completed; absent when the announcing event came from an earlier build. */
+  readonly resourceArn?: string | undefined
   readonly backupVaultName: string
   readonly snapshotId: string
   readonly plan: ArchivePlan
@@ -30,6 +32,7 @@ const base = (subject: ArchiveSubject) => ({
   snapshotId: subject.snapshotId,
   mode: subject.mode,
   compression: subject.plan.compression,
+  ...(subject.resourceArn === undefined ? {} : { resourceArn: subject.resourceArn }),
   ...(subject.restoredVolumeId === undefined ? {} : { restoredVolumeId: subject.restoredVolumeId })
 })
 

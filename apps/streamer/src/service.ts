@@ -27,6 +27,7 @@ export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
       // A recovery point that is not an EBS snapshot fails its step with the reason, in the ledger and the event.
       return yield* archiveDirect({
         recoveryPointArn: detail.correlationId,
+        resourceArn: detail.resourceArn,
         backupVaultName: detail.backupVaultName,
         snapshotId: detail.snapshotId,
         plan: detail.plan,
@@ -38,6 +39,7 @@ export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
       if (detail.database === undefined) return yield* rejected("names no restored DB instance to dump")
       return yield* archiveDump({
         recoveryPointArn: detail.correlationId,
+        resourceArn: detail.resourceArn,
         backupVaultName: detail.backupVaultName,
         snapshotId: detail.snapshotId,
         plan: detail.plan,
@@ -47,6 +49,7 @@ export const onRestoreCompleted = (event: EventOf<typeof RestoreCompleted>) =>
     if (detail.volumeId === undefined) return yield* rejected("names no restored volume to archive")
     yield* archiveVolume({
       recoveryPointArn: detail.correlationId,
+      resourceArn: detail.resourceArn,
       backupVaultName: detail.backupVaultName,
       snapshotId: detail.snapshotId,
       plan: detail.plan,
@@ -74,6 +77,8 @@ export const onAmiExported = (event: EventOf<typeof ExportCompleted>) =>
       (snapshot) =>
         archiveDirect({
           recoveryPointArn: `arn:aws:ec2:${event.region}::snapshot/${snapshot.snapshotId}`,
+          // The AMI's instance: each snapshot's archive is an artifact of the instance the image is of.
+          resourceArn: event.detail.resourceArn,
           backupVaultName: "",
           snapshotId: snapshot.snapshotId,
           plan: { rule: `ami:${event.detail.imageId ?? event.detail.correlationId}`, mode: "direct", compression: "zstd", deleteSourceAfterVerify: false },

@@ -30,6 +30,8 @@ export const ArchiveCompleted = defineContract({
     status: Schema.Literal("archived", "failed"),
     snapshotId: Schema.String,
     mode: ArchiveMode,
+    /** The protected resource the recovery point is a backup of, as AWS Backup named it; absent in events from earlier builds. */
+    resourceArn: Schema.optional(Schema.String),
     /** tar for a file-level archive, raw for a disk image, sql for an engine-native dump. */
     format: Schema.optional(Schema.Literal("tar", "raw", "sql")),
     compression: Compression,

@@ -32,6 +32,8 @@ export const ExportCompleted = defineContract({
     ...OwnedDetailFields,
     status: Schema.Literal("exported", "failed"),
     kind: Schema.Literal("rds", "aurora", "dynamodb", "ami"),
+    /** The protected resource the recovery point is a backup of, as AWS Backup named it; absent in events from earlier builds. */
+    resourceArn: Schema.optional(Schema.String),
     /** The object (parquet mode) or the prefix under which the service wrote its files (native mode). */
     location: Schema.optional(S3Location),
     /** parquet, or the service's own format: DYNAMODB_JSON, ION (DynamoDB), parquet (RDS). */

@@ -38,6 +38,8 @@ export const RestoreCompleted = defineContract({
      */
     status: Schema.Literal("restored", "failed", "not-needed"),
     resourceType: Schema.String,
+    /** The protected resource the recovery point is a backup of, as AWS Backup named it; absent in events from earlier builds. */
+    resourceArn: Schema.optional(Schema.String),
     backupVaultName: Schema.String,
     snapshotId: Schema.String,
     /** The archive plan, decided once, when the recovery point arrived. */

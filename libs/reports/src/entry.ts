@@ -28,7 +28,9 @@ export const ReportEntry = Schema.Struct({
   replicaAccount: Schema.optional(Schema.String),
   replicaRegion: Schema.optional(Schema.String),
   replicaAgeSeconds: Schema.optional(Schema.Number),
-  sourceArn: Schema.optional(Schema.String)
+  sourceArn: Schema.optional(Schema.String),
+  /** The protected resource the recovery point is a backup of, so that its newest artifact can be found by it. */
+  resourceArn: Schema.optional(Schema.String)
 })
 export type ReportEntry = typeof ReportEntry.Type
 
@@ -43,6 +45,9 @@ const actionOf = (idempotencyKey: string, kind: ActionKind): string => {
   const separator = idempotencyKey.lastIndexOf("#")
   return separator === -1 || separator === idempotencyKey.length - 1 ? kind : idempotencyKey.slice(separator + 1)
 }
+
+/** The protected resource, when the event names it: no key at all otherwise, so that rows from events of earlier builds stay as they were stored. */
+const protectedResource = (resourceArn: string | undefined) => (resourceArn === undefined ? {} : { resourceArn })
 
 const s3Url = (location: { readonly bucket: string; readonly key: string } | undefined) => ({
   location: location === undefined ? undefined : `s3://${location.bucket}/${location.key}`
@@ -61,21 +66,23 @@ export const entryOf = (event: OutcomeEvent): ReportEntry => {
   })
   switch (event["detail-type"]) {
     case "Restore Completed":
-      return common("restore", event.detail.status === "failed", event.detail.reason)
+      return { ...common("restore", event.detail.status === "failed", event.detail.reason), ...protectedResource(event.detail.resourceArn) }
     case "Archive Completed":
       return {
         ...common("archive", event.detail.status === "failed", event.detail.reason),
         durationMs: event.detail.durationMs,
         bytesRead: event.detail.bytesRead,
         bytesStored: event.detail.bytesStored,
-        ...s3Url(event.detail.location)
+        ...s3Url(event.detail.location),
+        ...protectedResource(event.detail.resourceArn)
       }
     case "Export Completed":
       return {
         ...common("export", event.detail.status === "failed", event.detail.reason),
         durationMs: event.detail.durationMs,
         bytesStored: event.detail.bytesStored,
-        ...s3Url(event.detail.location)
+        ...s3Url(event.detail.location),
+        ...protectedResource(event.detail.resourceArn)
       }
     case "Replica Completed":
       return {
