@@ -10,10 +10,14 @@ export { sendRecoveryPointEvent }
 export const snapshotArn = (snapshotId: string): string => `arn:aws:ec2:${EMULATOR_REGION}::snapshot/${snapshotId}`
 
 /** The event AWS Backup sends when an EBS snapshot recovery point is complete. */
+/** The volume whose snapshots the demo and the tests send, unless they name another. */
+export const volumeArn = (volumeId: string): string => `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:volume/${volumeId}`
+export const DEMO_VOLUME_ARN = volumeArn("vol-0demo000000000000")
+
 export const sendRecoveryPointCompleted = (options: { readonly snapshotId: string; readonly vault: string; readonly volumeId?: string }) =>
   sendRecoveryPointEvent({
     recoveryPointArn: snapshotArn(options.snapshotId),
-    resourceArn: `arn:aws:ec2:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:volume/${options.volumeId ?? "vol-0demo000000000000"}`,
+    resourceArn: options.volumeId === undefined ? DEMO_VOLUME_ARN : volumeArn(options.volumeId),
     resourceType: "EBS",
     vault: options.vault
   })

@@ -11,40 +11,15 @@
  * Sizes in GiB come from BENCH_SIZES_GIB (default "1,4").
  */
 import { execFileSync, spawn } from "node:child_process"
-import { randomBytes } from "node:crypto"
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { localStateDir, workspaceRoot } from "@backup-actions/local"
+import { writeDiskLikeInput } from "./disk-like-input"
 import { formatBytes, table } from "./report"
 import { SERVICE_NODE_FLAGS, startLocalStack } from "./stack"
 
 const MiB = 1024 * 1024
 const sizes = (process.env["BENCH_SIZES_GIB"] ?? "1,4").split(",").map((value) => Number(value.trim())).filter((value) => value > 0)
-
-/** Disk-like data: half text, three tenths random, a fifth zeros, in 8 MiB stretches. */
-const writeInput = (path: string, bytes: number): void => {
-  const words = ["backup", "volume", "snapshot", "archive", "restore", "ledger", "event", "bucket", "region", "policy", "checksum", "stream"]
-  const texts = [0, 1, 2, 3].map((seed) => {
-    let state = seed + 1
-    const parts: Array<string> = []
-    let length = 0
-    while (length < 8 * MiB) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
-      const word = `${words[state % words.length] ?? "x"}${state % 11 === 0 ? `-${state % 997}\n` : " "}`
-      parts.push(word)
-      length += word.length
-    }
-    return Buffer.from(parts.join("")).subarray(0, 8 * MiB)
-  })
-  const zeros = Buffer.alloc(8 * MiB)
-  const fd = openSync(path, "w")
-  for (let stretch = 0; stretch * 8 * MiB < bytes; stretch += 1) {
-    const kind = stretch % 10
-    const block = kind < 5 ? (texts[stretch % texts.length] ?? zeros) : kind < 8 ? randomBytes(8 * MiB) : zeros
-    writeSync(fd, block)
-  }
-  closeSync(fd)
-}
 
 interface Measured {
   readonly size: number
@@ -86,7 +61,7 @@ const main = async (): Promise<void> => {
       const input = join(dir, `input-${gib}GiB.img`)
       const bytes = gib * 1024 * MiB
       process.stdout.write(`generating ${gib} GiB of disk-like input...\n`)
-      writeInput(input, bytes)
+      writeDiskLikeInput(input, bytes)
       process.stdout.write(`baseline: tar -cz | one streaming upload...\n`)
       const baselineStart = process.hrtime.bigint()
       const baseline = await runJson(

@@ -17,12 +17,14 @@ import {
   ListObjectsV2Command,
   UploadPartCommand
 } from "@aws-sdk/client-s3"
-import { Effect, Schedule, type Layer, type Scope } from "effect"
-import { DynamoDb, Ebs, S3, awsCall } from "@backup-actions/aws"
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
+import { Effect, Schedule, Schema, type Layer, type Scope } from "effect"
+import { DynamoDb, Ebs, Ec2, S3, awsCall } from "@backup-actions/aws"
+import { DrillRecord, LATEST_DRILLS_PARTITION } from "@backup-actions/ledger"
 import type { Policy } from "@backup-actions/config"
 import { makeExt4Image, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
-import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
+import { DEMO_VOLUME_ARN, sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
 import { treeFacts } from "./tree-compare"
 import { runCli } from "./cli-process"
@@ -362,5 +364,76 @@ describe("the backup-actions CLI against the local stack", () => {
     assert.match(usage.stderr, /--from "yesterday" is not an ISO 8601 time/)
     assert.strictEqual(missing.status, 1)
     assert.match(missing.stderr, /the manifest s3:\/\/\S+\/manifest\.ndjson does not exist/)
+  })
+})
+
+describe("restore drills with the backup-actions CLI against the local stack", () => {
+  const DrillOutput = Schema.parseJson(Schema.Struct({ ran: Schema.Array(DrillRecord), latest: Schema.Array(DrillRecord) }))
+
+  const latestDrill = (resourceArn: string) =>
+    Effect.flatMap(DynamoDb, (dynamodb) =>
+      awsCall("dynamodb:GetItem", (abortSignal) =>
+        dynamodb.send(new GetItemCommand({ TableName: local.stack.ledgerTable, Key: { pk: { S: LATEST_DRILLS_PARTITION }, sk: { S: resourceArn } }, ConsistentRead: true }), {
+          abortSignal
+        })
+      )
+    ).pipe(Effect.map((found) => (found.Item === undefined ? undefined : unmarshall(found.Item))))
+
+  const snapshotExists = (snapshotId: string) =>
+    Effect.flatMap(Ec2, (ec2) =>
+      awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }), { abortSignal }))
+    ).pipe(
+      Effect.map((described) => (described.Snapshots ?? []).length > 0),
+      Effect.catchIf((error) => error.kind === "not-found" || /InvalidSnapshot/.test(error.code), () => Effect.succeed(false))
+    )
+
+  it("drills the volume's newest archive into scratch, records the result and its RTO, deletes the scratch, and finds nothing due on a second run", async () => {
+    // Prepare: the drill finds artifacts among the outcomes the reporter recorded
+    await run(
+      readDaily.pipe(
+        Effect.filterOrFail((daily) => daily.entries.some((entry) => entry.idempotencyKey === `${snapshotArn(source.snapshotId)}#archive:volume`), () => new Error("not reported yet")),
+        Effect.retry({ schedule: Schedule.spaced("1 second"), times: 60 })
+      )
+    )
+    // Act
+    const first = await cli("drill", "--every", "1d", "--json")
+    const second = await cli("drill", "--every", "1d")
+    // Assess
+    assert.strictEqual(first.status, 0, first.stderr)
+    const { ran } = Schema.decodeUnknownSync(DrillOutput)(first.stdout)
+    assert.deepStrictEqual(ran.map((drill) => drill.resourceArn), [DEMO_VOLUME_ARN])
+    const drill = ran[0]
+    assert.strictEqual(drill?.result, "passed", drill?.reason)
+    assert.isAbove(drill?.rtoSeconds ?? 0, 0)
+    assert.isTrue(drill?.scratchDeleted)
+    assert.match(drill?.artifact ?? "", /^s3:\/\/\S+\/archives\/ebs\/snap-\w+\/(direct\/disk\.img|volume\/files\.tar)\.zst$/)
+    const scratch = drill?.scratch ?? ""
+    assert.isFalse(scratch.startsWith("snap-") ? await run(snapshotExists(scratch)) : existsSync(scratch), `the scratch ${scratch} is still there`)
+    const recorded = await run(latestDrill(DEMO_VOLUME_ARN))
+    assert.deepStrictEqual(recorded && { result: recorded["result"], artifact: recorded["artifact"], rtoSeconds: recorded["rtoSeconds"] }, { result: "passed", artifact: drill?.artifact, rtoSeconds: drill?.rtoSeconds })
+    assert.strictEqual(second.status, 0, second.stderr)
+    assert.match(second.stderr, /no drill is due/)
+    assert.match(second.stdout, new RegExp(`^${DEMO_VOLUME_ARN}\\s+\\S+\\s+(snapshot|directory)\\s+passed\\s+[\\d.]+ s\\s+s3://`, "m"))
+  })
+
+  it("fails the drill of an archive whose content changed, names why, keeps no scratch, records it and exits 1", async () => {
+    // Prepare: a copy of the direct archive with one byte changed, its manifest beside it
+    const key = directArchive.slice(`s3://${bucket()}/`.length)
+    const corruptKey = key.replace("/direct/", "/drill-corrupted/")
+    const original = await run(getBytes(key))
+    await run(copyObject(key.replace(/[^/]+$/, "manifest.ndjson"), corruptKey.replace(/[^/]+$/, "manifest.ndjson")))
+    await run(flipOneByte(key, corruptKey, Math.floor(original.length / 2)))
+    const resource = "arn:aws:ec2:us-east-1:123456789012:volume/vol-0corrupted000000"
+    // Act
+    const drilled = await cli("drill", "--artifact", `s3://${bucket()}/${corruptKey}`, "--resource", resource)
+    // Assess
+    assert.strictEqual(drilled.status, 1)
+    assert.match(drilled.stderr, /1 of 1 drills failed/)
+    assert.match(drilled.stderr, /does not match its manifest|the restore of \S+ failed/)
+    assert.match(drilled.stdout, new RegExp(`^${resource}\\s+\\S+\\s+snapshot\\s+failed\\s+-\\s+s3://`, "m"))
+    const recorded = await run(latestDrill(resource))
+    assert.strictEqual(recorded?.["result"], "failed")
+    assert.isTrue(recorded?.["scratchDeleted"])
+    assert.match(String(recorded?.["reason"]), /snapshot snap-\S+ was not completed and it was deleted/)
   })
 })

@@ -4,7 +4,8 @@
  * backup, a PostgreSQL DB snapshot, an AMI of an EC2 instance), sends AWS Backup's "Recovery
  * Point State Change" for each, lets the five services do what the policy asks (archive in
  * both modes, a DR replica in another account and region, a Parquet export, a native RDS
- * export, an AMI export in direct mode), and prints the reporter's report.
+ * export, an AMI export in direct mode), prints the reporter's report, and runs one restore
+ * drill of the volume's direct-mode archive.
  *
  * The emulator keeps no blocks for the snapshots EC2 itself makes (CreateImage), so the AMI's
  * snapshot archive cannot read any data there: the demo says so before it starts, and shows
@@ -31,7 +32,8 @@ import {
   tapBus,
   tapTopic
 } from "@backup-actions/local"
-import { sendRecoveryPointCompleted, sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
+import { DEMO_VOLUME_ARN, sendRecoveryPointCompleted, sendRecoveryPointEvent, snapshotArn, waitForStep } from "./backup-events"
+import { runCli } from "./cli-process"
 import { seedAmi, seedDynamoDbBackup, seedRdsSnapshot } from "./demo-seed"
 import { ReportSummary, formatBytes } from "@backup-actions/reports"
 import { formatRate, table } from "./report"
@@ -117,13 +119,13 @@ const main = async (): Promise<number> => {
   mkdirSync(work, { recursive: true })
   say("backup-actions demo: the pipeline on the local AWS emulator\n")
 
-  say("1/6 generating a source tree and an ext4 filesystem from it (mkfs.ext4 -d)")
+  say("1/7 generating a source tree and an ext4 filesystem from it (mkfs.ext4 -d)")
   const tree = join(work, "tree")
   const image = join(work, "disk.img")
   writeSourceTree(tree)
   makeExt4Image(tree, image, 64)
 
-  say("2/6 starting the emulator, provisioning the bus, queues, bucket, ledger, topic and a DR account, starting the five services")
+  say("2/7 starting the emulator, provisioning the bus, queues, bucket, ledger, topic and a DR account, starting the five services")
   let local: LocalStack | undefined
   try {
     local = await startLocalStack({ name: "demo", policy: demoPolicy(EXPORT_KEY_ALIAS) })
@@ -136,7 +138,7 @@ const main = async (): Promise<number> => {
     const notifications = await run(tapTopic(stack.stack.notificationTopicArn, "demo-notifications"))
     say(`    emulator ${stack.emulator.endpoint}; DR account ${provisioned.destinationAccount} in ${provisioned.destinationRegion}; logs in ${join(localStateDir(), "logs")}`)
 
-    say("3/6 seeding: the filesystem as an EBS snapshot (EBS direct APIs), a DynamoDB table and its backup, a PostgreSQL DB snapshot, an AMI")
+    say("3/7 seeding: the filesystem as an EBS snapshot (EBS direct APIs), a DynamoDB table and its backup, a PostgreSQL DB snapshot, an AMI")
     const snapshot = await run(putImageAsSnapshot(image, "backup-actions demo"))
     const dynamodb = await run(seedDynamoDbBackup("demo-orders", 500))
     const rds = await run(seedRdsSnapshot("demo-postgres"))
@@ -160,7 +162,7 @@ const main = async (): Promise<number> => {
     await run(sendRecoveryPointEvent({ recoveryPointArn: rds.snapshotArn, resourceArn: rds.instanceArn, resourceType: "RDS", vault: "demo" }))
     await run(sendRecoveryPointEvent({ recoveryPointArn: ami.imageArn, resourceArn: ami.instanceArn, resourceType: "EC2", vault: "demo" }))
 
-    say("5/6 waiting for every step: archive (direct, volume), DR replica, Parquet export, RDS export, AMI export and its snapshots' archives")
+    say("5/7 waiting for every step: archive (direct, volume), DR replica, Parquet export, RDS export, AMI export and its snapshots' archives")
     const ebs = snapshotArn(snapshot.snapshotId)
     const steps: ReadonlyArray<readonly [string, string]> = [
       [ebs, "archive:direct"],
@@ -177,7 +179,7 @@ const main = async (): Promise<number> => {
     const isExpectedFailure = (record: Record<string, unknown>, index: number): boolean =>
       record["status"] === "failed" && steps[index]?.[1] === "archive:direct" && [...unreadable].some((id) => steps[index]?.[0] === snapshotArn(id))
 
-    say("6/6 waiting for the reporter's report of the run\n")
+    say("6/7 waiting for the reporter's report of the run\n")
     // The reporter reports a run once it has been quiet for a moment. A step's event reaches it
     // just after the ledger shows the step finished, so wait for the report that has them all.
     const { report, summary, dayKey } = await run(
@@ -236,8 +238,27 @@ const main = async (): Promise<number> => {
         say(`    the source is kept (snapshot ${await run(snapshotState(snapshotId))}); notifications sent: ${notified.map((entry) => entry.Subject ?? "(no subject)").join("; ") || "none yet"}`)
       }
     }
+    // A restore drill, as the scheduled `drill` command runs one: the direct-mode archive restored into a scratch snapshot, verified, deleted.
+    const directRecord = records[0]
+    const directLocation = directRecord?.["status"] === "succeeded" ? directRecord["outcome"]?.location : undefined
+    let drillFailed = false
+    if (directLocation !== undefined) {
+      say(`\n7/7 a restore drill: the volume's direct-mode archive restored into a scratch EBS snapshot, checked against its manifest, then deleted\n`)
+      const drill = await runCli(
+        join(localStateDir(), "stack.json"),
+        "drill",
+        "--artifact",
+        `s3://${String(directLocation.bucket)}/${String(directLocation.key)}`,
+        "--resource",
+        DEMO_VOLUME_ARN
+      )
+      say(drill.stdout.trimEnd())
+      drillFailed = drill.status !== 0
+      if (drillFailed) say(drill.stderr.trimEnd())
+    }
     say(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s`)
     const failed = records.filter((record, index) => record["status"] !== "succeeded" && !isExpectedFailure(record, index))
+    if (drillFailed) return 1
     if (failed.length > 0 || summary.failed > expected.length) {
       say(`\n${Math.max(failed.length, summary.failed - expected.length)} step(s) did not succeed; see the service logs in ${join(localStateDir(), "logs")}`)
       return 1

@@ -358,14 +358,18 @@ export const drainQueues = async (world: FaultWorld): Promise<void> => {
   for (const queue of Object.values(world.local.stack.queues)) await world.run(drainQueue(queue.url)(0))
 }
 
+/** The mount points under the stack's work directory (a streamer's filesystems being archived). */
+export const mountsUnder = (world: FaultWorld): ReadonlyArray<string> =>
+  execFileSync("findmnt", ["--list", "--noheadings", "--output", "TARGET"], { encoding: "utf8" })
+    .split("\n")
+    .filter((target) => target.startsWith(world.local.workDir))
+
 /**
  * After a scenario is measured: unmounts and detaches what a killed streamer left under the
  * stack's work directory, so that the next scenario counts only its own leftovers.
  */
 export const clearLeftovers = (world: FaultWorld): void => {
-  const mounts = execFileSync("findmnt", ["--list", "--noheadings", "--output", "TARGET"], { encoding: "utf8" })
-    .split("\n")
-    .filter((target) => target.startsWith(world.local.workDir))
+  const mounts = [...mountsUnder(world)]
   for (const target of mounts.reverse()) execFileSync("umount", ["--lazy", target])
   const loops = execFileSync("losetup", ["--list", "--noheadings", "--output", "NAME,BACK-FILE"], { encoding: "utf8" })
     .split("\n")

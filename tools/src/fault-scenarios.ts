@@ -8,6 +8,7 @@ import {
   collectEvents,
   ledgerItem,
   measure,
+  mountsUnder,
   restoredVolumesLeft,
   seedDirect,
   drainQueues,
@@ -248,6 +249,40 @@ export const SCENARIOS: ReadonlyArray<Scenario> = [
       return head === undefined ? [] : ["a truncated tar was completed at the archive's key"]
     }
   },
+  (() => {
+    // What the drive saw, for the check: the mounts when the streamer died, and after its replacement finished.
+    let mountedAtKill = 0
+    let mountedAfter: ReadonlyArray<string> = []
+    const scenario: Scenario = {
+      name: "the streamer killed while its filesystems are mounted",
+      strikes: "data",
+      mode: "volume",
+      expect: "archived",
+      drive: async (world, subject, action) => {
+        const restorer = startWorker(world, "restorer")
+        const doomed = startWorker(world, "streamer")
+        await sendEvent(world, subject)
+        // tar runs once the volume is attached and its filesystems are mounted: then the streamer dies, and no scope of its runs.
+        await waitFor("a running tar, the volume's filesystems mounted", async () => (tarPidsOf(doomed).length > 0 ? true : undefined), 120_000, 20)
+        mountedAtKill = mountsUnder(world).length
+        doomed.kill("SIGKILL")
+        await waitForExit(doomed)
+        // Its replacement sweeps what the dead one left before it takes a message, then archives the redelivered one.
+        const replacement = startWorker(world, "streamer")
+        await waitForSettled(world, subject, action, 240_000)
+        await waitFor("the restored volume to be deleted", async () => ((await restoredVolumesLeft(world, subject)) === 0 ? true : undefined), 60_000).catch(() => undefined)
+        await stopWorker(replacement)
+        await stopWorker(restorer)
+        mountedAfter = mountsUnder(world)
+      },
+      check: () =>
+        Promise.resolve([
+          ...(mountedAtKill === 0 ? ["nothing was mounted when the streamer was killed: the scenario proved nothing"] : []),
+          ...(mountedAfter.length === 0 ? [] : [`still mounted after the replacement finished: ${mountedAfter.join(", ")}`])
+        ])
+    }
+    return scenario
+  })(),
   {
     name: "a child process that hangs",
     strikes: "data",

@@ -223,3 +223,26 @@ describe("restore of a DB dump into a running server", () => {
     assert.match(problems[0] ?? "", /^events: 400 rows as at dump time, but their checksum differs/)
   })
 })
+
+describe("restore drills of DB dumps", () => {
+  it("drills a dump on the scratch server of its engine, checks every table, drops the scratch databases, and skips dumps when no server is given", { timeout: 300_000 }, async () => {
+    // Prepare
+    const manifest = await dumped("drilled-db", "postgres")
+    const artifact = `s3://${manifest.bucket}/${manifest.key}`
+    const resource = `arn:aws:rds:${EMULATOR_REGION}:${EMULATOR_ACCOUNT}:db:drilled-db`
+    const drillDatabases = () => onServer(postgres.sql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'backup_actions_drill%';"))
+    // Act
+    const skipped = await cli("drill", "--artifact", artifact, "--resource", resource, "--json")
+    const drilled = await cli("drill", "--artifact", artifact, "--resource", resource, "--scratch-database", mariadbUrl(""), "--scratch-database", postgresUrl(""), "--json")
+    // Assess
+    assert.strictEqual(skipped.status, 0, skipped.stderr)
+    assert.match(JSON.parse(skipped.stdout).ran[0].reason, /none was given \(--scratch-database\)/)
+    assert.strictEqual(drilled.status, 0, drilled.stderr)
+    const [drill] = JSON.parse(drilled.stdout).ran
+    assert.deepStrictEqual({ result: drill.result, target: drill.target, scratchDeleted: drill.scratchDeleted }, { result: "passed", target: "database", scratchDeleted: true })
+    assert.isAbove(drill.rtoSeconds, 0)
+    assert.isAbove(drill.bytes, 0)
+    assert.notMatch(await drillDatabases(), /backup_actions_drill/)
+    assert.notInclude(drilled.stdout + drilled.stderr, RESTORER_PASSWORD)
+  })
+})

@@ -127,4 +127,47 @@ describe("the command line", () => {
     assert.strictEqual(described?.exitCode, 2)
     assert.include(described?.text ?? "", "Run `backup-actions report --help` for usage.")
   })
+
+  it("reads a drill with its period, look-back and tier, or one artifact to drill now", () => {
+    // Act
+    const scheduled = Either.getOrUndefined(parsed("drill", "--every", "7d", "--days", "10", "--tier", "bulk"))?.command
+    const now = Either.getOrUndefined(
+      parsed(
+        "drill",
+        "--artifact",
+        "s3://b/archives/ebs/snap-1/direct/disk.img.zst",
+        "--resource",
+        "arn:aws:ec2:us-east-1:1:volume/vol-1",
+        "--scratch-database",
+        "postgresql://drill@db-1",
+        "--scratch-database",
+        "mysql://drill@db-2"
+      )
+    )?.command
+    // Assess
+    assert.deepStrictEqual(scheduled, { _tag: "Drill", every: "7d", artifact: undefined, resource: undefined, days: 10, tier: "Bulk", scratchDatabases: [], json: false })
+    assert.deepStrictEqual(now, {
+      _tag: "Drill",
+      every: undefined,
+      artifact: { bucket: "b", key: "archives/ebs/snap-1/direct/disk.img.zst" },
+      resource: "arn:aws:ec2:us-east-1:1:volume/vol-1",
+      days: 31,
+      tier: "Standard",
+      scratchDatabases: ["postgresql://drill@db-1", "mysql://drill@db-2"],
+      json: false
+    })
+  })
+
+  it("refuses a drill period that is no period, a look-back out of range, and --resource without --artifact", () => {
+    // Act
+    const period = usageMessage("drill", "--every", "1 week")
+    const days = usageMessage("drill", "--days", "0")
+    const resource = usageMessage("drill", "--resource", "arn:aws:ec2:us-east-1:1:volume/vol-1")
+    const both = usageMessage("drill", "--artifact", "s3://b/k/disk.img.zst", "--every", "7d")
+    // Assess
+    assert.strictEqual(period, `--every "1 week" is not a period: a whole number then m, h or d, e.g. 7d`)
+    assert.strictEqual(days, `--days "0" is not a number of days from 1 to 366`)
+    assert.match(resource, /--resource names the resource of the --artifact drilled/)
+    assert.match(both, /--artifact drills now, whatever the schedule/)
+  })
 })

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util"
-import { Either } from "effect"
+import { Either, Schema } from "effect"
+import { Period } from "@backup-actions/config"
 import { UsageError } from "./errors"
 import { REPLICA_TAGS } from "./failover/replicas"
 import { longestNewId, type FailoverRequest, type FailoverSource } from "./failover/request"
@@ -30,6 +31,19 @@ export type Command =
   | { readonly _tag: "Verify"; readonly archive: S3Location; readonly tier: RestoreTier }
   | { readonly _tag: "Restore"; readonly archive: S3Location; readonly target: RestoreTarget; readonly tier: RestoreTier }
   | ({ readonly _tag: "Failover" } & FailoverRequest)
+  | {
+      readonly _tag: "Drill"
+      /** The period from the command line; otherwise the policy's drill.every. */
+      readonly every: string | undefined
+      /** One artifact drilled now, whatever the schedule says. */
+      readonly artifact: S3Location | undefined
+      readonly resource: string | undefined
+      readonly days: number
+      readonly tier: RestoreTier
+      /** Servers (URLs naming no database) that dumps are drilled on, one per engine family. */
+      readonly scratchDatabases: ReadonlyArray<string>
+      readonly json: boolean
+    }
 
 /** How fast S3 brings an object back from GLACIER or DEEP_ARCHIVE (RestoreObject's tier). */
 export const RESTORE_TIERS = ["Expedited", "Standard", "Bulk"] as const
@@ -69,6 +83,7 @@ Commands:
   replay     replay the bus archive over a time window
   verify     re-read an archive and check it against its manifest
   restore    bring an archive back: a directory, an EBS snapshot, a database, a table or an AMI
+  drill      restore each protected resource's newest artifact into scratch, verify it, time it
   failover   bring the newest DR replica of a DB instance, Aurora cluster or volume up in the DR account and region
 
 Run \`backup-actions <command> --help\` for a command's options.
@@ -145,6 +160,33 @@ ${GLOBAL_HELP}`,
                      Standard); progress and an ETA are shown while S3 restores it
 
 The archive's composite checksum is checked as it streams; memory stays bounded whatever its size.
+
+${GLOBAL_HELP}`,
+  drill: `Usage: backup-actions drill [--every <period>] [--days <n>] [--tier <tier>] [--scratch-database <url>]... [--json]
+       backup-actions drill --artifact <s3://bucket/key> [--resource <arn>] [--scratch-database <url>]...
+
+A restore drill: the newest artifact of each protected resource (from the outcomes the reporter
+recorded over the last --days days) whose last drill is older than the period is restored into
+scratch (a raw image into an EBS snapshot, a tar into a directory, a DynamoDB export into a
+table, an AMI export into an AMI, a DB dump into new databases on a scratch server), checked
+against its manifest, and the scratch deleted on every outcome. Each drill's result and RTO (seconds from its start until the restored copy was
+verified) go to the ledger, where the reporter shows them per source; the table of every
+source's last drill is printed. Exit code 1 when a drill run now failed.
+
+  --every <period>     drill a resource whose last drill is older than this (e.g. 7d, 12h);
+                       default: the policy's drill.every (BACKUP_ACTIONS_POLICY)
+  --days <n>           how far back to look for artifacts (default 31)
+  --tier <tier>        retrieval tier for artifacts in GLACIER or DEEP_ARCHIVE (default Standard)
+  --artifact <url>     drill this artifact now, whatever the schedule
+  --resource <arn>     with --artifact: the protected resource it is a backup of
+  --scratch-database <url>
+                       a PostgreSQL or MySQL/MariaDB server dumps are drilled on (a URL naming
+                       no database; the password from PGPASSWORD, MYSQL_PWD, ~/.pgpass or
+                       ~/.my.cnf rather than the URL); repeat for each engine; without one,
+                       dumps are recorded as skipped
+  --json               the drills as JSON instead of a table
+
+Run it on a schedule (cron, or an EventBridge Scheduler target) with the services' policy.
 
 ${GLOBAL_HELP}`,
   failover: `Usage: backup-actions failover --source <arn> [--region <DR region>] [--instance-class <class>]
@@ -432,7 +474,33 @@ export const parseCommandLine = (argv: ReadonlyArray<string>): Either.Either<Inv
           options: globalsOf(values)
         }
       }
+      case "drill": {
+        const { values, positionals } = yield* parse(name, rest, {
+          every: { type: "string" },
+          days: { type: "string", default: "31" },
+          tier: { type: "string" },
+          artifact: { type: "string" },
+          resource: { type: "string" },
+          "scratch-database": { type: "string", multiple: true },
+          json: { type: "boolean", default: false }
+        })
+        if (values.help) return helpOnly(HELP["drill"] ?? "")
+        yield* noPositionals(name, positionals)
+        const usage = (message: string) => Either.left(new UsageError({ message, command: name }))
+        if (values.every !== undefined && Either.isLeft(Schema.decodeUnknownEither(Period)(values.every))) {
+          return yield* usage(`--every "${values.every}" is not a period: a whole number then m, h or d, e.g. 7d`)
+        }
+        const days = Number(values.days)
+        if (!Number.isInteger(days) || days < 1 || days > 366) return yield* usage(`--days "${values.days}" is not a number of days from 1 to 366`)
+        const artifact = values.artifact === undefined ? undefined : yield* Either.mapLeft(parseS3Url(values.artifact), (reason) => new UsageError({ message: `--artifact: ${reason}`, command: name }))
+        if (values.resource !== undefined && artifact === undefined) return yield* usage("--resource names the resource of the --artifact drilled: give --artifact too")
+        if (artifact !== undefined && values.every !== undefined) return yield* usage("--artifact drills now, whatever the schedule: leave --every out")
+        return {
+          command: { _tag: "Drill", every: values.every, artifact, resource: values.resource, days, tier: yield* tierOf(name, values.tier), scratchDatabases: values["scratch-database"] ?? [], json: values.json === true },
+          options: globalsOf(values)
+        }
+      }
       default:
-        return yield* Either.left(new UsageError({ message: `unknown command "${name}" (status, report, replay, verify, restore, failover)` }))
+        return yield* Either.left(new UsageError({ message: `unknown command "${name}" (status, report, replay, verify, restore, drill, failover)` }))
     }
   })

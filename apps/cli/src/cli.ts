@@ -1,6 +1,7 @@
 import { Cause, Console, Effect, Either, Exit, Layer, Option } from "effect"
 import { parseCommandLine, type Command, type Invocation, type RestoreTier } from "./args"
 import { ColdReads, bringBack } from "./cold-storage"
+import { drillCommand } from "./drill/command"
 import { EXIT, describeError, type CliError } from "./errors"
 import { FailoverAccess, failoverCommand } from "./failover/command"
 import { Progress } from "./progress"
@@ -32,6 +33,7 @@ const readingArchive = (
 /** The effect of one command, needing the stack's clients and a progress display. */
 const commandEffect = (
   command: Exclude<Command, { readonly _tag: "Help" }>,
+  environment: Readonly<Record<string, string | undefined>>,
   stderr: NodeJS.WritableStream
 ): Effect.Effect<void, CliError, CommandServices> => {
   switch (command._tag) {
@@ -49,6 +51,8 @@ const commandEffect = (
     }
     case "Failover":
       return failoverCommand(command).pipe(Effect.provide(FailoverAccess))
+    case "Drill":
+      return drillCommand(command, environment, stderr)
   }
 }
 
@@ -61,7 +65,7 @@ export const runInvocation = (invocation: Invocation, environment: Readonly<Reco
       return
     }
     const stack = options.stackFile === undefined ? stackFromEnvironment(environment) : yield* stackFromFile(options.stackFile)
-    yield* commandEffect(command, stderr).pipe(Effect.provide(Layer.mergeAll(stackLayer(stack), Progress.layer(stderr, options.progress))))
+    yield* commandEffect(command, environment, stderr).pipe(Effect.provide(Layer.mergeAll(stackLayer(stack), Progress.layer(stderr, options.progress))))
   })
 
 /**

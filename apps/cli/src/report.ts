@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { Console, Effect, Either, Schema } from "effect"
 import { S3, awsCall, type AwsError } from "@backup-actions/aws"
-import { ReportSummary, formatBytes, jobLines, type AwsBackupJobsSection } from "@backup-actions/reports"
+import { ReportSummary, formatBytes, formatRto, jobLines, type AwsBackupJobsSection, type DrillRow } from "@backup-actions/reports"
 import type { ReportFormat } from "./args"
 import { OperationFailed } from "./errors"
 import { requireName } from "./stack"
@@ -29,7 +29,24 @@ const jobsAsText = (jobs: AwsBackupJobsSection | undefined): ReadonlyArray<strin
           `  ${failure.time}  ${failure.kind} job ${failure.jobId} ${failure.state}  ${failure.resourceArn ?? failure.recoveryPointArn ?? ""}${failure.backupVault === undefined ? "" : `  vault ${failure.backupVault}`}\n    ${failure.reason ?? "(no reason given)"}`
       })
 
-/** A report's summary for a terminal: the totals, one line per action, every failure with its reason, and AWS Backup's jobs. */
+/**
+ * The restore drills section for a terminal: one line per resource's last drill, failed ones
+ * first as the report has them, with the reason beneath and scratch a drill left behind named.
+ */
+const drillsAsText = (drills: ReadonlyArray<DrillRow> | undefined): ReadonlyArray<string> =>
+  drills === undefined || drills.length === 0
+    ? []
+    : [
+        "",
+        `Restore drills: ${drills.length} resources, ${drills.filter((drill) => drill.result === "failed").length} failed`,
+        ...drills.map(
+          (drill) =>
+            `  ${drill.when}  ${drill.result.padEnd(7)} ${drill.resourceArn}  ${drill.rtoSeconds === undefined ? "" : `RTO ${formatRto(drill.rtoSeconds)}  `}${drill.target} from ${drill.artifact}` +
+            `${drill.scratchDeleted ? "" : "  scratch not deleted"}${drill.reason === undefined ? "" : `\n    ${drill.reason}`}`
+        )
+      ]
+
+/** A report's summary for a terminal: the totals, one line per action, every failure with its reason, AWS Backup's jobs and the restore drills. */
 export const reportAsText = (json: string, source: string): Either.Either<string, string> =>
   Either.map(
     Either.mapLeft(decodeReport(json), () => `${source} is not a report the CLI can read`),
@@ -45,7 +62,8 @@ export const reportAsText = (json: string, source: string): Either.Either<string
         ...(report.failures.length === 0
           ? []
           : ["", "Failures:", ...report.failures.map((failure) => `  ${failure.time}  ${failure.action}  ${failure.recoveryPoint}\n    ${failure.reason ?? "(no reason given)"}`)]),
-        ...jobsAsText(report.awsBackupJobs)
+        ...jobsAsText(report.awsBackupJobs),
+        ...drillsAsText(report.drills)
       ].join("\n")
   )
 

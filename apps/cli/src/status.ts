@@ -37,8 +37,8 @@ const LedgerItem = Schema.Struct({
 })
 const decodeItem = Schema.decodeUnknownEither(LedgerItem)
 
-/** Items whose key starts like this belong to the reporter, not to a step. */
-const REPORTER_KEYS = /^(outcome|report)#/
+/** Items whose key starts like this are the reporter's or the drills' records, not steps. */
+const REPORTER_KEYS = /^(outcome|report|drill)#/
 
 const isoOf = (millis: number | undefined): string | undefined => (millis === undefined || millis <= 0 ? undefined : new Date(millis).toISOString())
 

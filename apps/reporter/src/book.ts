@@ -3,20 +3,8 @@ import { marshall, unmarshall } from "@aws-sdk/util-dynamodb"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { AwsError, DynamoDb, awsCall } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
-import { ReportEntry } from "@backup-actions/reports"
-import { readDayRows, type RecordingWindow } from "./day-rows"
+import { RecordedOutcome, ReportEntry, dayOf, outcomeDayPartition, readDayRows, type RecordingWindow } from "@backup-actions/reports"
 import { isLostRace, markNotified, readMarker, recordOnce, type RecordOnceBook } from "./record-once"
-
-/** The UTC day (yyyy-mm-dd) of a time in milliseconds. */
-export const dayOf = (millis: number): string => new Date(millis).toISOString().slice(0, 10)
-
-/** Every UTC day from the one holding `fromMs` to the one holding `toMs`, at most `limit` of them. */
-export const daysBetween = (fromMs: number, toMs: number, limit = 31): ReadonlyArray<string> => {
-  const dayMs = 86_400_000
-  const first = Math.max(Math.floor(fromMs / dayMs), Math.floor(toMs / dayMs) - limit + 1)
-  const last = Math.floor(toMs / dayMs)
-  return Array.from({ length: Math.max(0, last - first + 1) }, (_, index) => dayOf((first + index) * dayMs))
-}
 
 /** A recorded entry: the report row and when the reporter recorded it. */
 export interface RecordedEntry {
@@ -33,10 +21,9 @@ export interface RunState {
 }
 
 const latestKey = (idempotencyKey: string) => ({ pk: `outcome#${idempotencyKey}`, sk: "latest" })
-const dayKey = (day: string, idempotencyKey: string) => ({ pk: `report#${day}`, sk: idempotencyKey })
+const dayKey = (day: string, idempotencyKey: string) => ({ pk: outcomeDayPartition(day), sk: idempotencyKey })
 const RUN_STATE_KEY = { pk: "report#state", sk: "run" }
 
-const StoredEntry = Schema.Struct({ entry: ReportEntry, recordedAt: Schema.Number })
 const encodeEntry = Schema.encodeSync(ReportEntry)
 
 const LatestItem = Schema.Struct({
@@ -111,7 +98,7 @@ export class OutcomeBook extends Context.Tag("backup-actions/OutcomeBook")<Outco
         readDayRows(
           dynamodb,
           ledgerTable,
-          { partitionOf: (day) => `report#${day}`, schema: StoredEntry, corrupt: (key, reason) => new CorruptBookEntry({ key, reason }) },
+          { partitionOf: outcomeDayPartition, schema: RecordedOutcome, corrupt: (key, reason) => new CorruptBookEntry({ key, reason }) },
           days,
           window
         )

@@ -1,12 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs"
 import { mockClient } from "aws-sdk-client-mock"
-import { Effect, Layer, Option, Schema, TestClock } from "effect"
-import { AwsConfig, Sqs } from "@backup-actions/aws"
+import { Effect, Layer, Logger, Option, Schema, TestClock } from "effect"
+import { AwsConfig, AwsError, Sqs } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { ReportPublished, RestoreJobStateChange, route } from "@backup-actions/contracts"
 import { makeMemoryPublisher } from "@backup-actions/consumer/testing"
-import { entryOf, jobEntryOf, summarize } from "@backup-actions/reports"
+import { DrillBook, type DrillRecord } from "@backup-actions/ledger"
+import { DrillRow, entryOf, jobEntryOf, summarize, toJson, type ReportSummary } from "@backup-actions/reports"
 import { archiveEvent } from "@backup-actions/reports/testing"
 import { backupJobCompleted, restoreJobFailed } from "./fixtures/aws-backup-job-events"
 import { ReporterSettings, onDigestDue, onOutcome, onReportDue, subscriptions } from "./service"
@@ -21,9 +22,14 @@ const ReportDueBody = Schema.parseJson(Schema.Struct({ "detail-type": Schema.Lit
 /**
  * The reporter's handlers over its books, notifier, report store and publisher in memory, and a
  * mocked SQS that takes the report-due messages it sends itself (read back with `scheduled`).
+ * `drillBook` stands in for the ledger's drills: the in-memory one (`drills`) unless given.
  */
-const reporter = (settings: { readonly quietSeconds: number; readonly maxWaitSeconds: number } = { quietSeconds: 1, maxWaitSeconds: 3600 }) => {
+const reporter = (
+  settings: { readonly quietSeconds: number; readonly maxWaitSeconds: number } = { quietSeconds: 1, maxWaitSeconds: 3600 },
+  drillBook?: Layer.Layer<DrillBook>
+) => {
   const notifier = makeMemoryNotifier()
+  const drills = DrillBook.makeTest()
   const store = makeMemoryReportStore()
   const publisher = makeMemoryPublisher()
   const sqsClient = new SQSClient({ region: "us-east-1" })
@@ -32,6 +38,7 @@ const reporter = (settings: { readonly quietSeconds: number; readonly maxWaitSec
   const layer = Layer.mergeAll(
     makeMemoryOutcomeBook().layer,
     makeMemoryAwsBackupJobBook().layer,
+    drillBook ?? drills.layer,
     notifier.layer,
     store.layer,
     publisher.layer,
@@ -43,6 +50,7 @@ const reporter = (settings: { readonly quietSeconds: number; readonly maxWaitSec
   return {
     notifier,
     store,
+    drills,
     layer,
     /** The report-due messages sent so far, in order, each with where and with what delay it went. */
     scheduled: Effect.suspend(() =>
@@ -116,6 +124,92 @@ describe("the reporter's run reports", () => {
         ]
       )
     }).pipe(Effect.provide(local.layer))
+  })
+})
+
+/** A drill of a volume as the drill command records it. */
+const drill = (volume: string, fields: Partial<DrillRecord> = {}): DrillRecord => ({
+  resourceArn: `arn:aws:ec2:us-east-1:123456789012:volume/${volume}`,
+  recoveryPoint: `arn:aws:ec2:us-east-1::snapshot/snap-${volume}`,
+  artifact: `s3://artifacts/archives/${volume}.tar.zst`,
+  target: "snapshot",
+  result: "passed",
+  startedAt: Date.parse("2026-11-22T03:00:00Z"),
+  rtoSeconds: 185,
+  scratchDeleted: true,
+  ...fields
+})
+
+/** The drills section of a written report as its JSON file has it (none when no report was written). */
+const drillsInJson = (summary: ReportSummary | undefined) =>
+  Schema.decodeUnknown(Schema.parseJson(Schema.Struct({ drills: Schema.optional(Schema.Array(DrillRow)) })))(summary === undefined ? "{}" : toJson(summary)).pipe(
+    Effect.map((report) => report.drills)
+  )
+
+describe("the restore drills in the reporter's reports", () => {
+  it.effect("puts each resource's last drill, the failed one first, in the run's and the day's reports", () => {
+    // Prepare: a passed and a failed drill in the ledger, and an outcome that asks for the run's report
+    const local = reporter()
+    return Effect.gen(function* () {
+      yield* TestClock.setTime(START)
+      const book = yield* DrillBook
+      yield* book.record(drill("vol-a"))
+      yield* book.record(drill("vol-b", { result: "failed", reason: "checksum differs", rtoSeconds: undefined, scratchDeleted: false }))
+      yield* onOutcome(archiveEvent({ snapshot: "snap-8", time: "2026-11-22T08:00:00Z" }))
+      // Act
+      yield* onReportDue({ detail: { recordedAt: START } })
+      // Assess
+      const run = yield* drillsInJson([...local.store.written.entries()].find(([prefix]) => prefix.startsWith("reports/runs/"))?.[1])
+      const day = yield* drillsInJson(local.store.written.get(`reports/daily/${DAY}/`))
+      assert.deepStrictEqual(
+        run?.map((row) => [row.resourceArn, row.result, row.when, row.rtoSeconds, row.reason, row.scratchDeleted]),
+        [
+          ["arn:aws:ec2:us-east-1:123456789012:volume/vol-b", "failed", "2026-11-22T03:00:00.000Z", undefined, "checksum differs", false],
+          ["arn:aws:ec2:us-east-1:123456789012:volume/vol-a", "passed", "2026-11-22T03:00:00.000Z", 185, undefined, true]
+        ]
+      )
+      assert.deepStrictEqual(day, run)
+    }).pipe(Effect.provide(local.layer))
+  })
+
+  it.effect("writes the reports without drills when they cannot be read, and logs why", () => {
+    // Prepare: a ledger whose drills cannot be read, and the warnings logged
+    const warnings: Array<string> = []
+    const logged = Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Warning") warnings.push([message].flat().join(" "))
+      })
+    )
+    const unreadable = Layer.succeed(DrillBook, {
+      record: () => Effect.void,
+      latest: Effect.fail(new AwsError({ operation: "dynamodb:Query", code: "AccessDeniedException", message: "not allowed", kind: "client" }))
+    })
+    const local = reporter(undefined, unreadable)
+    return Effect.gen(function* () {
+      yield* TestClock.setTime(START)
+      yield* onOutcome(archiveEvent({ snapshot: "snap-9", time: "2026-11-22T08:00:00Z" }))
+      // Act
+      yield* onReportDue({ detail: { recordedAt: START } })
+      yield* onDigestDue({ detail: { day: DAY } })
+      // Assess: the run's and the day's reports, both announced, neither with a drills section
+      const reports = yield* local.reports
+      assert.deepStrictEqual(
+        reports.map((report) => [report.period, report.total]),
+        [
+          ["run", 1],
+          ["day", 1]
+        ]
+      )
+      assert.deepStrictEqual(
+        [...local.store.written.values()].map((summary) => summary.drills),
+        [undefined, undefined]
+      )
+      assert.deepStrictEqual(warnings, [
+        "restore drills not read, so the report has no drills section: dynamodb:Query failed: AccessDeniedException not allowed",
+        "restore drills not read, so the report has no drills section: dynamodb:Query failed: AccessDeniedException not allowed"
+      ])
+    }).pipe(Effect.provide(Layer.merge(local.layer, logged)))
   })
 })
 

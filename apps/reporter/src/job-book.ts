@@ -2,9 +2,7 @@ import { randomUUID } from "node:crypto"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { AwsError, DynamoDb } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
-import { AwsBackupJobEntry, jobKeyOf } from "@backup-actions/reports"
-import { dayOf } from "./book"
-import { readDayRows, type RecordingWindow } from "./day-rows"
+import { AwsBackupJobEntry, dayOf, jobKeyOf, readDayRows, type RecordingWindow } from "@backup-actions/reports"
 import { markNotified, readMarker, recordOnce, type RecordOnceBook } from "./record-once"
 
 /** A recorded AWS Backup job state: the report row and when the reporter recorded it. */

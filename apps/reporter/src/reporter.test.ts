@@ -6,6 +6,7 @@ import { Effect, Layer, Schema } from "effect"
 import { EventBridge, S3, awsCall } from "@backup-actions/aws"
 import { ReportPublished, RestoreJobStateChange, route } from "@backup-actions/contracts"
 import { Publisher } from "@backup-actions/consumer"
+import { DrillBook } from "@backup-actions/ledger"
 import {
   emulatorAwsConfig,
   emulatorClients,
@@ -52,7 +53,7 @@ const reporterStack = (prefix: string, maxWaitSeconds = 3600) =>
     const notifications = yield* tapTopic(stack.notificationTopicArn, `${prefix}-notifications-tap`)
     const reports = yield* tapBus(stack.busName, ReportPublished.pattern(), `${prefix}-reports-tap`)
     const settings = serviceSettingsFor(stack, "reporter", { notificationTopicArn: stack.notificationTopicArn })
-    const layer = Layer.mergeAll(OutcomeBook.Live, AwsBackupJobBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, Layer.succeed(ReporterSettings, { quietSeconds: 1, maxWaitSeconds })).pipe(
+    const layer = Layer.mergeAll(OutcomeBook.Live, AwsBackupJobBook.Live, DrillBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, Layer.succeed(ReporterSettings, { quietSeconds: 1, maxWaitSeconds })).pipe(
       Layer.provideMerge(Layer.mergeAll(emulatorClients(emulator.endpoint), settings, emulatorAwsConfig(emulator.endpoint)))
     )
     return { stack, notifications, reports, layer, queueUrl: stack.queues.reporter?.url ?? "" }
@@ -63,7 +64,8 @@ const ReportJson = Schema.parseJson(
     total: Schema.Number,
     failed: Schema.Number,
     succeeded: Schema.Number,
-    entries: Schema.Array(Schema.Struct({ action: Schema.String, status: Schema.String }))
+    entries: Schema.Array(Schema.Struct({ action: Schema.String, status: Schema.String })),
+    drills: Schema.optional(Schema.Array(Schema.Struct({ resourceArn: Schema.String, result: Schema.String, when: Schema.String })))
   })
 )
 
@@ -78,10 +80,22 @@ const PublishedReport = Schema.parseJson(Schema.Struct({ detail: Schema.Struct({
 const ReportDueBody = Schema.parseJson(Schema.Struct({ "detail-type": Schema.Literal("Report Due"), detail: Schema.Struct({ recordedAt: Schema.Number }) }))
 
 describe("the reporter on the emulator", () => {
-  it.live("records each outcome once, announces the failure once, and reports the run in JSON, CSV and HTML", () =>
+  it.live("records each outcome once, announces the failure once, and reports the run, with the last restore drill, in JSON, CSV and HTML", () =>
     Effect.gen(function* () {
-      // Prepare
+      // Prepare: and a failed restore drill in the ledger
       const local = yield* reporterStack("report-run")
+      yield* Effect.flatMap(DrillBook, (drills) =>
+        drills.record({
+          resourceArn: "arn:aws:ec2:us-east-1:123456789012:volume/vol-1",
+          recoveryPoint: "arn:aws:ec2:us-east-1::snapshot/snap-1",
+          artifact: "s3://artifacts/archives/snap-1.tar.zst",
+          target: "snapshot",
+          result: "failed",
+          reason: "checksum differs",
+          startedAt: Date.parse("2026-11-22T03:00:00Z"),
+          scratchDeleted: true
+        })
+      ).pipe(Effect.provide(local.layer))
       const outcomes = [
         archiveEvent({ snapshot: "snap-1", time: "2026-11-22T10:00:00Z" }),
         exportEvent({ table: "orders", time: "2026-11-22T10:00:01Z", failed: true }),
@@ -110,11 +124,13 @@ describe("the reporter on the emulator", () => {
       assert.include(report?.json.key ?? "", new Date(last).toISOString().slice(0, 10).replaceAll("-", ""))
       const json = yield* Schema.decodeUnknown(ReportJson)(yield* readObject(report?.json.bucket ?? "", report?.json.key ?? "")).pipe(Effect.provide(local.layer))
       assert.deepStrictEqual([json.total, json.succeeded, json.failed], [3, 2, 1])
+      assert.deepStrictEqual(json.drills, [{ resourceArn: "arn:aws:ec2:us-east-1:123456789012:volume/vol-1", result: "failed", when: "2026-11-22T03:00:00.000Z" }])
       const csv = yield* readObject(report?.csv.bucket ?? "", report?.csv.key ?? "").pipe(Effect.provide(local.layer))
-      assert.strictEqual(csv.trimEnd().split("\r\n").length, 4)
+      assert.strictEqual(csv.trimEnd().split("\r\n").length, 5)
       const html = yield* readObject(report?.html.bucket ?? "", report?.html.key ?? "").pipe(Effect.provide(local.layer))
       assert.include(html, "export:parquet")
       assert.include(html, "Newest replica per source")
+      assert.include(html, "<h2>Restore drills</h2>")
       // Assess: the page renders in a real browser, with the run's numbers and no console errors
       const page = yield* Effect.promise(() => renderInChromium(html, join(localStateDir(), "screenshots", "report-run.png")))
       assert.deepStrictEqual(page.errors, [])
@@ -210,7 +226,7 @@ describe("AWS Backup's own jobs on the emulator", () => {
       const csv = (yield* readObject(report?.csv.bucket ?? "", report?.csv.key ?? "").pipe(Effect.provide(local.layer))).trimEnd().split("\r\n")
       assert.strictEqual(csv.length, 2)
       assert.include(csv[1], ",aws-backup,backup-job,failed,")
-      assert.isTrue(csv[1]?.endsWith(",34176239-e96d-4e1d-9fad-529dbb3c3556,FAILED,9ab3e749-82c6-4342-9320-5edbf4918b86,arn:aws:service:us-west-2:1112233445566:resource-type/resource-id"))
+      assert.isTrue(csv[1]?.endsWith(",34176239-e96d-4e1d-9fad-529dbb3c3556,FAILED,9ab3e749-82c6-4342-9320-5edbf4918b86,arn:aws:service:us-west-2:1112233445566:resource-type/resource-id,,"))
     }).pipe(Effect.provide(emulatorClients(emulator.endpoint)))
   )
 

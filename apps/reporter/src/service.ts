@@ -3,10 +3,13 @@ import { Clock, Config, Context, Effect, Layer, Option } from "effect"
 import { AwsConfig, DynamoDb, EventBridge, S3, Sns, Sqs, awsCall } from "@backup-actions/aws"
 import { ROUTES, ServiceSettings } from "@backup-actions/config"
 import { Publisher } from "@backup-actions/consumer"
-import { OutcomeBook, dayOf, daysBetween } from "./book"
+import { DrillBook, type DrillRecord } from "@backup-actions/ledger"
+import { OutcomeBook } from "./book"
 import { DigestDue, ReportDue, ReportPublished, commandBody, subscribe, subscribeTo, subscriptionSet } from "@backup-actions/contracts"
 import { Notifier } from "./notifier"
 import {
+  dayOf,
+  daysBetween,
   entryOf,
   formatBytes,
   jobEntryOf,
@@ -176,7 +179,20 @@ const publishReport = (period: ReportPeriod, name: string, summary: ReportSummar
     return stored
   })
 
-const dailySummary = (day: string, generatedAtMs: number) =>
+/**
+ * Every protected resource's last restore drill, for the report's drills section. Drills are
+ * beside what a report is for, so a failure to read them leaves the section out (the log says
+ * why) rather than keep the report, and the run's announcement, from being written.
+ */
+const latestDrills: Effect.Effect<ReadonlyArray<DrillRecord> | undefined, never, DrillBook> = Effect.flatMap(DrillBook, (book) => book.latest).pipe(
+  Effect.catchAll((error) =>
+    Effect.logWarning(
+      `restore drills not read, so the report has no drills section: ${error._tag === "DrillRecordInvalid" ? `drill ${error.key} does not decode: ${error.reason}` : `${error.operation} failed: ${error.code} ${error.message}`}`
+    ).pipe(Effect.as(undefined))
+  )
+)
+
+const dailySummary = (day: string, generatedAtMs: number, drills: ReadonlyArray<DrillRecord> | undefined) =>
   Effect.gen(function* () {
     const book = yield* OutcomeBook
     const jobBook = yield* AwsBackupJobBook
@@ -187,7 +203,8 @@ const dailySummary = (day: string, generatedAtMs: number) =>
       title: `backup-actions daily report ${day}`,
       generatedAtMs,
       entries: recorded.map((item) => item.entry),
-      jobs: jobs.map((item) => item.job)
+      jobs: jobs.map((item) => item.job),
+      drills
     })
   })
 
@@ -217,15 +234,17 @@ export const onReportDue = (event: { readonly detail: { readonly recordedAt: num
     const days = daysBetween(after, until)
     const recorded = yield* book.entries(days, { afterMs: after, untilMs: until })
     const jobs = yield* jobBook.jobs(days, { afterMs: after, untilMs: until })
+    const drills = yield* latestDrills
     const name = runName(until)
     const summary = summarize({
       period: "run",
       title: `backup-actions run report ${name}`,
       generatedAtMs: now,
       entries: recorded.map((item) => item.entry),
-      jobs: jobs.map((item) => item.job)
+      jobs: jobs.map((item) => item.job),
+      drills
     })
-    yield* store.write(reportPrefix("day", dayOf(until)), yield* dailySummary(dayOf(until), now))
+    yield* store.write(reportPrefix("day", dayOf(until)), yield* dailySummary(dayOf(until), now, drills))
     yield* store.write(reportPrefix("run", name), summary)
     if (!(yield* book.claimRun(until, { stillPending: stillComing }))) {
       yield* Effect.logInfo(`run ${name} was already reported`)
@@ -233,7 +252,8 @@ export const onReportDue = (event: { readonly detail: { readonly recordedAt: num
     }
     yield* publishReport("run", name, summary)
     yield* Effect.logInfo(
-      `run report ${name}: ${summary.total} outcomes, ${summary.failed} failed; ${summary.awsBackupJobs?.total ?? 0} AWS Backup jobs, ${summary.awsBackupJobs?.failed ?? 0} failed`
+      `run report ${name}: ${summary.total} outcomes, ${summary.failed} failed; ${summary.awsBackupJobs?.total ?? 0} AWS Backup jobs, ${summary.awsBackupJobs?.failed ?? 0} failed; ` +
+        `${summary.drills?.length ?? 0} restore drills, ${summary.drills?.filter((drill) => drill.result === "failed").length ?? 0} failed`
     )
   })
 
@@ -255,7 +275,7 @@ export const onDigestDue = (event: { readonly detail: { readonly day?: string | 
     const notifier = yield* Notifier
     const now = yield* Clock.currentTimeMillis
     const day = event.detail.day ?? dayOf(now - DAY_MS)
-    const summary = yield* dailySummary(day, now)
+    const summary = yield* dailySummary(day, now, yield* latestDrills)
     const stored = yield* publishReport("day", day, summary)
     const lines = [
       `backup-actions on ${day}: ${summary.total} outcomes, ${summary.succeeded} succeeded, ${summary.failed} failed.`,
@@ -289,7 +309,7 @@ export const subscriptions = [
   )
 ]
 
-export const ReporterLive = Layer.mergeAll(OutcomeBook.Live, AwsBackupJobBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, ReporterSettings.fromEnv).pipe(
+export const ReporterLive = Layer.mergeAll(OutcomeBook.Live, AwsBackupJobBook.Live, DrillBook.Live, Notifier.Live, ReportStore.Live, Publisher.Live, ReporterSettings.fromEnv).pipe(
   // The clients this service calls and no others: a smaller bundle, a faster cold start.
   Layer.provideMerge(Layer.mergeAll(S3.Live, Sqs.Live, EventBridge.Live, DynamoDb.Live, Sns.Live, ServiceSettings.fromEnv)),
   Layer.provideMerge(AwsConfig.fromEnv)

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Either, ParseResult, Schema } from "effect"
 import { DEFAULT_POLICY, Policy, archivePlanFor, exportPlanFor, mayApply, needsTags, parsePolicy, replicaPlanFor, type PolicyDocument } from "./policy"
 import { topology } from "./topology"
+import { periodMs } from "./drill-policy"
 
 const policyText = JSON.stringify({
   rules: [
@@ -223,5 +224,20 @@ describe("topology names", () => {
     assert.strictEqual(names.artifactBucket, "backup-actions-artifacts-123456789012-eu-west-1")
     assert.strictEqual(names.ruleName("streamer", "Recovery Point State Change"), "backup-actions-streamer-recovery-point-state-change")
     assert.isAtMost(topology({ prefix: "a-very-long-prefix-for-a-test", account: "1", region: "r" }).ruleName("reporter", "Recovery Point State Change").length, 64)
+  })
+})
+
+describe("restore drill policy", () => {
+  it("reads drill.every as a period in minutes, hours or days", () => {
+    // Prepare
+    const text = (every: string) => JSON.stringify({ rules: [{ name: "ebs", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct" } }], drill: { every } })
+    // Act
+    const week = parsePolicy(text("7d"), "test")
+    const wrong = parsePolicy(text("1 week"), "test")
+    // Assess
+    assert.strictEqual(Either.isRight(week) ? periodMs(week.right.drill?.every ?? "") : 0, 7 * 86_400_000)
+    assert.strictEqual(periodMs("12h"), 12 * 3_600_000)
+    assert.strictEqual(periodMs("30m"), 30 * 60_000)
+    assert.match(Either.isLeft(wrong) ? wrong.left.reason : "(accepted)", /a period is a whole number then m, h or d, e\.g\. "7d"/)
   })
 })

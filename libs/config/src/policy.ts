@@ -3,6 +3,7 @@ import { Config, Effect, Either, Layer, Context, ParseResult, Schema } from "eff
 import { ArchiveMode, Compression, type ArchivePlan } from "@backup-actions/contracts"
 import { EXPORT_MODE_RESOURCE_TYPES, ExportAction, VERIFIED_NATIVE_EXPORT_RESOURCE_TYPES } from "./export-policy"
 import { REPLICATE_RESOURCE_TYPES, ReplicateAction } from "./replicate-policy"
+import { DrillPolicy } from "./drill-policy"
 
 /** Which recovery points a rule applies to. Every given criterion must hold. */
 export const PolicyMatch = Schema.Struct({
@@ -122,7 +123,11 @@ export const policyProblems = (policy: { readonly rules: ReadonlyArray<PolicyRul
   })
 
 /** A policy as the schema reads it, before the checks that look at rules as a whole. */
-const PolicyShape = Schema.Struct({ rules: Schema.Array(PolicyRule) })
+const PolicyShape = Schema.Struct({
+  rules: Schema.Array(PolicyRule),
+  /** Restore drills of every protected resource's newest artifact; none when left out. */
+  drill: Schema.optional(DrillPolicy)
+})
 
 /**
  * The policy: rules that can each act on something (see `policyProblems`). A rule that could

@@ -1,2 +1,3 @@
 export * from "./ledger"
 export * from "./step-result"
+export * from "./drills"

@@ -1,9 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import type { DrillRecord } from "@backup-actions/ledger"
 import { archiveEvent, backupJobEvent, exportEvent, replicaEvent } from "./fixtures"
 import { entryOf } from "./entry"
 import { jobEntryOf } from "./jobs"
 import { ReportSummary, summarize, toCsv, toHtml, toJson } from "./render"
+import { formatRto } from "./drills"
 
 const generatedAtMs = Date.parse("2026-11-22T12:00:00Z")
 
@@ -60,7 +62,7 @@ describe("building a report from outcomes", () => {
     // Assess
     assert.strictEqual(lines.length, 2)
     assert.isTrue(lines[0]?.startsWith("time,recovery_point,kind,action,status"))
-    assert.isTrue(lines[1]?.endsWith(',"backup ""01"" not found, ""quoted"", and, commas",,,,'))
+    assert.isTrue(lines[1]?.endsWith(',"backup ""01"" not found, ""quoted"", and, commas",,,,,,'))
   })
 
   it("writes an HTML page that escapes what it shows and charts bytes and durations", () => {
@@ -128,11 +130,11 @@ describe("the AWS Backup jobs section", () => {
     const lines = toCsv(summary).trimEnd().split("\r\n")
     // Assess
     assert.strictEqual(lines.length, 1 + 1 + 5)
-    assert.isTrue(lines[0]?.endsWith(",reason,job_id,job_state,backup_vault,resource_arn"))
+    assert.isTrue(lines[0]?.includes(",reason,job_id,job_state,backup_vault,resource_arn,"))
     assert.isTrue(lines[1]?.includes(",export,export:parquet,succeeded,"))
     assert.strictEqual(
       lines[4],
-      "2026-11-22T10:01:00Z,,aws-backup,backup-job,failed,,,,,,,,\"Backup job failed because the <vault> is gone, sadly.\",b-2,FAILED,vault-b-2,arn:aws:ec2:us-east-1:123456789012:volume/vol-b-2"
+      "2026-11-22T10:01:00Z,,aws-backup,backup-job,failed,,,,,,,,\"Backup job failed because the <vault> is gone, sadly.\",b-2,FAILED,vault-b-2,arn:aws:ec2:us-east-1:123456789012:volume/vol-b-2,,"
     )
     assert.isTrue(lines.every((line) => line.split(",").length >= 17))
   })
@@ -150,5 +152,115 @@ describe("the AWS Backup jobs section", () => {
     assert.include(empty, "No AWS Backup job ended in this report.")
     assert.include(empty, "No AWS Backup job failed.")
     assert.isFalse(older.includes("aws-backup-jobs"))
+  })
+})
+
+describe("the restore drills section", () => {
+  const drill = (resource: string, fields: Partial<DrillRecord> = {}): DrillRecord => ({
+    resourceArn: `arn:aws:ec2:us-east-1:123456789012:volume/${resource}`,
+    recoveryPoint: `arn:aws:ec2:us-east-1::snapshot/snap-${resource}`,
+    artifact: `s3://artifacts/archives/${resource}.tar.zst`,
+    target: "snapshot",
+    result: "passed",
+    startedAt: Date.parse("2026-11-22T03:00:00Z"),
+    rtoSeconds: 42,
+    scratchDeleted: true,
+    ...fields
+  })
+  const drills = [
+    drill("vol-b"),
+    drill("vol-c", { result: "failed", reason: "checksum of <part 3> differs", rtoSeconds: undefined, scratchDeleted: false, startedAt: Date.parse("2026-11-22T04:00:00Z") }),
+    drill("vol-a", { target: "directory", rtoSeconds: 185 }),
+    drill("vol-d", { result: "skipped", reason: "no EBS direct APIs in this region", rtoSeconds: undefined })
+  ]
+
+  it("has one row per resource, failed drills first and then by resource, each with its start as an ISO time", () => {
+    // Prepare: an older drill of vol-b as well, which its newer one replaces
+    const older = drill("vol-b", { result: "failed", startedAt: Date.parse("2026-11-21T03:00:00Z") })
+    // Act
+    const summary = summarize({ period: "run", title: "run", generatedAtMs, entries: [], drills: [older, ...drills] })
+    // Assess
+    assert.deepStrictEqual(
+      summary.drills?.map((row) => [row.resourceArn.slice(row.resourceArn.lastIndexOf("/") + 1), row.result, row.when, row.rtoSeconds, row.scratchDeleted]),
+      [
+        ["vol-c", "failed", "2026-11-22T04:00:00.000Z", undefined, false],
+        ["vol-a", "passed", "2026-11-22T03:00:00.000Z", 185, true],
+        ["vol-b", "passed", "2026-11-22T03:00:00.000Z", 42, true],
+        ["vol-d", "skipped", "2026-11-22T03:00:00.000Z", undefined, true]
+      ]
+    )
+    assert.strictEqual(summary.drills?.[0]?.artifact, "s3://artifacts/archives/vol-c.tar.zst")
+  })
+
+  it.effect("writes the rows in the JSON, and still decodes a report written without them", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const summary = summarize({ period: "day", title: "day", generatedAtMs, entries: [], drills })
+      const { drills: _section, ...older } = JSON.parse(toJson(summary))
+      // Act
+      const decoded = yield* Schema.decode(Schema.parseJson(ReportSummary))(toJson(summary))
+      const decodedOld = yield* Schema.decodeUnknown(ReportSummary)(older)
+      // Assess
+      assert.deepStrictEqual(decoded.drills, summary.drills)
+      assert.deepStrictEqual(JSON.parse(toJson(summary)).drills[0], {
+        resourceArn: "arn:aws:ec2:us-east-1:123456789012:volume/vol-c",
+        artifact: "s3://artifacts/archives/vol-c.tar.zst",
+        target: "snapshot",
+        result: "failed",
+        when: "2026-11-22T04:00:00.000Z",
+        reason: "checksum of <part 3> differs",
+        scratchDeleted: false
+      })
+      assert.isUndefined(decodedOld.drills)
+    })
+  )
+
+  it("leaves the section out when no drill is given", () => {
+    // Act
+    const none = summarize({ period: "run", title: "run", generatedAtMs, entries: [] })
+    const empty = summarize({ period: "run", title: "run", generatedAtMs, entries: [], drills: [] })
+    // Assess
+    assert.isFalse("drills" in none)
+    assert.isFalse("drills" in empty)
+    assert.isFalse(toHtml(empty).includes("Restore drills"))
+    assert.strictEqual(toCsv(empty).trimEnd().split("\r\n").length, 1)
+  })
+
+  it("adds one CSV row per drill after the outcomes, with its result, artifact, resource, RTO and scratch", () => {
+    // Act
+    const lines = toCsv(summarize({ period: "run", title: "run", generatedAtMs, entries: [], drills })).trimEnd().split("\r\n")
+    // Assess
+    assert.strictEqual(lines.length, 1 + 4)
+    assert.isTrue(lines[0]?.endsWith(",resource_arn,rto_seconds,scratch_deleted"))
+    assert.strictEqual(
+      lines[1],
+      "2026-11-22T04:00:00.000Z,,drill,drill:snapshot,failed,,,,s3://artifacts/archives/vol-c.tar.zst,,,,checksum of <part 3> differs,,,,arn:aws:ec2:us-east-1:123456789012:volume/vol-c,,false"
+    )
+    assert.strictEqual(
+      lines[2],
+      "2026-11-22T03:00:00.000Z,,drill,drill:directory,passed,,,,s3://artifacts/archives/vol-a.tar.zst,,,,,,,,arn:aws:ec2:us-east-1:123456789012:volume/vol-a,185,true"
+    )
+  })
+
+  it("shows a Restore drills table on the HTML page, the failed drill marked failed, its RTO readable and left scratch flagged", () => {
+    // Act
+    const html = toHtml(summarize({ period: "run", title: "run", generatedAtMs, entries: [], drills }))
+    // Assess
+    assert.include(html, '<section id="restore-drills" class="drills"><h2>Restore drills</h2>')
+    assert.include(
+      html,
+      '<tr class="failed" data-result="failed"><td>arn:aws:ec2:us-east-1:123456789012:volume/vol-c</td><td>2026-11-22T04:00:00.000Z</td><td>failed</td><td></td><td>snapshot</td>' +
+        '<td>s3://artifacts/archives/vol-c.tar.zst</td><td class="flag" data-scratch="left">not deleted</td><td>checksum of &lt;part 3&gt; differs</td></tr>'
+    )
+    assert.include(html, "<td>passed</td><td>3 min 5 s</td><td>directory</td>")
+    assert.include(html, "<td>passed</td><td>42 s</td><td>snapshot</td>")
+    assert.include(html, '<tr class="skipped" data-result="skipped">')
+    assert.include(html, '<div class="card" data-metric="restore drills failed"><div class="number">1</div>')
+    assert.isFalse(html.includes("<part 3>"))
+  })
+
+  it("gives an RTO to the second up to an hour, then to the minute", () => {
+    // Assess
+    assert.deepStrictEqual([0, 42, 59.6, 60, 185, 3_599, 3_600, 3_725].map(formatRto), ["0 s", "42 s", "1 min", "1 min", "3 min 5 s", "59 min 59 s", "1 h", "1 h 2 min"])
   })
 })

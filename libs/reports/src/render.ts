@@ -1,4 +1,6 @@
 import { Schema } from "effect"
+import type { DrillRecord } from "@backup-actions/ledger"
+import { DrillRow, drillRows, formatRto } from "./drills"
 import { ActionKind, ReportEntry } from "./entry"
 import { formatBytes, formatDuration } from "./format"
 import { AWS_BACKUP_JOB_KINDS, AwsBackupJobsSection, compareJobStates, summarizeJobs, type AwsBackupJobEntry } from "./jobs"
@@ -48,7 +50,9 @@ export const ReportSummary = Schema.Struct({
   newestReplicas: Schema.Array(NewestReplica),
   entries: Schema.Array(ReportEntry),
   /** AWS Backup's own jobs in the report's span. Reports written before the reporter followed them have none. */
-  awsBackupJobs: Schema.optional(AwsBackupJobsSection)
+  awsBackupJobs: Schema.optional(AwsBackupJobsSection),
+  /** Each protected resource's last restore drill, failed ones first. Reports without drills (or written before them) have none. */
+  drills: Schema.optional(Schema.Array(DrillRow))
 })
 export type ReportSummary = typeof ReportSummary.Type
 
@@ -57,7 +61,8 @@ const KINDS: ReadonlyArray<ActionKind> = ["restore", "archive", "export", "repli
 const byTime = (left: ReportEntry, right: ReportEntry): number => left.time.localeCompare(right.time) || left.idempotencyKey.localeCompare(right.idempotencyKey)
 
 /**
- * Adds up a set of outcomes, and with `jobs` the AWS Backup jobs section. Entries are sorted by
+ * Adds up a set of outcomes, with `jobs` the AWS Backup jobs section, and with `drills` (each
+ * resource's last drill, whenever it ran) the restore drills section. Entries are sorted by
  * time so that the same input gives the same report.
  */
 export const summarize = (options: {
@@ -66,6 +71,7 @@ export const summarize = (options: {
   readonly generatedAtMs: number
   readonly entries: ReadonlyArray<ReportEntry>
   readonly jobs?: ReadonlyArray<AwsBackupJobEntry>
+  readonly drills?: ReadonlyArray<DrillRecord> | undefined
 }): ReportSummary => {
   const entries = [...options.entries].sort(byTime)
   const actions = new Map<string, ActionTotals>()
@@ -98,6 +104,7 @@ export const summarize = (options: {
     const known = newest.get(entry.sourceArn)
     if (known === undefined || known.ageSeconds > ageSeconds) newest.set(entry.sourceArn, { entry, ageSeconds })
   }
+  const drills = drillRows(options.drills ?? [])
   const sum = (pick: (entry: ReportEntry) => number | undefined) => entries.reduce((total, entry) => total + (pick(entry) ?? 0), 0)
   return {
     period: options.period,
@@ -122,7 +129,8 @@ export const summarize = (options: {
       }))
       .sort((left, right) => left.source.localeCompare(right.source)),
     entries,
-    ...(options.jobs === undefined ? {} : { awsBackupJobs: summarizeJobs(options.jobs) })
+    ...(options.jobs === undefined ? {} : { awsBackupJobs: summarizeJobs(options.jobs) }),
+    ...(drills.length === 0 ? {} : { drills })
   }
 }
 
@@ -148,7 +156,10 @@ const CSV_COLUMNS = [
   "job_id",
   "job_state",
   "backup_vault",
-  "resource_arn"
+  "resource_arn",
+  // Restore drills' rows only (kind "drill"), appended likewise.
+  "rto_seconds",
+  "scratch_deleted"
 ] as const
 
 /** RFC 4180: quote a field that holds a comma, a quote or a line break; double the quotes. */
@@ -178,6 +189,8 @@ const outcomeRow = (entry: ReportEntry): CsvRow => [
   undefined,
   undefined,
   undefined,
+  undefined,
+  undefined,
   undefined
 ]
 
@@ -199,15 +212,41 @@ const jobRow = (job: AwsBackupJobEntry): CsvRow => [
   job.jobId,
   job.state,
   job.backupVault,
-  job.resourceArn
+  job.resourceArn,
+  undefined,
+  undefined
 ]
 
-/** One row per outcome, then one per AWS Backup job, for spreadsheets. */
+/** A restore drill's row: when it started, its result as the status, the artifact it restored, its RTO and whether it left scratch. */
+const drillRow = (drill: DrillRow): CsvRow => [
+  drill.when,
+  undefined,
+  "drill",
+  `drill:${drill.target}`,
+  drill.result,
+  undefined,
+  undefined,
+  undefined,
+  drill.artifact,
+  undefined,
+  undefined,
+  undefined,
+  drill.reason,
+  undefined,
+  undefined,
+  undefined,
+  drill.resourceArn,
+  drill.rtoSeconds,
+  String(drill.scratchDeleted)
+]
+
+/** One row per outcome, then one per AWS Backup job, then one per restore drill, for spreadsheets. */
 export const toCsv = (summary: ReportSummary): string =>
   [
     CSV_COLUMNS.join(","),
     ...summary.entries.map((entry) => outcomeRow(entry).map(csvField).join(",")),
-    ...(summary.awsBackupJobs?.jobs ?? []).map((job) => jobRow(job).map(csvField).join(","))
+    ...(summary.awsBackupJobs?.jobs ?? []).map((job) => jobRow(job).map(csvField).join(",")),
+    ...(summary.drills ?? []).map((drill) => drillRow(drill).map(csvField).join(","))
   ].join("\r\n") + "\r\n"
 
 const escapeHtml = (text: string): string =>
@@ -270,7 +309,21 @@ const jobsSection = (jobs: AwsBackupJobsSection): string => {
   return `<section id="aws-backup-jobs" class="jobs"><h2>AWS Backup jobs</h2>${counts}<h3>Failed AWS Backup jobs</h3>${failures}</section>`
 }
 
-/** A self-contained HTML page: summary, failures, AWS Backup jobs, a table per action, charts of bytes and durations, replica ages. */
+/**
+ * The restore drills section: each resource's last drill, failed ones marked as failed steps are,
+ * and scratch a drill left behind flagged, since it costs money until the sweep removes it.
+ */
+const drillsSection = (drills: ReadonlyArray<DrillRow>): string =>
+  `<section id="restore-drills" class="drills"><h2>Restore drills</h2><table class="drills"><thead><tr><th>source</th><th>last drill</th><th>result</th><th>RTO</th><th>restored into</th><th>artifact</th><th>scratch</th><th>reason</th></tr></thead><tbody>${drills
+    .map(
+      (drill) =>
+        `<tr class="${drill.result}" data-result="${drill.result}">${cell(drill.resourceArn)}${cell(drill.when)}${cell(drill.result)}` +
+        `${cell(drill.rtoSeconds === undefined ? undefined : formatRto(drill.rtoSeconds))}${cell(drill.target)}${cell(drill.artifact)}` +
+        `${drill.scratchDeleted ? cell("deleted") : `<td class="flag" data-scratch="left">not deleted</td>`}${cell(drill.reason)}</tr>`
+    )
+    .join("")}</tbody></table></section>`
+
+/** A self-contained HTML page: summary, failures, AWS Backup jobs, restore drills, a table per action, charts of bytes and durations, replica ages. */
 export const toHtml = (summary: ReportSummary): string => {
   const jobs = summary.awsBackupJobs
   const cards = [
@@ -284,6 +337,12 @@ export const toHtml = (summary: ReportSummary): string => {
       : [
           ["AWS Backup jobs", String(jobs.total)],
           ["AWS Backup jobs failed", String(jobs.failed)]
+        ]),
+    ...(summary.drills === undefined
+      ? []
+      : [
+          ["restore drills", String(summary.drills.length)],
+          ["restore drills failed", String(summary.drills.filter((drill) => drill.result === "failed").length)]
         ])
   ]
     .map(([label, value]) => `<div class="card" data-metric="${escapeHtml(label ?? "")}"><div class="number">${escapeHtml(value ?? "")}</div><div>${escapeHtml(label ?? "")}</div></div>`)
@@ -339,6 +398,7 @@ h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}section h2{text-transfo
 table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{border-bottom:1px solid #e4e7ec;padding:.3rem .5rem;text-align:left;vertical-align:top}
 tr.failed td{background:#fdecec}.ok{color:#067647}
 h3{font-size:1rem;margin-top:1.25rem}section.jobs h2{text-transform:none}.job-counts{width:auto}.job-counts td,.job-counts th{text-align:right}.job-counts td:first-child,.job-counts th:first-child{text-align:left}
+section.drills h2{text-transform:none}tr.skipped td{color:#667085}td.flag{color:#b42318;font-weight:600}
 figure{margin:1rem 0}figcaption{font-weight:600;margin-bottom:.25rem}
 svg .bar{fill:#2e90fa}svg .label,svg .value{font-size:12px;fill:#1d2330}
 </style></head>
@@ -348,6 +408,7 @@ svg .bar{fill:#2e90fa}svg .label,svg .value{font-size:12px;fill:#1d2330}
 <div class="cards">${cards}</div>
 <h2>Failures</h2>${failures}
 ${jobs === undefined ? "" : jobsSection(jobs)}
+${summary.drills === undefined || summary.drills.length === 0 ? "" : drillsSection(summary.drills)}
 <h2>Charts</h2>${charts === "" ? "<p>Nothing to chart.</p>" : charts}
 ${sections}
 <h2>Newest replica per source</h2>${replicas}

@@ -167,7 +167,12 @@ export const clientRuns = {
     target.dialect === "postgres"
       ? clientRuns.query(target, "postgres", `SELECT 1 FROM pg_catalog.pg_database WHERE datname = ${pgLiteral(database)};\n`)
       : clientRuns.query(target, undefined, `CREATE DATABASE IF NOT EXISTS ${quoteMysql(database)} CHARACTER SET utf8mb4;\n`),
-  createPostgresDatabase: (target: DatabaseTarget, database: string): ClientRun => clientRuns.query(target, "postgres", `CREATE DATABASE ${quotePg(database)};\n`)
+  createPostgresDatabase: (target: DatabaseTarget, database: string): ClientRun => clientRuns.query(target, "postgres", `CREATE DATABASE ${quotePg(database)};\n`),
+  /** PostgreSQL's FORCE ends the sessions still on it (13 and later). */
+  dropDatabase: (target: DatabaseTarget, database: string): ClientRun =>
+    target.dialect === "postgres"
+      ? clientRuns.query(target, "postgres", `DROP DATABASE IF EXISTS ${quotePg(database)} WITH (FORCE);\n`)
+      : clientRuns.query(target, undefined, `DROP DATABASE IF EXISTS ${quoteMysql(database)};\n`)
 }
 
 /** The last lines of a client's stderr on one line, the password taken out should it ever be echoed. */
@@ -442,4 +447,61 @@ export const restoreDatabaseCommand = (location: S3Location, url: string) =>
         problems
       })
     }
+  })
+
+/** What a restore into scratch databases made and found. */
+export interface ScratchRestore {
+  readonly databases: number
+  readonly rows: number
+  /** The SQL loaded, in bytes. */
+  readonly sqlBytes: number
+}
+
+/**
+ * A dump restored into new databases on a scratch server, for a drill; prints nothing. The
+ * server is the first of `urls` (which name no database) that speaks the dump's engine; each
+ * dumped database goes into `<scratchPrefix>_<n>`, announced through `created` before anything
+ * is loaded so that the caller drops it on every outcome. Fails when the SQL or a table's rows
+ * or checksum differ from what the dump recorded, or when the manifest recorded no table checksums.
+ */
+export const restoreDumpToScratch = (
+  location: S3Location,
+  urls: ReadonlyArray<string>,
+  scratchPrefix: string,
+  created: (database: string, drop: Effect.Effect<void, OperationFailed>) => void
+) =>
+  Effect.gen(function* () {
+    const manifestLocation = location.key.endsWith("manifest.ndjson") ? location : manifestBeside(location)
+    const manifest = yield* readManifest(manifestLocation)
+    const engine = manifest.header.engine
+    const targets = yield* Effect.forEach(urls, (url) => Either.mapLeft(parseDatabaseUrl(url), (message) => new UsageError({ message: message.replace("--to-database", "--scratch-database"), command: "drill" })))
+    const named = targets.find((target) => target.database !== undefined)
+    if (named !== undefined) {
+      return yield* new UsageError({ message: `--scratch-database ${describeTarget(named)} names a database: a drill makes its own on the server, so name none`, command: "drill" })
+    }
+    const target = targets.find((candidate) => candidate.dialect === checksumDialectOf(engine))
+    if (target === undefined) {
+      return yield* new OperationFailed({
+        message: `${s3Url(location)} is a ${engine} dump and no --scratch-database is a ${checksumDialectOf(engine) === "postgres" ? "PostgreSQL" : "MySQL or MariaDB"} server to drill it on`
+      })
+    }
+    const server = yield* serverEngine(target)
+    if (server !== engine) return yield* new OperationFailed({ message: `${s3Url(location)} is a ${engine} dump and ${describeTarget(target)} is a ${server} server` })
+    const restorations = (yield* plan(location, manifest, target)).map((restoration, index) => ({ ...restoration, into: `${scratchPrefix}_${index + 1}` }))
+    const problems: Array<string> = []
+    let rows = 0
+    for (const restoration of restorations) {
+      created(restoration.into, Effect.asVoid(onServer(target, restoration.into, clientRuns.dropDatabase(target, restoration.into), "dropping the drill's database")))
+      const result = yield* restoreOne(location.bucket, manifest.header.compression, target, restoration)
+      problems.push(...result.problems.map((problem) => `${restoration.dump.database}: ${problem}`))
+      if (result.problems.length === 0 && restoration.dump.tables === undefined) {
+        problems.push(`${restoration.dump.database}: the manifest records no table checksums (a dump written before they were), so the restored tables cannot be checked`)
+      }
+      rows += result.found.reduce((total, table) => total + table.rows, 0)
+    }
+    if (problems.length > 0) {
+      return yield* new CheckFailed({ summary: `the restore of ${s3Url(location)} into ${describeTarget(target)} does not match the dump:`, problems })
+    }
+    const restored: ScratchRestore = { databases: restorations.length, rows, sqlBytes: restorations.reduce((total, restoration) => total + restoration.dump.sqlBytes, 0) }
+    return restored
   })

@@ -1,7 +1,6 @@
 import { Effect, Layer, Option } from "effect"
-import { jobKeyOf, type AwsBackupJobEntry, type ReportEntry } from "@backup-actions/reports"
-import { OutcomeBook, dayOf, type OutcomeBookShape, type RecordedEntry } from "../book"
-import type { RecordingWindow } from "../day-rows"
+import { dayOf, jobKeyOf, type AwsBackupJobEntry, type RecordingWindow, type ReportEntry } from "@backup-actions/reports"
+import { OutcomeBook, type OutcomeBookShape, type RecordedEntry } from "../book"
 import { AwsBackupJobBook, type AwsBackupJobBookShape, type RecordedJob } from "../job-book"
 
 /** Rows recorded by day, read back as the DynamoDB books read them: the given days, within the window when one is given. */

@@ -3,6 +3,17 @@ import { unmarshall } from "@aws-sdk/util-dynamodb"
 import { Chunk, Effect, Option, Schema, Stream } from "effect"
 import { awsCall, type AwsError } from "@backup-actions/aws"
 
+/** The UTC day (yyyy-mm-dd) of a time in milliseconds. */
+export const dayOf = (millis: number): string => new Date(millis).toISOString().slice(0, 10)
+
+/** Every UTC day from the one holding `fromMs` to the one holding `toMs`, at most `limit` of them. */
+export const daysBetween = (fromMs: number, toMs: number, limit = 31): ReadonlyArray<string> => {
+  const dayMs = 86_400_000
+  const first = Math.max(Math.floor(fromMs / dayMs), Math.floor(toMs / dayMs) - limit + 1)
+  const last = Math.floor(toMs / dayMs)
+  return Array.from({ length: Math.max(0, last - first + 1) }, (_, index) => dayOf((first + index) * dayMs))
+}
+
 /** Recording times in (afterMs, untilMs]. */
 export interface RecordingWindow {
   readonly afterMs: number
