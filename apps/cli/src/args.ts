@@ -129,8 +129,9 @@ the archive's parts and compares it with the manifest's, then decompresses the a
 checks its content (a raw image: every listed range's SHA-256 and zeros elsewhere; a tar:
 every entry's type, mode, owner, size and SHA-256). Exit code 1 names what differs.
 
---tier <tier>      an archive in GLACIER or DEEP_ARCHIVE is first brought back with
-                   RestoreObject at this retrieval tier (default Standard)
+--tier <tier>      an archive in GLACIER, DEEP_ARCHIVE or an Intelligent-Tiering archive
+                   tier is first brought back with RestoreObject at this retrieval tier
+                   (default Standard)
 
 ${GLOBAL_HELP}`,
   restore: `Usage: backup-actions restore <s3://bucket/key of an archive> --to <directory>
@@ -155,9 +156,10 @@ ${GLOBAL_HELP}`,
                      archives, or restored from its store-image object
 --image-name <name>  the new AMI's name (default: the exported image's name with a
                      "-restored-<time>" suffix)
---tier <tier>        an object in GLACIER or DEEP_ARCHIVE is first brought back with
-                     RestoreObject at this retrieval tier (Expedited, Standard, Bulk; default
-                     Standard); progress and an ETA are shown while S3 restores it
+--tier <tier>        an object in GLACIER, DEEP_ARCHIVE or an Intelligent-Tiering archive tier
+                     is first brought back with RestoreObject at this retrieval tier
+                     (Expedited, Standard, Bulk; default Standard); progress and an ETA are
+                     shown while S3 restores it
 
 The archive's composite checksum is checked as it streams; memory stays bounded whatever its size.
 

@@ -57,6 +57,23 @@ describe("reading objects in cold storage", () => {
     assert.deepStrictEqual(states, ["Archived", "Restoring", "Readable", "Readable", "Readable", "Readable"])
   })
 
+  it("tells an Intelligent-Tiering object in an archive tier from one in an access tier, by its ArchiveStatus", () => {
+    // Act
+    const states = [
+      objectState({ StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "ARCHIVE_ACCESS" }),
+      objectState({ StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "DEEP_ARCHIVE_ACCESS", Restore: 'ongoing-request="true"' }),
+      objectState({ StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "ARCHIVE_ACCESS", Restore: 'ongoing-request="false"' }),
+      objectState({ StorageClass: "INTELLIGENT_TIERING" })
+    ]
+    // Assess
+    assert.deepStrictEqual(states, [
+      { _tag: "Archived", storageClass: "INTELLIGENT_TIERING/ARCHIVE_ACCESS" },
+      { _tag: "Restoring", storageClass: "INTELLIGENT_TIERING/DEEP_ARCHIVE_ACCESS" },
+      { _tag: "Readable" },
+      { _tag: "Readable" }
+    ])
+  })
+
   it("shows the rest of the typical time as the ETA, then how long it still waits once past it", () => {
     // Prepare
     const standard = RETRIEVAL_TIMES.GLACIER.Standard
@@ -115,6 +132,29 @@ describe("reading objects in cold storage", () => {
       yield* ensureReadable(ARCHIVE).pipe(Effect.provide(layer))
       // Assess
       assert.deepStrictEqual(mock.commandCalls(RestoreObjectCommand)[0]?.args[0].input.RestoreRequest, { Days: 2, GlacierJobParameters: { Tier: "Standard" } })
+    })
+  )
+
+  it.effect("restores an object in Intelligent-Tiering's Archive Access tier without Days, which S3 refuses there, and refuses Expedited from Deep Archive Access", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const archiveAccess = mocked("Expedited")
+      archiveAccess.mock
+        .on(HeadObjectCommand)
+        .resolvesOnce({ StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "ARCHIVE_ACCESS" })
+        .resolves({ StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "ARCHIVE_ACCESS", Restore: 'ongoing-request="false"' })
+      archiveAccess.mock.on(RestoreObjectCommand).resolves({})
+      const deep = mocked("Expedited")
+      deep.mock.on(HeadObjectCommand).resolves({ StorageClass: "INTELLIGENT_TIERING", ArchiveStatus: "DEEP_ARCHIVE_ACCESS" })
+      // Act
+      yield* ensureReadable(ARCHIVE).pipe(Effect.provide(archiveAccess.layer))
+      const refused = yield* Effect.flip(ensureReadable(ARCHIVE).pipe(Effect.provide(deep.layer)))
+      // Assess
+      assert.deepStrictEqual(archiveAccess.mock.commandCalls(RestoreObjectCommand)[0]?.args[0].input.RestoreRequest, { GlacierJobParameters: { Tier: "Expedited" } })
+      assert.include(archiveAccess.lines[0] ?? "", "from INTELLIGENT_TIERING/ARCHIVE_ACCESS (Expedited retrieval, typically 1 min–5 min)")
+      assert.strictEqual(refused._tag, "UsageError")
+      assert.include(refused.message, "is in INTELLIGENT_TIERING/DEEP_ARCHIVE_ACCESS, which offers no Expedited retrieval")
+      assert.lengthOf(deep.mock.commandCalls(RestoreObjectCommand), 0)
     })
   )
 

@@ -5,9 +5,19 @@ import type { RestoreTier } from "./args"
 import { OperationFailed, UsageError } from "./errors"
 import { s3Url, type S3Location } from "./s3-url"
 
-/** The storage classes whose objects S3 serves only after RestoreObject. GLACIER_IR and the rest are read directly. */
-export const COLD_CLASSES = ["GLACIER", "DEEP_ARCHIVE"] as const
+/**
+ * Where S3 serves an object only after RestoreObject: the GLACIER and DEEP_ARCHIVE classes, and
+ * INTELLIGENT_TIERING's opt-in archive tiers (HeadObject's ArchiveStatus). GLACIER_IR and the
+ * rest are read directly.
+ */
+export const COLD_CLASSES = ["GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING/ARCHIVE_ACCESS", "INTELLIGENT_TIERING/DEEP_ARCHIVE_ACCESS"] as const
 export type ColdClass = (typeof COLD_CLASSES)[number]
+
+/**
+ * Intelligent-Tiering restores an object back into its own Frequent Access tier, for good: its
+ * RestoreObject takes no Days (S3 refuses them), where a Glacier class keeps a copy for Days.
+ */
+const isIntelligentTiering = (storageClass: ColdClass): boolean => storageClass.startsWith("INTELLIGENT_TIERING/")
 
 /** How long S3 keeps a restored copy beside the archived object: the command reads it at once, a second day is margin. */
 export const RESTORED_COPY_DAYS = 2
@@ -51,21 +61,27 @@ const time = (from: Duration.DurationInput | undefined, within: Duration.Duratio
   ceiling: Duration.decode(ceiling)
 })
 
+const FLEXIBLE_RETRIEVAL: Partial<Record<RestoreTier, RetrievalTime>> = {
+  Expedited: time("1 minute", "5 minutes", "15 seconds", "30 minutes"),
+  Standard: time("3 hours", "5 hours", "2 minutes", "12 hours"),
+  Bulk: time("5 hours", "12 hours", "5 minutes", "24 hours")
+}
+const DEEP_RETRIEVAL: Partial<Record<RestoreTier, RetrievalTime>> = {
+  Standard: time(undefined, "12 hours", "5 minutes", "24 hours"),
+  Bulk: time(undefined, "48 hours", "10 minutes", "72 hours")
+}
+
 /**
- * Typical retrieval times (AWS documentation: S3 Glacier Flexible Retrieval, Expedited 1–5
- * minutes, Standard 3–5 hours, Bulk 5–12 hours; S3 Glacier Deep Archive, Standard within 12
+ * Typical retrieval times (AWS documentation: S3 Glacier Flexible Retrieval and
+ * Intelligent-Tiering's Archive Access tier, Expedited 1–5 minutes, Standard 3–5 hours, Bulk
+ * 5–12 hours; S3 Glacier Deep Archive and the Deep Archive Access tier, Standard within 12
  * hours, Bulk within 48 hours, no Expedited). The ceiling is well past the slowest typical time.
  */
 export const RETRIEVAL_TIMES: Readonly<Record<ColdClass, Partial<Record<RestoreTier, RetrievalTime>>>> = {
-  GLACIER: {
-    Expedited: time("1 minute", "5 minutes", "15 seconds", "30 minutes"),
-    Standard: time("3 hours", "5 hours", "2 minutes", "12 hours"),
-    Bulk: time("5 hours", "12 hours", "5 minutes", "24 hours")
-  },
-  DEEP_ARCHIVE: {
-    Standard: time(undefined, "12 hours", "5 minutes", "24 hours"),
-    Bulk: time(undefined, "48 hours", "10 minutes", "72 hours")
-  }
+  GLACIER: FLEXIBLE_RETRIEVAL,
+  DEEP_ARCHIVE: DEEP_RETRIEVAL,
+  "INTELLIGENT_TIERING/ARCHIVE_ACCESS": FLEXIBLE_RETRIEVAL,
+  "INTELLIGENT_TIERING/DEEP_ARCHIVE_ACCESS": DEEP_RETRIEVAL
 }
 
 /** What S3 says about an object's readability. */
@@ -78,15 +94,24 @@ export type ObjectState =
   /** In a cold class, S3 restoring it (x-amz-restore: ongoing-request="true"). */
   | { readonly _tag: "Restoring"; readonly storageClass: ColdClass }
 
-const isCold = (storageClass: string | undefined): storageClass is ColdClass => COLD_CLASSES.some((cold) => cold === storageClass)
+/** Where HeadObject says an object lies, when that needs a restore: its class, or Intelligent-Tiering's archive tier. */
+const coldClassOf = (head: { readonly StorageClass?: string | undefined; readonly ArchiveStatus?: string | undefined }): ColdClass | undefined => {
+  const named = head.StorageClass === "INTELLIGENT_TIERING" ? `INTELLIGENT_TIERING/${head.ArchiveStatus ?? ""}` : head.StorageClass
+  return COLD_CLASSES.find((cold) => cold === named)
+}
 
-/** Reads HeadObject's StorageClass and Restore (`ongoing-request="true"`, or `"false", expiry-date=...` once restored). */
-export const objectState = (head: { readonly StorageClass?: string | undefined; readonly Restore?: string | undefined }): ObjectState => {
-  if (!isCold(head.StorageClass)) return { _tag: "Readable" }
+/**
+ * Reads HeadObject's StorageClass, ArchiveStatus and Restore (`ongoing-request="true"`, or
+ * `"false"` once restored: with an expiry-date for a Glacier class' copy, without one for
+ * Intelligent-Tiering, whose object is back in its Frequent Access tier).
+ */
+export const objectState = (head: { readonly StorageClass?: string | undefined; readonly ArchiveStatus?: string | undefined; readonly Restore?: string | undefined }): ObjectState => {
+  const storageClass = coldClassOf(head)
+  if (storageClass === undefined) return { _tag: "Readable" }
   const ongoing = /ongoing-request\s*=\s*"(true|false)"/.exec(head.Restore ?? "")?.[1]
   if (ongoing === "false") return { _tag: "Readable" }
-  if (ongoing === "true") return { _tag: "Restoring", storageClass: head.StorageClass }
-  return { _tag: "Archived", storageClass: head.StorageClass }
+  if (ongoing === "true") return { _tag: "Restoring", storageClass }
+  return { _tag: "Archived", storageClass }
 }
 
 /** Asks S3 where the object stands; a missing object is Absent (its reader says so in its own words). */
@@ -141,12 +166,16 @@ const retrievalFor = (location: S3Location, storageClass: ColdClass, tier: Resto
   )
 }
 
-/** RestoreObject at the tier; a restore already running is what we want, not an error. */
-export const requestRestore = (location: S3Location, tier: RestoreTier) =>
+/** RestoreObject at the tier (with Days for a Glacier class' copy only); a restore already running is what we want, not an error. */
+export const requestRestore = (location: S3Location, tier: RestoreTier, storageClass: ColdClass) =>
   Effect.flatMap(S3, (s3) =>
     awsCall("s3:RestoreObject", (abortSignal) =>
       s3.send(
-        new RestoreObjectCommand({ Bucket: location.bucket, Key: location.key, RestoreRequest: { Days: RESTORED_COPY_DAYS, GlacierJobParameters: { Tier: tier } } }),
+        new RestoreObjectCommand({
+          Bucket: location.bucket,
+          Key: location.key,
+          RestoreRequest: { ...(isIntelligentTiering(storageClass) ? {} : { Days: RESTORED_COPY_DAYS }), GlacierJobParameters: { Tier: tier } }
+        }),
         { abortSignal }
       )
     )
@@ -199,7 +228,7 @@ const waitUntilRestored = (location: S3Location, storageClass: ColdClass, tier: 
   })
 
 /**
- * Makes objects readable: those in GLACIER or DEEP_ARCHIVE are restored at the command's tier
+ * Makes objects readable: those in GLACIER, DEEP_ARCHIVE or an Intelligent-Tiering archive tier are restored at the command's tier
  * (one already being restored is waited for, one already restored is read as it is), all at
  * once, then waited for. A tier the class does not offer fails before any restore is asked for.
  * Other classes, GLACIER_IR included, and missing objects pass untouched.
@@ -219,7 +248,7 @@ export const bringBack = (locations: ReadonlyArray<S3Location>) =>
       ({ location, state, retrieval }) =>
         Effect.gen(function* () {
           if (state._tag === "Archived") {
-            yield* requestRestore(location, cold.tier)
+            yield* requestRestore(location, cold.tier, state.storageClass)
             yield* cold.show(`asked S3 to restore ${s3Url(location)} from ${state.storageClass} (${cold.tier} retrieval, typically ${describeTypical(retrieval)})`)
           } else {
             yield* cold.show(`S3 is already restoring ${s3Url(location)} from ${state.storageClass}; waiting for it`)
