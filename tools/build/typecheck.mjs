@@ -15,7 +15,9 @@ for (const name of ["tsconfig.json", "tsconfig.deploy.json"]) {
   if (!existsSync(config)) continue
   try {
     execFileSync("tsc", ["-p", config, "--noEmit"], { stdio: "inherit" })
-  } catch {
+  } catch (error) {
+    // tsc's own errors are already printed; a tsc that could not be started is said here.
+    if (error?.code === "ENOENT") console.error("typecheck: tsc not found: run it through nx or npm, which put node_modules/.bin on PATH")
     process.exit(1)
   }
 }

@@ -7,15 +7,11 @@ import { unmarshall } from "@aws-sdk/util-dynamodb"
 import { GetItemCommand } from "@aws-sdk/client-dynamodb"
 import { GetSnapshotBlockCommand, ListSnapshotBlocksCommand } from "@aws-sdk/client-ebs"
 import {
-  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateBucketCommand,
-  CreateMultipartUploadCommand,
   DeleteBucketCommand,
   GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  UploadPartCommand
+  ListObjectsV2Command
 } from "@aws-sdk/client-s3"
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { Effect, Schedule, Schema, type Layer, type Scope } from "effect"
@@ -25,9 +21,10 @@ import type { Policy } from "@backup-actions/config"
 import { makeExt4Image, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { DEMO_VOLUME_ARN, sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
+import { copyInSameParts } from "./multipart-copy"
 import { startLocalStack, type LocalStack } from "./stack"
 import { treeFacts } from "./tree-compare"
-import { runCli } from "./cli-process"
+import { runCli, startCli } from "./cli-process"
 
 const policy: Policy = {
   rules: [
@@ -118,39 +115,7 @@ const snapshotBlocks = (snapshotId: string) =>
  * only a comparison with the manifest can tell.
  */
 const flipOneByte = (sourceKey: string, targetKey: string, at: number) =>
-  Effect.gen(function* () {
-    const s3 = yield* S3
-    const bytes = yield* getBytes(sourceKey)
-    bytes[at] = (bytes[at] ?? 0) ^ 0xff
-    const first = yield* awsCall("s3:HeadObject", (abortSignal) => s3.send(new HeadObjectCommand({ Bucket: bucket(), Key: sourceKey, PartNumber: 1 }), { abortSignal }))
-    const sizes = yield* Effect.forEach(Array.from({ length: first.PartsCount ?? 1 }, (_, index) => index + 1), (partNumber) =>
-      awsCall("s3:HeadObject", (abortSignal) => s3.send(new HeadObjectCommand({ Bucket: bucket(), Key: sourceKey, PartNumber: partNumber }), { abortSignal })).pipe(
-        Effect.map((head) => head.ContentLength ?? 0)
-      )
-    )
-    const upload = yield* awsCall("s3:CreateMultipartUpload", (abortSignal) =>
-      s3.send(new CreateMultipartUploadCommand({ Bucket: bucket(), Key: targetKey, ChecksumAlgorithm: "SHA256", ChecksumType: "COMPOSITE" }), { abortSignal })
-    )
-    let offset = 0
-    const parts = yield* Effect.forEach(sizes, (size, index) =>
-      Effect.gen(function* () {
-        const body = bytes.subarray(offset, offset + size)
-        offset += size
-        const checksum = createHash("sha256").update(body).digest("base64")
-        const uploaded = yield* awsCall("s3:UploadPart", (abortSignal) =>
-          s3.send(
-            new UploadPartCommand({ Bucket: bucket(), Key: targetKey, UploadId: upload.UploadId, PartNumber: index + 1, Body: body, ChecksumAlgorithm: "SHA256", ChecksumSHA256: checksum }),
-            { abortSignal }
-          )
-        )
-        return { PartNumber: index + 1, ETag: uploaded.ETag, ChecksumSHA256: checksum }
-      })
-    )
-    yield* awsCall("s3:CompleteMultipartUpload", (abortSignal) =>
-      s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket(), Key: targetKey, UploadId: upload.UploadId, MultipartUpload: { Parts: parts } }), { abortSignal })
-    )
-    return sizes.length
-  })
+  copyInSameParts(bucket(), sourceKey, targetKey, { change: (bytes) => void (bytes[at] = (bytes[at] ?? 0) ^ 0xff) })
 
 const copyObject = (sourceKey: string, targetKey: string) =>
   Effect.flatMap(S3, (s3) =>
@@ -435,5 +400,34 @@ describe("restore drills with the backup-actions CLI against the local stack", (
     assert.strictEqual(recorded?.["result"], "failed")
     assert.isTrue(recorded?.["scratchDeleted"])
     assert.match(String(recorded?.["reason"]), /snapshot snap-\S+ was not completed and it was deleted/)
+  })
+
+  it("stops a drill on SIGTERM, deleting the scratch snapshot it was writing, and exits 143", async () => {
+    // Prepare: a copy of the direct archive under a key of its own, so that its restored snapshots are told by their tag
+    const key = directArchive.slice(`s3://${bucket()}/`.length)
+    const copyKey = key.replace("/direct/", "/drill-interrupted/")
+    await run(copyObject(key.replace(/[^/]+$/, "manifest.ndjson"), copyKey.replace(/[^/]+$/, "manifest.ndjson")))
+    await run(copyInSameParts(bucket(), key, copyKey))
+    const artifact = `s3://${bucket()}/${copyKey}`
+    const restoredFrom = Effect.flatMap(Ec2, (ec2) =>
+      awsCall("ec2:DescribeSnapshots", (abortSignal) =>
+        ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "tag:backup-actions:restored-from", Values: [artifact] }] }), { abortSignal })
+      )
+    ).pipe(Effect.map((described) => (described.Snapshots ?? []).map((snapshot) => snapshot.SnapshotId ?? "")))
+    // Act: SIGTERM once the scratch snapshot exists and its blocks are being written
+    const drill = startCli(stackFile, "drill", "--artifact", artifact, "--resource", "arn:aws:ec2:us-east-1:123456789012:volume/vol-0interrupted00000")
+    const started = await run(
+      restoredFrom.pipe(
+        Effect.filterOrFail((snapshots) => snapshots.length > 0, () => new Error("no scratch snapshot yet")),
+        Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 600 })
+      )
+    )
+    drill.child.kill("SIGTERM")
+    const ended = await drill.result
+    // Assess
+    assert.strictEqual(ended.status, 143, ended.stderr)
+    assert.include(ended.stderr, "SIGTERM: stopping, and deleting what the command made")
+    assert.lengthOf(started, 1)
+    assert.deepStrictEqual(await run(restoredFrom), [], "the scratch snapshot is still there")
   })
 })

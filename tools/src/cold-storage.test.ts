@@ -1,18 +1,15 @@
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import {
-  CompleteMultipartUploadCommand,
   CopyObjectCommand,
-  CreateMultipartUploadCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadObjectCommand,
   PutObjectCommand,
   RestoreObjectCommand,
-  UploadPartCommand,
   type StorageClass
 } from "@aws-sdk/client-s3"
 import { Effect } from "effect"
@@ -21,6 +18,7 @@ import { COLD_STORAGE_TAG, type Policy } from "@backup-actions/config"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
 import { runCli } from "./cli-process"
 import { putImageAsSnapshot } from "./snapshot-writer"
+import { copyInSameParts } from "./multipart-copy"
 import { startLocalStack, type LocalStack } from "./stack"
 import { runOn, type StackServices } from "./test-support"
 
@@ -65,40 +63,7 @@ const tagsOf = (key: string) =>
 const archiveCopyIn = (storageClass: StorageClass, sourceKey: string, targetKey: string) =>
   Effect.gen(function* () {
     const s3 = yield* S3
-    const first = yield* awsCall("s3:HeadObject", (abortSignal) => s3.send(new HeadObjectCommand({ Bucket: bucket(), Key: sourceKey, PartNumber: 1 }), { abortSignal }))
-    const sizes = yield* Effect.forEach(Array.from({ length: first.PartsCount ?? 1 }, (_, index) => index + 1), (partNumber) =>
-      awsCall("s3:HeadObject", (abortSignal) => s3.send(new HeadObjectCommand({ Bucket: bucket(), Key: sourceKey, PartNumber: partNumber }), { abortSignal })).pipe(
-        Effect.map((answer) => answer.ContentLength ?? 0)
-      )
-    )
-    const bytes = yield* awsCall("s3:GetObject", async (abortSignal) => {
-      const object = await s3.send(new GetObjectCommand({ Bucket: bucket(), Key: sourceKey }), { abortSignal })
-      return Buffer.from((await object.Body?.transformToByteArray()) ?? new Uint8Array(0))
-    })
-    const upload = yield* awsCall("s3:CreateMultipartUpload", (abortSignal) =>
-      s3.send(
-        new CreateMultipartUploadCommand({ Bucket: bucket(), Key: targetKey, StorageClass: storageClass, ChecksumAlgorithm: "SHA256", ChecksumType: "COMPOSITE" }),
-        { abortSignal }
-      )
-    )
-    let offset = 0
-    const parts = yield* Effect.forEach(sizes, (size, index) =>
-      Effect.gen(function* () {
-        const body = bytes.subarray(offset, offset + size)
-        offset += size
-        const checksum = createHash("sha256").update(body).digest("base64")
-        const uploaded = yield* awsCall("s3:UploadPart", (abortSignal) =>
-          s3.send(
-            new UploadPartCommand({ Bucket: bucket(), Key: targetKey, UploadId: upload.UploadId, PartNumber: index + 1, Body: body, ChecksumAlgorithm: "SHA256", ChecksumSHA256: checksum }),
-            { abortSignal }
-          )
-        )
-        return { PartNumber: index + 1, ETag: uploaded.ETag, ChecksumSHA256: checksum }
-      })
-    )
-    yield* awsCall("s3:CompleteMultipartUpload", (abortSignal) =>
-      s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket(), Key: targetKey, UploadId: upload.UploadId, MultipartUpload: { Parts: parts } }), { abortSignal })
-    )
+    yield* copyInSameParts(bucket(), sourceKey, targetKey, { storageClass })
     yield* awsCall("s3:CopyObject", (abortSignal) =>
       s3.send(
         new CopyObjectCommand({ Bucket: bucket(), Key: manifestOf(targetKey), CopySource: `${bucket()}/${manifestOf(sourceKey)}`, StorageClass: storageClass }),

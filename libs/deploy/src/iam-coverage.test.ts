@@ -6,7 +6,7 @@ import { Template } from "aws-cdk-lib/assertions"
 import * as ecs from "aws-cdk-lib/aws-ecs"
 import * as iam from "aws-cdk-lib/aws-iam"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { iamCoverageProblems, iamRequirementsOf, ownershipTagProblems, runtimeCalls, type AwsCallSite, type IamRequirement } from "./iam-coverage"
+import { iamCoverageProblems, iamRequirementsOf, ownershipTagProblems, runtimeCalls, taskCoverageProblems, type AwsCallSite, type IamRequirement } from "./iam-coverage"
 import { ServiceStack } from "./service-stack"
 import { testDeployConfig, testImage } from "./test-support"
 
@@ -63,6 +63,20 @@ describe("the IAM actions of an AWS call", () => {
     assert.deepStrictEqual(probe, [{ action: "s3:GetObject" }, { action: "s3:ListBucket" }])
   })
 
+  it("authorizes a store-image restore as the object read and the EBS direct writes EC2 makes as the caller, and its tags by what creates them", () => {
+    // Act
+    const actions = actionsOf(call("ec2:CreateRestoreImageTask", "new CreateRestoreImageTaskCommand({ Bucket: bucket, ObjectKey: key, TagSpecifications: [] })"))
+    // Assess
+    assert.deepStrictEqual(actions, [
+      { action: "ec2:CreateRestoreImageTask" },
+      { action: "s3:GetObject" },
+      { action: "ebs:StartSnapshot" },
+      { action: "ebs:PutSnapshotBlock" },
+      { action: "ebs:CompleteSnapshot" },
+      { action: "ec2:CreateTags", onCreationBy: "CreateRestoreImageTask" }
+    ])
+  })
+
   it("refuses a name whose prefix is no AWS service", () => {
     // Act
     const needs = iamRequirementsOf(call("ledger:decode"))
@@ -114,6 +128,26 @@ describe("the IAM checks of a service stack", () => {
     // Assess
     assert.strictEqual(problems.length, 1)
     assert.match(problems[0] ?? "", /^reporter: TaskRole\w+ may not sqs:SendMessage on its queue \(sqs:SendMessage at apps\/example\/src\/example\.ts:1\)$/)
+  })
+
+  it("finds a scheduled task that may not write its ledger, and a request naming a resource its stack does not have", () => {
+    // Prepare
+    const stack = new Stack(new App(), "Task", { env: { account: "111122223333", region: "eu-west-1" } })
+    const role = new iam.Role(stack, "TaskRole", { assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com") })
+    new ecs.FargateTaskDefinition(stack, "Task", { taskRole: role }).addContainer("Main", { image: testImage(), memoryLimitMiB: 512 })
+    const ledger = "arn:aws:dynamodb:eu-west-1:111122223333:table/backup-actions-ledger"
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["dynamodb:Query"], resources: [ledger] }))
+    const calls = [
+      call("dynamodb:Query", "new QueryCommand({ TableName: ledgerTable })"),
+      call("dynamodb:PutItem", "new PutItemCommand({ TableName: ledgerTable, Item: item })"),
+      call("sqs:SendMessage", "new SendMessageCommand({ QueueUrl: settings.queueUrl })")
+    ]
+    // Act
+    const problems = taskCoverageProblems(stack, { label: "task", entries: [], resources: { ledger }, calls })
+    // Assess
+    assert.strictEqual(problems.length, 2)
+    assert.match(problems[0] ?? "", /^task: TaskRole\w+ may not dynamodb:PutItem on its ledger \(dynamodb:PutItem at apps\/example\/src\/example\.ts:1\)$/)
+    assert.strictEqual(problems[1], "task: sqs:SendMessage at apps/example/src/example.ts:1 names its queue, which the stack does not have")
   })
 
   it("finds a role that may tag any existing DB instance with the tag its deletes are conditioned on, and accepts tagging on creation or by name", () => {

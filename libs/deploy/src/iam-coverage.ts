@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
+import type { Stack } from "aws-cdk-lib"
 import { Template } from "aws-cdk-lib/assertions"
 import ts from "typescript"
 import { workspaceRootForDeploy, type ServiceStack } from "./service-stack"
@@ -305,6 +306,8 @@ export const IAM_ACTIONS_OF_OPERATION: Readonly<Record<string, ReadonlyArray<str
   "dynamodb:ExportTableToPointInTime": ["dynamodb:ExportTableToPointInTime", "s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectAcl"],
   // The store task reads the image's snapshots through EBS direct and writes the object as the caller.
   "ec2:CreateStoreImageTask": ["ec2:CreateStoreImageTask", "ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock", "s3:PutObject", "s3:AbortMultipartUpload"],
+  // The restore task reads the object and writes the new image's snapshots through EBS direct, as the caller.
+  "ec2:CreateRestoreImageTask": ["ec2:CreateRestoreImageTask", "s3:GetObject", "ebs:StartSnapshot", "ebs:PutSnapshotBlock", "ebs:CompleteSnapshot"],
   // RDS passes the export role to the export and has a grant made on the export's key.
   "rds:StartExportTask": ["rds:StartExportTask", "iam:PassRole", "kms:DescribeKey", "kms:CreateGrant"]
 }
@@ -622,3 +625,52 @@ export const ownershipTagProblems = (template: Template): ReadonlyArray<string> 
         )
     })
   })
+
+export interface TaskCoverageOptions {
+  /** Names the stack in the problems, as the service's name does for a service stack. */
+  readonly label: string
+  /** The runtime's entries, relative to the workspace root: the files whose reachable calls the role must allow. */
+  readonly entries: ReadonlyArray<string>
+  /** The stack's resources a request may name through the settings (the ledger, the bus, ...), as the stack refers to them. */
+  readonly resources: Partial<Readonly<Record<StackResource, string>>>
+  /** The workspace root; by default where the CDK apps and tests run (workspaceRootForDeploy). */
+  readonly root?: string
+  /** The calls to check; by default those reachable from the entries. */
+  readonly calls?: ReadonlyArray<AwsCallSite>
+  /** The stack's template, when the caller has it already. */
+  readonly template?: Template
+}
+
+/**
+ * The same check as iamCoverageProblems for a stack that is no service (a scheduled task of
+ * the operator CLI): every awsCall reachable from the given entries, as IAM actions, against the
+ * role of each task definition in the stack. A request that names one of the stack's resources
+ * must be allowed on it; one that names a resource the stack does not have is a problem too.
+ */
+export const taskCoverageProblems = (stack: Stack, options: TaskCoverageOptions): ReadonlyArray<string> => {
+  const root = options.root ?? workspaceRootForDeploy()
+  const found = options.calls === undefined ? runtimeCalls(root, options.entries) : { calls: options.calls, unknown: [] }
+  const template = options.template ?? Template.fromStack(stack)
+  const roles = new Map(consumerRoleIds(template).map((role) => [role, roleStatements(template, role)]))
+  const problems: Array<string> = found.unknown.map((site) => `${site}: awsCall's operation is not a string literal`)
+  if (roles.size === 0) problems.push(`${options.label}: no task or function role found`)
+  for (const call of found.calls) {
+    const needs = iamRequirementsOf(call)
+    if (needs._tag === "Unmapped") problems.push(needs.problem)
+    if (needs._tag !== "Actions") continue
+    for (const requirement of needs.requirements) {
+      const named = requirement.resource === undefined ? undefined : options.resources[requirement.resource]
+      if (requirement.resource !== undefined && named === undefined) {
+        problems.push(`${options.label}: ${call.operation} at ${call.file}:${call.line} names its ${requirement.resource}, which the stack does not have`)
+        continue
+      }
+      const resource = named === undefined ? undefined : renderValue(stack.resolve(named))
+      for (const [role, statements] of roles) {
+        if (statements.some((statement) => allows(statement, requirement, resource))) continue
+        const on = requirement.resource === undefined ? "" : ` on its ${requirement.resource}`
+        problems.push(`${options.label}: ${role} may not ${requirement.action}${on} (${call.operation} at ${call.file}:${call.line})`)
+      }
+    }
+  }
+  return [...new Set(problems)]
+}

@@ -15,6 +15,7 @@ import { restoreTableCommand } from "../restore/table"
 import { restoreTreeCommand } from "../restore/tree"
 import { manifestBeside, s3Url, type S3Location } from "../s3-url"
 import { drillTargetOf, type DrillCandidate } from "./plan"
+import { DRILL_SCRATCH_PREFIX } from "../restored-names"
 
 /** What a drill restored into: named for the record, and how to delete it. */
 interface Scratch {
@@ -34,7 +35,7 @@ interface Restored {
 }
 
 /** A scratch name no two drills share: AMI, table and directory names are unique per account and region. */
-const scratchName = (startedAt: number): string => `backup-actions-drill-${new Date(startedAt).toISOString().replace(/[-:.]/g, "").toLowerCase()}`
+const scratchName = (startedAt: number): string => `${DRILL_SCRATCH_PREFIX}${new Date(startedAt).toISOString().replace(/[-:.]/g, "").toLowerCase()}`
 
 /** What a restore command prints for a user goes to stderr in a drill: stdout is the drill's table. */
 const quietly = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>

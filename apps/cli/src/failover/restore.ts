@@ -5,11 +5,12 @@ import { OperationFailed } from "../errors"
 import { REPLICA_TAGS, type FoundReplica } from "./replicas"
 import { longestNewId, type FailoverRequest, type FailoverSource } from "./request"
 import { NotReadyYet, waitUntilReady } from "./wait"
+import { RESTORED_FROM_TAG } from "../restored-names"
 
 /** Tags on what a failover makes: where it came from. Not the project's managed tag, so no sweeper ever deletes it. */
 export const failoverTags = (source: FailoverSource, replica: FoundReplica, nowMs: number) => [
   { Key: "backup-actions:failover-of", Value: source.arn },
-  { Key: "backup-actions:restored-from", Value: replica.arn },
+  { Key: RESTORED_FROM_TAG, Value: replica.arn },
   { Key: REPLICA_TAGS.createdAt, Value: new Date(nowMs).toISOString() },
   { Key: "Name", Value: `failover of ${source.arn}` }
 ]

@@ -14,9 +14,9 @@ import { ensureReadable } from "../cold-storage"
 import { OperationFailed, UsageError } from "../errors"
 import { s3Url, type S3Location } from "../s3-url"
 import { restoreToSnapshot } from "./snapshot"
+import { RESTORED_FROM_TAG } from "../restored-names"
 
 /** The tag every restored image (and the snapshots a restore task makes) carries: where it came from. */
-export const RESTORED_FROM_TAG = "backup-actions:restored-from"
 
 
 /** A block device mapping as DescribeImages returned it, written into image.json. */

@@ -15,6 +15,7 @@ import { readThrough } from "../read-through"
 import { manifestBeside, s3Url, type S3Location } from "../s3-url"
 import { checksumProblems, objectProblems, scratchDirectory } from "../verify"
 import { EBS_BLOCK_BYTES, blocksOf, isZero, listedBlocks } from "./blocks"
+import { RESTORED_FROM_TAG } from "../restored-names"
 
 class SnapshotNotReady extends Schema.TaggedError<SnapshotNotReady>()("SnapshotNotReady", { state: Schema.String }) {}
 
@@ -179,7 +180,7 @@ export const restoreToSnapshot = (location: S3Location, options: { readonly kmsK
           new StartSnapshotCommand({
             VolumeSize: volumeSizeOf(header.source, header.imageBytes),
             Description: `restored from ${s3Url(location)}`,
-            Tags: [{ Key: "backup-actions:restored-from", Value: s3Url(location) }],
+            Tags: [{ Key: RESTORED_FROM_TAG, Value: s3Url(location) }],
             ClientToken: randomUUID(),
             Timeout: 60,
             ...encryption

@@ -25,6 +25,7 @@ import { bringBack } from "../cold-storage"
 import { CheckFailed, OperationFailed, UsageError } from "../errors"
 import { Progress } from "../progress"
 import { s3Url, type S3Location } from "../s3-url"
+import { RESTORED_FROM_TAG } from "../restored-names"
 
 /** Items per BatchWriteItem: DynamoDB's limit. */
 export const BATCH_SIZE = 25
@@ -76,7 +77,7 @@ const createTable = (table: string, key: ReadonlyArray<TableKeyElement>, from: s
           BillingMode: "PAY_PER_REQUEST",
           KeySchema: key.map((element) => ({ AttributeName: element.name, KeyType: element.keyType })),
           AttributeDefinitions: key.map((element) => ({ AttributeName: element.name, AttributeType: element.type })),
-          Tags: [{ Key: "backup-actions:restored-from", Value: from }]
+          Tags: [{ Key: RESTORED_FROM_TAG, Value: from }]
         }),
         { abortSignal }
       )
