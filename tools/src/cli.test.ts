@@ -1,27 +1,20 @@
-import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { unmarshall } from "@aws-sdk/util-dynamodb"
 import { GetItemCommand } from "@aws-sdk/client-dynamodb"
-import { GetSnapshotBlockCommand, ListSnapshotBlocksCommand } from "@aws-sdk/client-ebs"
-import {
-  CopyObjectCommand,
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  GetObjectCommand,
-  ListObjectsV2Command
-} from "@aws-sdk/client-s3"
+import { CopyObjectCommand, CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { Effect, Schedule, Schema, type Layer, type Scope } from "effect"
-import { DynamoDb, Ebs, Ec2, S3, awsCall } from "@backup-actions/aws"
+import { DynamoDb, Ec2, S3, awsCall } from "@backup-actions/aws"
 import { DrillRecord, LATEST_DRILLS_PARTITION } from "@backup-actions/ledger"
 import type { Policy } from "@backup-actions/config"
 import { makeExt4Image, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { DEMO_VOLUME_ARN, sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
 import { copyInSameParts } from "./multipart-copy"
+import { snapshotBlockDigests } from "./snapshot-blocks"
 import { startLocalStack, type LocalStack } from "./stack"
 import { treeFacts } from "./tree-compare"
 import { runCli, startCli } from "./cli-process"
@@ -91,23 +84,7 @@ const getBytes = (key: string) =>
     })
   )
 
-/** Every block of a snapshot as EBS returns it: index -> SHA-256 of the block's bytes. */
-const snapshotBlocks = (snapshotId: string) =>
-  Effect.gen(function* () {
-    const ebs = yield* Ebs
-    const listed = yield* awsCall("ebs:ListSnapshotBlocks", (abortSignal) => ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId }), { abortSignal }))
-    const blocks = yield* Effect.forEach(
-      listed.Blocks ?? [],
-      (block) =>
-        awsCall("ebs:GetSnapshotBlock", async (abortSignal) => {
-          const answer = await ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: block.BlockIndex, BlockToken: block.BlockToken }), { abortSignal })
-          const bytes = (await answer.BlockData?.transformToByteArray()) ?? new Uint8Array(0)
-          return [block.BlockIndex ?? -1, createHash("sha256").update(bytes).digest("hex")] as const
-        }),
-      { concurrency: 8 }
-    )
-    return new Map([...blocks].sort((left, right) => left[0] - right[0]))
-  })
+const snapshotBlocks = (snapshotId: string) => Effect.map(snapshotBlockDigests(snapshotId), (blocks) => new Map(blocks))
 
 /**
  * Rewrites an object as a multipart upload with the same part sizes and one byte changed,

@@ -1,22 +1,21 @@
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CompleteSnapshotCommand, GetSnapshotBlockCommand, ListSnapshotBlocksCommand, PutSnapshotBlockCommand, StartSnapshotCommand } from "@aws-sdk/client-ebs"
 import { DescribeImagesCommand, DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { PutEventsCommand } from "@aws-sdk/client-eventbridge"
 import { PutObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, type Layer, type Scope } from "effect"
-import { Ebs, Ec2, EventBridge, S3, awsCall } from "@backup-actions/aws"
+import { Ec2, EventBridge, S3, awsCall } from "@backup-actions/aws"
 import { ExportCompleted } from "@backup-actions/contracts"
 import type { Policy } from "@backup-actions/config"
 import { EMULATOR_REGION } from "@backup-actions/local"
 import { runCli } from "./cli-process"
 import { waitForStep } from "./backup-events"
+import { EBS_BLOCK, putBlocksAsSnapshot, snapshotBlockDigests } from "./snapshot-blocks"
 import { startLocalStack, type LocalStack } from "./stack"
 
-const BLOCK = 512 * 1024
 const IMAGE_ID = "ami-0feedfacecafe0042"
 
 /** The streamer archives what an AMI's direct export names; it reads no rules. */
@@ -35,48 +34,7 @@ const cli = (...args: ReadonlyArray<string>) => runCli(stackFile, ...args)
 const bucket = () => local.stack.artifactBucket
 const archiveKey = (snapshotId: string) => `archives/ebs/${snapshotId}/direct/disk.img.zst`
 
-/** A 1 GiB snapshot written through the EBS direct APIs, the given blocks only. */
-const writeSnapshot = (blocks: ReadonlyMap<number, Buffer>) =>
-  Effect.gen(function* () {
-    const ebs = yield* Ebs
-    const started = yield* awsCall("ebs:StartSnapshot", (abortSignal) => ebs.send(new StartSnapshotCommand({ VolumeSize: 1, Timeout: 60 }), { abortSignal }))
-    const snapshotId = started.SnapshotId ?? ""
-    yield* Effect.forEach(
-      blocks,
-      ([index, bytes]) =>
-        awsCall("ebs:PutSnapshotBlock", (abortSignal) =>
-          ebs.send(
-            new PutSnapshotBlockCommand({
-              SnapshotId: snapshotId,
-              BlockIndex: index,
-              BlockData: bytes,
-              DataLength: BLOCK,
-              Checksum: createHash("sha256").update(bytes).digest("base64"),
-              ChecksumAlgorithm: "SHA256"
-            }),
-            { abortSignal }
-          )
-        ),
-      { concurrency: 4, discard: true }
-    )
-    yield* awsCall("ebs:CompleteSnapshot", (abortSignal) => ebs.send(new CompleteSnapshotCommand({ SnapshotId: snapshotId, ChangedBlocksCount: blocks.size }), { abortSignal }))
-    return snapshotId
-  })
-
-/** Every block a snapshot lists: index -> SHA-256 (hex) of its bytes. */
-const snapshotBlocks = (snapshotId: string) =>
-  Effect.gen(function* () {
-    const ebs = yield* Ebs
-    const listed = yield* awsCall("ebs:ListSnapshotBlocks", (abortSignal) => ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId }), { abortSignal }))
-    const blocks = yield* Effect.forEach(listed.Blocks ?? [], (block) =>
-      awsCall("ebs:GetSnapshotBlock", async (abortSignal) => {
-        const answer = await ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: block.BlockIndex, BlockToken: block.BlockToken }), { abortSignal })
-        const bytes = (await answer.BlockData?.transformToByteArray()) ?? new Uint8Array(0)
-        return [block.BlockIndex ?? -1, createHash("sha256").update(bytes).digest("hex")] as const
-      })
-    )
-    return [...blocks].sort((left, right) => left[0] - right[0])
-  })
+const writeSnapshot = (blocks: ReadonlyMap<number, Buffer>) => putBlocksAsSnapshot(blocks, "restore-image source")
 
 const allSnapshots = Effect.flatMap(Ec2, (ec2) => awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"] }), { abortSignal }))).pipe(
   Effect.map((described) => (described.Snapshots ?? []).map((snapshot) => snapshot.SnapshotId ?? "").sort())
@@ -116,8 +74,8 @@ beforeAll(async () => {
   stackFile = join(scratch, "stack.json")
   writeFileSync(stackFile, JSON.stringify({ endpoint: local.emulator.endpoint, ...local.stack }, null, 2))
   // The AMI's snapshots, archived by the streamer as an AMI's direct export hands them over
-  root = await run(writeSnapshot(new Map([[0, randomBytes(BLOCK)], [3, randomBytes(BLOCK)]])))
-  data = await run(writeSnapshot(new Map([[0, randomBytes(BLOCK)], [2, Buffer.alloc(BLOCK)]])))
+  root = await run(writeSnapshot(new Map([[0, randomBytes(EBS_BLOCK)], [3, randomBytes(EBS_BLOCK)]])))
+  data = await run(writeSnapshot(new Map([[0, randomBytes(EBS_BLOCK)], [2, Buffer.alloc(EBS_BLOCK)]])))
   const imageArn = `arn:aws:ec2:${EMULATOR_REGION}::image/${IMAGE_ID}`
   const detail = {
     schemaVersion: 1 as const,
@@ -186,10 +144,10 @@ describe("restore --to-image on the emulator", () => {
       ]
     )
     for (const entry of made) {
-      const [copy, original] = await run(Effect.all([snapshotBlocks(entry.restored), snapshotBlocks(entry.source ?? "")]))
+      const [copy, original] = await run(Effect.all([snapshotBlockDigests(entry.restored), snapshotBlockDigests(entry.source ?? "")]))
       assert.deepStrictEqual(copy, original, entry.device)
     }
-    assert.deepStrictEqual((await run(snapshotBlocks(made[1]?.restored ?? ""))).map(([index]) => index), [0, 2])
+    assert.deepStrictEqual((await run(snapshotBlockDigests(made[1]?.restored ?? ""))).map(([index]) => index), [0, 2])
   })
 
   it("fails on an export one of whose archives is gone, leaving no AMI and no snapshot behind", async () => {

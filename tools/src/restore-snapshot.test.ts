@@ -1,20 +1,18 @@
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CompleteSnapshotCommand, GetSnapshotBlockCommand, ListSnapshotBlocksCommand, PutSnapshotBlockCommand, StartSnapshotCommand } from "@aws-sdk/client-ebs"
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2"
 import { CreateAliasCommand, CreateKeyCommand } from "@aws-sdk/client-kms"
 import { GetObjectCommand } from "@aws-sdk/client-s3"
 import { Effect, type Layer, type Scope } from "effect"
-import { Ebs, Ec2, Kms, S3, awsCall } from "@backup-actions/aws"
+import { Ec2, Kms, S3, awsCall } from "@backup-actions/aws"
 import type { Policy } from "@backup-actions/config"
 import { runCli } from "./cli-process"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
+import { EBS_BLOCK, putBlocksAsSnapshot, snapshotBlockDigests } from "./snapshot-blocks"
 import { startLocalStack, type LocalStack } from "./stack"
-
-const BLOCK = 512 * 1024
 
 const policy: Policy = {
   rules: [{ name: "direct", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false } }]
@@ -34,55 +32,15 @@ const cli = (...args: ReadonlyArray<string>) => runCli(stackFile, ...args)
  * A 1 GiB snapshot written through the EBS direct APIs with data in blocks 0, 5 and the last,
  * and block 1 written with zeros: listed by EBS, so archived as a block with data.
  */
-const writeSource = Effect.gen(function* () {
-  const ebs = yield* Ebs
-  const started = yield* awsCall("ebs:StartSnapshot", (abortSignal) => ebs.send(new StartSnapshotCommand({ VolumeSize: 1, Description: "restore-snapshot source", Timeout: 60 }), { abortSignal }))
-  const snapshotId = started.SnapshotId ?? ""
-  const blocks = new Map<number, Buffer>([
-    [0, randomBytes(BLOCK)],
-    [1, Buffer.alloc(BLOCK)],
-    [5, randomBytes(BLOCK)],
-    [2047, randomBytes(BLOCK)]
-  ])
-  yield* Effect.forEach(
-    blocks,
-    ([index, data]) =>
-      awsCall("ebs:PutSnapshotBlock", (abortSignal) =>
-        ebs.send(
-          new PutSnapshotBlockCommand({
-            SnapshotId: snapshotId,
-            BlockIndex: index,
-            BlockData: data,
-            DataLength: BLOCK,
-            Checksum: createHash("sha256").update(data).digest("base64"),
-            ChecksumAlgorithm: "SHA256"
-          }),
-          { abortSignal }
-        )
-      ),
-    { concurrency: 4, discard: true }
-  )
-  yield* awsCall("ebs:CompleteSnapshot", (abortSignal) => ebs.send(new CompleteSnapshotCommand({ SnapshotId: snapshotId, ChangedBlocksCount: blocks.size }), { abortSignal }))
-  return snapshotId
-})
-
-/** Every block a snapshot lists, as EBS returns it: index -> SHA-256 (hex) of its bytes. */
-const snapshotBlocks = (snapshotId: string) =>
-  Effect.gen(function* () {
-    const ebs = yield* Ebs
-    const listed = yield* awsCall("ebs:ListSnapshotBlocks", (abortSignal) => ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId }), { abortSignal }))
-    const blocks = yield* Effect.forEach(
-      listed.Blocks ?? [],
-      (block) =>
-        awsCall("ebs:GetSnapshotBlock", async (abortSignal) => {
-          const answer = await ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: block.BlockIndex, BlockToken: block.BlockToken }), { abortSignal })
-          const bytes = (await answer.BlockData?.transformToByteArray()) ?? new Uint8Array(0)
-          return [block.BlockIndex ?? -1, createHash("sha256").update(bytes).digest("hex")] as const
-        }),
-      { concurrency: 8 }
-    )
-    return [...blocks].sort((left, right) => left[0] - right[0])
-  })
+const writeSource = putBlocksAsSnapshot(
+  new Map<number, Buffer>([
+    [0, randomBytes(EBS_BLOCK)],
+    [1, Buffer.alloc(EBS_BLOCK)],
+    [5, randomBytes(EBS_BLOCK)],
+    [2047, randomBytes(EBS_BLOCK)]
+  ]),
+  "restore-snapshot source"
+)
 
 const snapshotCount = Effect.flatMap(Ec2, (ec2) =>
   awsCall("ec2:DescribeSnapshots", (abortSignal) => ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"] }), { abortSignal }))
@@ -128,7 +86,7 @@ describe("restore --to-snapshot on the emulator", () => {
     const snapshotId = restored.stdout.trim()
     assert.match(snapshotId, /^snap-[0-9a-f]+$/)
     assert.match(restored.stderr, new RegExp(`restored ${archive} to ${snapshotId} \\(not encrypted\\): 4 blocks written and read back equal to the manifest`))
-    const [copy, original] = await run(Effect.all([snapshotBlocks(snapshotId), snapshotBlocks(source)]))
+    const [copy, original] = await run(Effect.all([snapshotBlockDigests(snapshotId), snapshotBlockDigests(source)]))
     assert.deepStrictEqual(copy.map(([index]) => index), [0, 1, 5, 2047])
     assert.deepStrictEqual(copy, original)
   })
