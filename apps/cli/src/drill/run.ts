@@ -3,7 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { DeleteTableCommand } from "@aws-sdk/client-dynamodb"
 import { DeleteSnapshotCommand } from "@aws-sdk/client-ec2"
-import { Clock, Console, Effect, Either } from "effect"
+import { Cause, Clock, Console, Effect, Either, Exit } from "effect"
 import { DynamoDb, Ec2, Kms, awsCall, deleteImage, type AwsError } from "@backup-actions/aws"
 import type { DrillRecord, DrillTarget } from "@backup-actions/ledger"
 import { bringBack } from "../cold-storage"
@@ -132,8 +132,11 @@ export const runDrill = (candidate: DrillCandidate, options: DrillOptions) =>
     let scratch: Scratch | undefined
     const restored = yield* Effect.either(
       restoreInto(target.right, candidate.location, scratchName(startedAt), options, (made) => void (scratch = made)).pipe(
-        // Interrupted (a signal, a timeout), the drill records nothing, but its scratch still goes.
-        Effect.onInterrupt(() => Effect.suspend(() => (scratch === undefined ? Effect.void : Effect.ignore(scratch.discard))))
+        // Interrupted (a signal, a timeout) or a defect: the drill records nothing, but its scratch still goes.
+        // (A failure is recorded below, and the scratch deleted there.)
+        Effect.onExit((exit) =>
+          Exit.isSuccess(exit) || Cause.isFailure(exit.cause) ? Effect.void : Effect.suspend(() => (scratch === undefined ? Effect.void : Effect.ignore(scratch.discard)))
+        )
       )
     )
     const verifiedAt = yield* Clock.currentTimeMillis
