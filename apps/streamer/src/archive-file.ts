@@ -13,7 +13,7 @@ import { Duration, Effect, Layer, Option } from "effect"
 import { AwsConfig, DynamoDb, S3 } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { Ledger, type Claim, type UploadProgress } from "@backup-actions/ledger"
-import { archiveToS3, type ArchiveResult } from "./archive-pipeline"
+import { DEFAULT_UPLOAD_CONCURRENCY, archiveToS3, type ArchiveResult } from "./archive-pipeline"
 import { COMPRESS_CONCURRENCY, SOURCE_BUFFERS, compressChunk } from "./compress"
 import { verifyArchive } from "./content-verification"
 import { CHUNK_BYTES } from "./ebs-direct-source"
@@ -75,11 +75,14 @@ const step = { recoveryPointArn: `file:${source}`, action: `archive-file:${value
 
 const manifestKey = `${values.key ?? ""}.manifest.ndjson`
 
+/** The upload's settings, printed with the result: a benchmark's ceilings use the same ones. */
+const partSize = partSizeFor(compressedUpperBound(size))
+
 const toS3 = (claim: Claim, previousUpload: UploadProgress | undefined) => archiveToS3({
   step: claim,
   target: { bucket: values.bucket ?? "", key: values.key ?? "", contentType: "application/zstd" },
   compression,
-  partSize: partSizeFor(compressedUpperBound(size)),
+  partSize,
   resumable: false,
   previousUpload,
   openSource: open
@@ -120,7 +123,7 @@ const claimThenArchive = Effect.gen(function* () {
   const result = yield* toS3(claim, record.upload)
   const uploadSeconds = Number(process.hrtime.bigint() - uploadStarted) / 1e9
   const checked = yield* readBack(result)
-  const outcome = { inputBytes: result.inputBytes, size: result.size, parts: result.parts, uploadSeconds, ...checked }
+  const outcome = { inputBytes: result.inputBytes, size: result.size, parts: result.parts, partSize, uploadConcurrency: DEFAULT_UPLOAD_CONCURRENCY, uploadSeconds, ...checked }
   yield* ledger.finish(claim, { status: checked.verified === "content" ? "succeeded" : "failed", outcome })
   return outcome
 })

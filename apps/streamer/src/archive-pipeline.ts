@@ -38,6 +38,9 @@ export interface ArchiveProgress {
   readonly parts: number
 }
 
+/** Parts uploading at once unless a request says otherwise. */
+export const DEFAULT_UPLOAD_CONCURRENCY = 2
+
 export interface ArchiveRequest<E, R> {
   /** The claim on the step: every progress write is conditioned on it. */
   readonly step: Claim
@@ -164,7 +167,7 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
     const ledger = yield* Ledger
     const s3 = yield* S3
     const { step, target, partSize } = request
-    const uploadConcurrency = request.uploadConcurrency ?? 2
+    const uploadConcurrency = request.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY
 
     // An earlier attempt's upload that is not resumed is aborted and its fragments deleted: this
     // attempt may write fewer parts, and its own fragments would not replace them all. (An upload
