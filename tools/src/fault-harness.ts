@@ -176,7 +176,10 @@ export const waitForSettled = (world: FaultWorld, subject: Subject, action: stri
     `${action} of ${subject.snapshotId} to finish and be announced`,
     async () => {
       const item = await ledgerItem(world, subject.recoveryPointArn, action)
-      return item !== undefined && item["status"] !== "running" && item["published"] !== false ? item : undefined
+      // Only a finished step counts: the emulator applies an update in place, so a read can see
+      // an item that has its key and nothing else yet (no status, no published).
+      const finished = item?.["status"] === "succeeded" || item?.["status"] === "failed"
+      return finished && item["published"] !== false ? item : undefined
     },
     timeoutMs
   )
