@@ -15,7 +15,7 @@ import type { PolicyDocument, ServiceName } from "@backup-actions/config"
 import { drainQueue, tapBus, type Tap } from "@backup-actions/local"
 import { makeExt4Image, sha256OfFile, writeSourceTree } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
-import { sendRecoveryPointCompleted, snapshotArn } from "./backup-events"
+import { isSettled, sendRecoveryPointCompleted, settledTwice, snapshotArn } from "./backup-events"
 import { startLocalStack, type LocalStack } from "./stack"
 import { downloadWithAwsCli, runOn, type StackServices } from "./test-support"
 
@@ -175,11 +175,11 @@ export const waitForSettled = (world: FaultWorld, subject: Subject, action: stri
   waitFor(
     `${action} of ${subject.snapshotId} to finish and be announced`,
     async () => {
-      const item = await ledgerItem(world, subject.recoveryPointArn, action)
-      // Only a finished step counts: the emulator applies an update in place, so a read can see
-      // an item that has its key and nothing else yet (no status, no published).
-      const finished = item?.["status"] === "succeeded" || item?.["status"] === "failed"
-      return finished && item["published"] !== false ? item : undefined
+      const first = await ledgerItem(world, subject.recoveryPointArn, action)
+      if (!isSettled(first)) return undefined
+      await sleep(100)
+      const second = await ledgerItem(world, subject.recoveryPointArn, action)
+      return settledTwice(first, second) ? second : undefined
     },
     timeoutMs
   )
