@@ -9,6 +9,9 @@
  *     zstd -d, each range's SHA-256 against the manifest), which runs before a source may go
  *   - direct mode: the same bytes as an EBS snapshot, archived by the running services in
  *     direct mode (GetSnapshotBlock, then S3) as AWS Backup's event asks
+ *   - volume mode: an ext4 image of real files (BENCH_TREE, /usr/share by default), archived by
+ *     the running services in volume mode, against `tar | zstd -3 -T0 > /dev/null` on the same
+ *     filesystem (BENCH_VOLUME=0 leaves it out)
  * and the emulator's own ceilings, measured in the same run: its S3 ingest (random bytes, the
  * streamer's part size and parts in flight) and its GetSnapshotBlock rate (the streamer's reads
  * in flight, nothing done with the bytes). The emulator is one process on the same cores, so a
@@ -25,6 +28,7 @@ import { Effect, type Layer, type Scope } from "effect"
 import type { PolicyDocument } from "@backup-actions/config"
 import { localStateDir, workspaceRoot } from "@backup-actions/local"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
+import { benchVolumeMode, VOLUME_BENCH_VAULT } from "./bench-volume"
 import { writeDiskLikeInput } from "./disk-like-input"
 import { formatBytes, table } from "./report"
 import { putImageAsSnapshot } from "./snapshot-writer"
@@ -47,7 +51,10 @@ const ZSTD_TIMEOUT_MS = 10 * 60 * 1000
 
 const VOLUME_ID = "vol-0be0c4000000000000"
 const policy: PolicyDocument = {
-  rules: [{ name: "ebs-direct", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false } }]
+  rules: [
+    { name: "ebs-volume", match: { resourceTypes: ["EBS"], vaults: [VOLUME_BENCH_VAULT] }, archive: { mode: "volume", compression: "zstd", deleteSourceAfterVerify: false } },
+    { name: "ebs-direct", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false } }
+  ]
 }
 
 interface Measured {
@@ -297,6 +304,31 @@ const main = async (): Promise<void> => {
         },
         { inputGiB: gib, variant: "zstd -3 -T0", seconds: zstd.seconds, mibPerSecond: rate(zstd.seconds), storedBytes: zstd.size }
       )
+    }
+    if (process.env["BENCH_VOLUME"] !== "0") {
+      const volume = await benchVolumeMode(local, run, dir, join(localStateDir(), "logs", "bench-streamer.log"))
+      const input = `real files (${volume.tree})`
+      const rate = volume.fileBytes / MiB / volume.streamerSeconds
+      const ofReference = volume.referenceSeconds / volume.streamerSeconds
+      rows.push(
+        [input, "reference: tar | zstd -3 -T0 > /dev/null", volume.referenceSeconds.toFixed(1), (volume.fileBytes / MiB / volume.referenceSeconds).toFixed(1), "-", "-", "-", "-", "-", "-"],
+        [
+          input,
+          "volume mode (mount, tar, S3)",
+          volume.streamerSeconds.toFixed(1),
+          rate.toFixed(1),
+          "-",
+          "tar | zstd -3 -T0",
+          ratio(ofReference),
+          "-",
+          formatBytes(volume.storedBytes),
+          formatBytes(volume.peakRssBytes)
+        ]
+      )
+      ceilings.push(
+        `${input}: ${volume.entries} entries, ${formatBytes(volume.fileBytes)} in files, a ${formatBytes(volume.imageBytes)} volume; the streamer's tar, compression and upload (manifest made from the same stream) took ${volume.streamerSeconds.toFixed(1)} s, ${ratio(ofReference)} of the speed of tar | zstd -3 -T0 on the same filesystem (${volume.referenceSeconds.toFixed(1)} s, no upload); the whole step (volume restored, mounted, archived, read back) ${volume.stepSeconds.toFixed(1)} s`
+      )
+      results.push({ input, variant: "volume mode", ...volume, ofReference })
     }
   } finally {
     await local.stop()

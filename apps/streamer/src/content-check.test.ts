@@ -7,7 +7,7 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { RawRange, TreeEntry } from "@backup-actions/archive"
 import { type ContentCheck, NAMED_PROBLEMS, rawImageContentCheck, streamContentCheck, summarizeProblems, tarContentCheck } from "./content-check"
-import { describeTree } from "./tree-manifest"
+import { treeManifestOfTar } from "./tree-manifest"
 import { TAR_ARGS } from "./volume"
 
 const scratch = mkdtempSync(join(tmpdir(), "content-check-test-"))
@@ -47,7 +47,16 @@ beforeAll(async () => {
   writeSync(descriptor, Buffer.from("far into the file"), 0, undefined, 20 * 1024 * 1024 + 123)
   closeSync(descriptor)
   tar = execFileSync("tar", [...TAR_ARGS(tree)], { maxBuffer: 256 * 1024 * 1024, timeout: 60_000 })
-  manifest = await Effect.runPromise(describeTree(tree))
+  manifest = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const made = yield* treeManifestOfTar(tree, join(scratch, "manifest.ndjson"))
+        made.onRead(tar)
+        yield* made.finish
+        return [...made.lines()].map((line) => JSON.parse(line) as TreeEntry)
+      })
+    )
+  )
   markerAt = tar.indexOf(MARKER)
   assert.isAtLeast(markerAt, 0)
   assert.strictEqual(tar.lastIndexOf(MARKER), markerAt)
@@ -135,13 +144,11 @@ describe("a tar checked against its file manifest", () => {
     assert.include(problems[0], "dir/absent.txt")
   })
 
-  it("reports a manifest that cannot be read as exactly one problem, after the tar was read whole", () => {
+  it("reports a manifest that cannot be read as exactly one problem, and update never throws", () => {
     // Prepare: a manifest whose second line does not decode
-    let read = false
     const check = tarContentCheck(
       () => ({
         *[Symbol.iterator]() {
-          read = true
           yield* manifest.slice(0, 1)
           throw new Error("manifest line 3: not an entry")
         }
@@ -149,12 +156,32 @@ describe("a tar checked against its file manifest", () => {
       undefined
     )
     // Act
-    for (let at = 0; at < tar.length; at += 1000) check.update(tar.subarray(at, at + 1000))
-    const readBeforeFinish = read
+    assert.doesNotThrow(() => {
+      for (let at = 0; at < tar.length; at += 1000) check.update(tar.subarray(at, at + 1000))
+    })
     const problems = check.finish()
     // Assess
-    assert.isFalse(readBeforeFinish)
     assert.deepStrictEqual(problems, ["the tar cannot be compared with its manifest: manifest line 3: not an entry"])
+  })
+
+  it("names an entry the tar holds where the manifest lists another", () => {
+    // Prepare: the manifest without its second entry
+    const check = tarContentCheck(() => [manifest[0] as TreeEntry, ...manifest.slice(2)], undefined)
+    // Act
+    const problems = checkAll(check, tar, 1000)
+    // Assess
+    assert.isAbove(problems.length, 0)
+    assert.include(problems[0], `${manifest[1]?.path}: in the archive where the manifest lists ${manifest[2]?.path}`)
+  })
+
+  it("names a hard link the manifest lists as a file of its own", () => {
+    // Prepare
+    const unlinked = manifest.map((entry) => (entry.linkOf === undefined ? entry : { ...entry, linkOf: undefined }))
+    const check = tarContentCheck(() => unlinked, undefined)
+    // Act
+    const problems = checkAll(check, tar, 1000)
+    // Assess
+    assert.deepStrictEqual(problems, ["hard-link.txt: a hard link of dir/plain.txt, the manifest says a file of its own"])
   })
 })
 

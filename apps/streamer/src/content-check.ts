@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import { RawImageCheck, TarScanner, compareLayout, compareTarWithManifest, type RawRange, type TarEntry, type TreeEntry } from "@backup-actions/archive"
+import { RawImageCheck, TarManifestCheck, TarScanner, type RawRange, type TreeEntry } from "@backup-actions/archive"
 import type { DiskLayout } from "@backup-actions/contracts"
 
 /**
@@ -7,7 +7,7 @@ import type { DiskLayout } from "@backup-actions/contracts"
  * checksum of each block, the SHA-256 of each file as read from the mounted filesystem, the
  * SHA-256 of a dump tool's output), never from the compressor. It is fed the archive's
  * decompressed bytes as they are read back from S3, in order, so it holds no more than a
- * range's hash, a header, or the tar's entry list in memory.
+ * range's hash, a header, or a tar entry in memory.
  */
 export interface ContentCheck {
   /** Takes the next decompressed bytes, in order. */
@@ -63,12 +63,14 @@ export const rawImageContentCheck = (ranges: Iterable<RawRange>, imageBytes: num
 
 /**
  * A tar against its manifest: every entry's type, mode, owner, size, time and link target,
- * each regular file's SHA-256, and the members the disk layout names. `manifest` is read once,
- * after the tar ended.
+ * each regular file's SHA-256, and the members the disk layout names. The manifest lists the
+ * tar's entries in the tar's order (it was made from the same stream), so each entry is
+ * compared as it is read and nothing per entry is held.
  */
 export const tarContentCheck = (manifest: () => Iterable<TreeEntry>, layout: DiskLayout | undefined): ContentCheck => {
-  const entries = new Map<string, TarEntry>()
-  const scanner = new TarScanner((entry) => entries.set(entry.path, entry))
+  const check = new TarManifestCheck(manifest, layout)
+  const comparing = guard()
+  const scanner = new TarScanner((entry) => comparing.run(() => check.entry(entry)))
   const reading = guard()
   return {
     update: (chunk) => reading.run(() => scanner.push(chunk)),
@@ -76,9 +78,8 @@ export const tarContentCheck = (manifest: () => Iterable<TreeEntry>, layout: Dis
       reading.run(() => scanner.end())
       const unreadable = reading.reason()
       if (unreadable !== undefined) return [`the tar cannot be read: ${unreadable}`]
-      const comparing = guard()
       let problems: ReadonlyArray<string> = []
-      comparing.run(() => (problems = [...compareTarWithManifest(entries, manifest()), ...compareLayout(layout, (member) => entries.get(member))]))
+      comparing.run(() => (problems = check.finish()))
       const reason = comparing.reason()
       return reason === undefined ? problems : [`the tar cannot be compared with its manifest: ${reason}`]
     }

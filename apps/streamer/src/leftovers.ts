@@ -22,6 +22,8 @@ export const SCRATCH = {
   mount: "mnt-",
   /** The content check's decompressed copy of an archive read back. */
   verify: "verify-",
+  /** A tar's file-level manifest, spooled while the tar streams. */
+  manifest: "manifest-",
   /** A logical volume's device-mapper device, and its table file. */
   mapper: "backup-actions-"
 } as const

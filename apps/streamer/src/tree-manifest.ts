@@ -1,67 +1,75 @@
-import { lstat, readdir, readlink } from "node:fs/promises"
-import { join, posix } from "node:path"
+import { closeSync, lstatSync, openSync, writeSync } from "node:fs"
+import { join } from "node:path"
 import { Effect } from "effect"
-import { sha256OfFile } from "@backup-actions/contracts"
+import { TarScanner, manifestEntryOf, readLines, type TarEntry } from "@backup-actions/archive"
 import { SourceReadError } from "./stream-source"
 
-/** One line of a file-level manifest. */
-export interface TreeEntry {
-  readonly path: string
-  readonly type: "file" | "directory" | "symlink" | "other"
-  readonly mode: string
-  readonly uid: number
-  readonly gid: number
-  readonly size: number
-  readonly mtime: string
-  readonly sha256?: string
-  readonly target?: string
-  /** For a hard link: the first path of the same inode. */
-  readonly linkOf?: string
+/** Lines are written to the spool file in batches of about this many bytes. */
+const SPOOL_BATCH_BYTES = 1024 * 1024
+
+/** What a tar's manifest counted once the tar ended. */
+export interface TreeManifestTotals {
+  readonly entries: number
+  /** The bytes of every regular file (a hard link's counted once, at its first path). */
+  readonly fileBytes: number
 }
 
 /**
- * Walks a mounted filesystem (not crossing into other mounts) and describes every entry:
- * its type, mode, owner, size, time, link target, and the SHA-256 of each regular file.
+ * A file-level manifest made from the tar stream as it flows to the upload, so that every
+ * file is read once, by tar: the scanner sees the bytes tar wrote, in order, and writes one
+ * line per entry (type, mode, owner, size, time, link, and each regular file's SHA-256) to a
+ * spool file on local disk. Nothing per entry stays in memory, whatever the number of files.
  */
-export const describeTree = (root: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const entries: Array<TreeEntry> = []
-      const inodes = new Map<string, string>()
-      const rootDevice = (await lstat(root)).dev
-      const visit = async (relative: string): Promise<void> => {
-        const absolute = relative === "." ? root : join(root, relative)
-        const stats = await lstat(absolute, { bigint: false })
-        const type = stats.isFile() ? "file" : stats.isDirectory() ? "directory" : stats.isSymbolicLink() ? "symlink" : "other"
-        const common = {
-          path: relative,
-          type,
-          mode: (stats.mode & 0o7777).toString(8).padStart(4, "0"),
-          uid: stats.uid,
-          gid: stats.gid,
-          size: type === "file" ? stats.size : 0,
-          mtime: stats.mtime.toISOString()
-        } as const
-        if (type === "file") {
-          const inode = `${stats.dev}:${stats.ino}`
-          const first = stats.nlink > 1 ? inodes.get(inode) : undefined
-          if (first !== undefined) entries.push({ ...common, linkOf: first })
-          else {
-            if (stats.nlink > 1) inodes.set(inode, relative)
-            entries.push({ ...common, sha256: await sha256OfFile(absolute) })
-          }
-        } else if (type === "symlink") {
-          entries.push({ ...common, target: await readlink(absolute) })
-        } else {
-          entries.push(common)
-        }
-        if (type === "directory" && stats.dev === rootDevice) {
-          const children = (await readdir(absolute)).sort()
-          for (const child of children) await visit(relative === "." ? child : posix.join(relative, child))
-        }
-      }
-      await visit(".")
-      return entries
-    },
-    catch: (error) => new SourceReadError({ source: root, reason: `cannot walk the filesystem: ${String(error)}` })
+export interface TreeManifest {
+  /** Sees every byte of tar's output, in order; throws when it is not a tar. */
+  readonly onRead: (chunk: Buffer) => void
+  /** Once the tar ended: checks it ended as a tar does, writes out the last lines, and counts. */
+  readonly finish: Effect.Effect<TreeManifestTotals, SourceReadError>
+  /** The lines, read back from the spool one buffer at a time; only after `finish`. */
+  readonly lines: () => Iterable<string>
+}
+
+/**
+ * The manifest of a tar made with `--directory=root`: a hard link's size is its first path's,
+ * which `lstat` finds under `root` (the tar holds a hard link's data once, at that path). The
+ * spool file is closed with the scope; the caller's scratch directory holds it.
+ */
+export const treeManifestOfTar = (root: string, spoolFile: string) =>
+  Effect.gen(function* () {
+    const spool = yield* Effect.acquireRelease(
+      Effect.try({ try: () => openSync(spoolFile, "w"), catch: (error) => new SourceReadError({ source: spoolFile, reason: `cannot write the manifest's spool: ${String(error)}` }) }),
+      (descriptor) => Effect.sync(() => closeSync(descriptor))
+    )
+    let batch: Array<string> = []
+    let batchBytes = 0
+    let entries = 0
+    let fileBytes = 0
+    const flush = () => {
+      if (batch.length === 0) return
+      writeSync(spool, batch.join(""))
+      batch = []
+      batchBytes = 0
+    }
+    const linkedSize = (path: string): number => lstatSync(join(root, path)).size
+    const scanner = new TarScanner((entry: TarEntry) => {
+      const line = `${JSON.stringify(manifestEntryOf(entry, linkedSize))}\n`
+      entries += 1
+      if (entry.type === "file") fileBytes += entry.size
+      batch.push(line)
+      batchBytes += line.length
+      if (batchBytes >= SPOOL_BATCH_BYTES) flush()
+    })
+    const manifest: TreeManifest = {
+      onRead: (chunk) => scanner.push(chunk),
+      finish: Effect.try({
+        try: () => {
+          scanner.end()
+          flush()
+          return { entries, fileBytes }
+        },
+        catch: (error) => new SourceReadError({ source: "tar", reason: `its output cannot be listed in the manifest: ${String(error)}` })
+      }),
+      lines: () => readLines(spoolFile)
+    }
+    return manifest
   })

@@ -1,5 +1,7 @@
-import { mkdir } from "node:fs/promises"
+import { mkdir, mkdtemp, rm, statfs } from "node:fs/promises"
+import { join } from "node:path"
 import { Clock, Effect, Either } from "effect"
+import { manifestMode, type TreeEntry } from "@backup-actions/archive"
 import { BlockDevices } from "@backup-actions/aws"
 import { ServiceSettings } from "@backup-actions/config"
 import { runStep } from "@backup-actions/consumer"
@@ -15,8 +17,9 @@ import { mountDisk, type MountedDisk } from "./mount"
 import { archiveStep, describeArchiveFailure, failedOutcome, verifiedOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
 import { concatSources, rawMembersSource } from "./raw-members"
-import { fileChunkSource, toolChunkSource, type SourceReadError } from "./stream-source"
-import { describeTree, type TreeEntry } from "./tree-manifest"
+import { SCRATCH } from "./leftovers"
+import { SourceReadError, fileChunkSource, toolChunkSource } from "./stream-source"
+import { treeManifestOfTar } from "./tree-manifest"
 
 /**
  * GNU tar, keeping modes, numeric owners, times, links, holes and extended attributes, of
@@ -43,73 +46,92 @@ export const TAR_ARGS = (directory: string, members: ReadonlyArray<string> = [".
  * upload is completed. A timeout is reported as tar's failure (an archive step reports
  * CommandFailed), with the limit that ran out.
  */
-export const tarSource = (directory: string, members?: ReadonlyArray<string>) =>
+export const tarSource = (directory: string, members?: ReadonlyArray<string>, onRead?: (chunk: Buffer) => void) =>
   Effect.flatMap(streamingToolLimits, (limits) =>
-    toolChunkSource({ command: "tar", args: TAR_ARGS(directory, members), limits }, { detectHoles: false }, (tar) =>
+    toolChunkSource({ command: "tar", args: TAR_ARGS(directory, members), limits }, { detectHoles: false, ...(onRead === undefined ? {} : { onRead }) }, (tar) =>
       exitedCleanly(tar).pipe(Effect.catchTag("ToolTimedOut", (timedOut) => Effect.fail(timeoutAsCommandFailed(timedOut))))
     )
   )
-
-/** A tree's entries under the member that holds it in the archive (`.` keeps them at the root). */
-export const entriesUnder = (member: string, entries: ReadonlyArray<TreeEntry>): ReadonlyArray<TreeEntry> =>
-  member === "."
-    ? entries
-    : entries.map((entry) => ({
-        ...entry,
-        path: entry.path === "." ? member : `${member}/${entry.path}`,
-        ...(entry.linkOf === undefined ? {} : { linkOf: `${member}/${entry.linkOf}` })
-      }))
 
 /** A raw member's mode: read and write for root only (it is a disk's bytes); its owner is root, its time the archive's. */
 const RAW_MEMBER_MODE = 0o600
 
 /**
+ * The bytes the filesystems hold in use, with room for tar's headers: an upper bound of the
+ * tar's size, known before tar starts (only for choosing the part size).
+ */
+const tarSizeBound = (filesystems: MountedDisk["filesystems"]) =>
+  Effect.tryPromise({
+    try: async () => {
+      let bytes = 0
+      for (const filesystem of filesystems) {
+        const stats = await statfs(filesystem.mountPoint)
+        bytes += (stats.blocks - stats.bfree) * stats.bsize + (stats.files - stats.ffree) * TAR_BYTES_PER_ENTRY
+      }
+      return bytes
+    },
+    catch: (error) => new SourceReadError({ source: "statfs", reason: `cannot size the filesystems: ${String(error)}` })
+  })
+
+/** Tar's headers for one entry at most: a pax header with long names, and the ustar header. */
+const TAR_BYTES_PER_ENTRY = 1536
+
+/** A scratch directory for the manifest's spool, under the work directory, removed with the scope. */
+const manifestScratch = (workDir: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => mkdtemp(join(workDir, SCRATCH.manifest)),
+      catch: (error) => new SourceReadError({ source: workDir, reason: `no scratch space for the manifest: ${String(error)}` })
+    }),
+    (directory) => Effect.promise(() => rm(directory, { recursive: true, force: true }))
+  )
+
+/**
  * A file-level archive of a disk: one tar of every mounted filesystem (the tree at the root
  * for a filesystem on the whole disk, a directory per partition and logical volume
  * otherwise), the disk ranges that hold no mounted filesystem as exact copies before them,
- * and a manifest of every entry with the disk's layout in its header.
+ * and a manifest of every entry with the disk's layout in its header. The manifest is made
+ * from tar's output as it streams (each file is read once, by tar) and spooled to local disk.
  */
 const tarArchive = (subject: ArchiveSubject, step: Claim, previousUpload: UploadProgress | undefined, mounted: MountedDisk) =>
   Effect.gen(function* () {
     const settings = yield* ServiceSettings
     const keys = archiveKeys(subject.snapshotId, "volume", "tar", subject.plan.compression)
-    const trees = yield* Effect.forEach(mounted.filesystems, (filesystem) =>
-      Effect.map(describeTree(filesystem.mountPoint), (entries) => entriesUnder(filesystem.member, entries))
-    )
-    const treeEntries = trees.flat()
     const mtimeSeconds = Math.floor((yield* Clock.currentTimeMillis) / 1000)
     const rawBytes = mounted.rawRanges.reduce((total, range) => total + range.bytes, 0)
-    const fileBytes = treeEntries.reduce((total, entry) => total + entry.size, 0) + rawBytes
-    const entryCount = treeEntries.length + mounted.rawRanges.length
     for (const volume of mounted.layout.volumes) {
       yield* Effect.logInfo(
         `${volume.name}${volume.filesystem === undefined ? "" : ` (${volume.filesystem})`}: ${volume.archivedAs}${volume.member === undefined ? "" : ` as ${volume.member}`}${volume.reason === undefined ? "" : `: ${volume.reason}`}`
       )
     }
-    yield* Effect.logInfo(`archiving ${entryCount} entries (${fileBytes} bytes in files, ${rawBytes} of them raw ranges) of ${mounted.layout.volumes.length} volumes`)
+    const bound = (yield* tarSizeBound(mounted.filesystems)) + rawBytes + mounted.rawRanges.length * TAR_BYTES_PER_ENTRY
+    yield* Effect.logInfo(`archiving ${mounted.filesystems.length} filesystems and ${mounted.rawRanges.length} raw ranges (${rawBytes} bytes) of ${mounted.layout.volumes.length} volumes, at most ${bound} bytes of tar`)
+    const spool = join(yield* manifestScratch(settings.workDir), "entries.ndjson")
+    const tree = yield* treeManifestOfTar(mounted.root, spool)
     const hashes = new Map<string, string>()
     const members = mounted.filesystems.map((filesystem) => filesystem.member).sort()
     const written = yield* archiveToS3({
       step,
       target: { bucket: settings.artifactBucket, key: keys.archive, contentType: "application/x-tar" + (subject.plan.compression === "zstd" ? "+zstd" : "+gzip") },
       compression: subject.plan.compression,
-      partSize: partSizeFor(compressedUpperBound(fileBytes + entryCount * 1536 + CHUNK_BYTES)),
+      partSize: partSizeFor(compressedUpperBound(bound + CHUNK_BYTES)),
       resumable: false,
       previousUpload,
       openSource: () =>
         mounted.rawRanges.length === 0
-          ? tarSource(mounted.root, members)
+          ? tarSource(mounted.root, members, tree.onRead)
           : concatSources<SourceReadError | CommandFailed, never>([
               rawMembersSource(mounted.rawRanges, { mode: RAW_MEMBER_MODE, uid: 0, gid: 0, mtimeSeconds }, SOURCE_BUFFERS, (member, sha256) => hashes.set(member, sha256)),
-              tarSource(mounted.root, members)
+              tarSource(mounted.root, members, tree.onRead)
             ])
     })
+    const totals = yield* tree.finish
     const rawEntries = mounted.rawRanges.map((range): TreeEntry => {
       const sha256 = hashes.get(range.member)
       return {
         path: range.member,
         type: "file",
-        mode: RAW_MEMBER_MODE.toString(8).padStart(4, "0"),
+        mode: manifestMode(RAW_MEMBER_MODE),
         uid: 0,
         gid: 0,
         size: range.bytes,
@@ -117,6 +139,9 @@ const tarArchive = (subject: ArchiveSubject, step: Claim, previousUpload: Upload
         ...(sha256 === undefined ? {} : { sha256 })
       }
     })
+    const entryCount = totals.entries + rawEntries.length
+    const fileBytes = totals.fileBytes + rawBytes
+    yield* Effect.logInfo(`archived ${entryCount} entries (${fileBytes} bytes in files, ${rawBytes} of them raw ranges) in ${written.size} bytes`)
     const wholeDisk = mounted.layout.kind === "filesystem" ? mounted.filesystems[0] : undefined
     yield* writeManifest({
       bucket: settings.artifactBucket,
@@ -138,10 +163,16 @@ const tarArchive = (subject: ArchiveSubject, step: Claim, previousUpload: Upload
       },
       fragments: [],
       archives: [{ key: keys.archive, parts: written.parts }],
-      lines: [...rawEntries, ...treeEntries].map((entry) => JSON.stringify(entry))
+      lines: linesOf(rawEntries, tree.lines)
     })
     return { ...written, format: "tar" as const, bucket: settings.artifactBucket, key: keys.archive, manifestKey: keys.manifest }
   })
+
+/** The raw members' lines, then the tar's, in the order the archive holds them. */
+function* linesOf(rawEntries: ReadonlyArray<TreeEntry>, treeLines: () => Iterable<string>): Generator<string> {
+  for (const entry of rawEntries) yield JSON.stringify(entry)
+  yield* treeLines()
+}
 
 /** The raw disk when no filesystem can be mounted: holes are detected and cost almost nothing. */
 const rawArchive = (subject: ArchiveSubject, step: Claim, previousUpload: UploadProgress | undefined, device: string) =>

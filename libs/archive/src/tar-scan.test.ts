@@ -5,6 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import type { TreeEntry } from "./manifest"
+import { manifestEntryOf } from "./tar-manifest"
 import { TarFormatError, TarScanner, normalizeTarPath, parsePaxRecords, type TarEntry } from "./tar-scan"
 import { compareDirectoryWithManifest, compareTarWithManifest } from "./tree-check"
 
@@ -24,20 +25,9 @@ const scan = (bytes: Buffer, piece: number): Map<string, TarEntry> => {
   return entries
 }
 
-/** The manifest the streamer would write for `tree` (a few entries, as tree-manifest.ts shapes them). */
+/** The manifest the streamer writes for a scanned tar. */
 const manifestOf = (entries: ReadonlyMap<string, TarEntry>): ReadonlyArray<TreeEntry> =>
-  [...entries.values()].map((entry) => ({
-    path: entry.path,
-    type: entry.type === "hardlink" ? "file" : entry.type,
-    mode: entry.mode.toString(8).padStart(4, "0"),
-    uid: entry.uid,
-    gid: entry.gid,
-    size: entry.type === "hardlink" ? (entries.get(entry.linkTarget ?? "")?.size ?? 0) : entry.size,
-    mtime: new Date(entry.mtimeSeconds * 1000).toISOString(),
-    ...(entry.sha256 === undefined ? {} : { sha256: entry.sha256 }),
-    ...(entry.type === "symlink" ? { target: entry.linkTarget } : {}),
-    ...(entry.type === "hardlink" ? { linkOf: entry.linkTarget } : {})
-  }))
+  [...entries.values()].map((entry) => manifestEntryOf(entry, (path) => entries.get(path)?.size ?? 0))
 
 beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), "tar-scan-test-"))

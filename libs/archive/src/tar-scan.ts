@@ -10,6 +10,8 @@ export interface TarEntry {
   /** A regular file's size (its real size when stored sparse). */
   readonly size: number
   readonly mtimeSeconds: number
+  /** The modification time in whole milliseconds, as exact as the archive holds it (pax keeps nanoseconds). */
+  readonly mtimeMs: number
   /** Hex SHA-256 of a regular file's content. */
   readonly sha256?: string
   /** A symlink's target, or the path a hard link points at. */
@@ -123,6 +125,17 @@ interface PendingFile {
 }
 
 const paddingOf = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK
+
+/**
+ * A pax time ("seconds[.fraction]") in whole milliseconds, cut as a JavaScript Date cuts a
+ * file's time: exactly, from the digits, where a double would round the nanoseconds up.
+ */
+export const paxTimeMs = (value: string): number => {
+  const match = /^(-?)(\d+)(?:\.(\d*))?$/.exec(value.trim())
+  if (match === null) return Math.trunc(Number(value) * 1000)
+  const millis = Number(match[2]) * 1000 + Number((match[3] ?? "").slice(0, 3).padEnd(3, "0"))
+  return match[1] === "-" ? -millis : millis
+}
 
 /**
  * A push parser for the tars the streamer writes (GNU tar, POSIX format, PAX sparse 1.0 and
@@ -295,6 +308,8 @@ export class TarScanner {
             : flag === "5"
               ? "directory"
               : "other"
+    const paxTime = pax.get("mtime")
+    const mtimeMs = paxTime === undefined ? numeric(block, 136, 12) * 1000 : paxTimeMs(paxTime)
     const base = {
       path: normalizeTarPath(rawName),
       type,
@@ -302,7 +317,8 @@ export class TarScanner {
       uid: pax.has("uid") ? Number(pax.get("uid")) : numeric(block, 108, 8),
       gid: pax.has("gid") ? Number(pax.get("gid")) : numeric(block, 116, 8),
       size: type === "file" ? realSize : 0,
-      mtimeSeconds: Math.floor(Number(pax.get("mtime") ?? numeric(block, 136, 12))),
+      mtimeSeconds: Math.floor(mtimeMs / 1000),
+      mtimeMs,
       ...(type === "symlink" || type === "hardlink" ? { linkTarget: type === "hardlink" ? normalizeTarPath(linkTarget) : linkTarget } : {})
     }
     if (type !== "file") {

@@ -97,6 +97,61 @@ export const compareTarWithManifest = (entries: ReadonlyMap<string, TarEntry>, m
   return problems.toArray()
 }
 
+/**
+ * Compares a tar with its manifest entry by entry, in the order both list them, as a
+ * manifest made from the tar stream itself does: nothing per entry is kept, so a tree of a
+ * million files is checked in the memory of one. Of the entries only the members the disk
+ * layout names are kept, for `compareLayout`.
+ */
+export class TarManifestCheck {
+  private readonly problems = new ProblemList()
+  private readonly members = new Map<string, MemberFound>()
+  private readonly layoutMembers: ReadonlySet<string>
+  private manifest: Iterator<TreeEntry> | undefined
+
+  constructor(
+    private readonly openManifest: () => Iterable<TreeEntry>,
+    private readonly layout: DiskLayout | undefined
+  ) {
+    this.layoutMembers = new Set([
+      ...(layout?.volumes ?? []).flatMap((volume) => (volume.archivedAs === "files" && volume.member !== undefined ? [volume.member] : [])),
+      ...(layout === undefined ? [] : rawMembersOf(layout).map((raw) => raw.member))
+    ])
+  }
+
+  private next(): TreeEntry | undefined {
+    this.manifest ??= this.openManifest()[Symbol.iterator]()
+    const next = this.manifest.next()
+    return next.done === true ? undefined : next.value
+  }
+
+  /** The next entry of the tar. Throws when the manifest cannot be read. */
+  entry(found: TarEntry): void {
+    if (this.layoutMembers.has(found.path)) this.members.set(found.path, { type: found.type, size: found.size })
+    const expected = this.next()
+    const path = found.path
+    if (expected === undefined) return this.problems.add(`${path}: in the archive but not in the manifest`)
+    if (expected.path !== path) return this.problems.add(`${path}: in the archive where the manifest lists ${expected.path}`)
+    if (found.type === "hardlink") {
+      if (expected.linkOf !== found.linkTarget) {
+        this.problems.add(`${path}: a hard link of ${found.linkTarget ?? ""}, the manifest says ${expected.linkOf === undefined ? "a file of its own" : `a hard link of ${expected.linkOf}`}`)
+      }
+      // Its data is its first path's, checked on that path's line.
+      const linked: FoundEntry = { type: "file", mode: found.mode, uid: found.uid, gid: found.gid, size: expected.size, mtimeSeconds: found.mtimeSeconds }
+      return this.problems.addAll(compareEntry(expected, linked, { owners: true }))
+    }
+    if (expected.linkOf !== undefined) this.problems.add(`${path}: not a hard link of ${expected.linkOf}, as the manifest says`)
+    this.problems.addAll(compareEntry(expected, { ...found, type: found.type, target: found.linkTarget }, { owners: true }))
+  }
+
+  /** Once the tar ended: what the manifest lists beyond it, the layout's members, and every difference found. Throws when the manifest cannot be read. */
+  finish(): ReadonlyArray<string> {
+    for (let expected = this.next(); expected !== undefined; expected = this.next()) this.problems.add(`${expected.path}: listed in the manifest but missing`)
+    this.problems.addAll(compareLayout(this.layout, (member) => this.members.get(member)))
+    return this.problems.toArray()
+  }
+}
+
 /** What is on disk at a path, hashed when it is a regular file. */
 const foundOnDisk = async (path: string, hash: boolean): Promise<(FoundEntry & { readonly inode: string }) | undefined> => {
   const stats = await lstat(path).catch(() => undefined)
