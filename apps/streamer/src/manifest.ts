@@ -19,6 +19,9 @@ export interface ManifestRequest {
   readonly lines?: Iterable<string>
 }
 
+/** Manifest lines are written to the upload this many characters at a time, about. */
+const LINE_BATCH_CHARACTERS = 256 * 1024
+
 const write = (stream: PassThrough, text: string) =>
   Effect.promise(async () => {
     if (!stream.write(text)) await once(stream, "drain")
@@ -49,7 +52,16 @@ export const writeManifest = (request: ManifestRequest) =>
         const newline = text.indexOf("\n")
         yield* write(body, newline < 0 ? "" : text.slice(newline + 1))
       }
-      for (const line of request.lines ?? []) yield* write(body, `${line}\n`)
+      // Lines go out in batches: a write per line would be a promise per file of the tree.
+      let batch = ""
+      for (const line of request.lines ?? []) {
+        batch += `${line}\n`
+        if (batch.length >= LINE_BATCH_CHARACTERS) {
+          yield* write(body, batch)
+          batch = ""
+        }
+      }
+      if (batch.length > 0) yield* write(body, batch)
       body.end()
     })
     const uploaded = Effect.tryPromise({ try: () => upload.done(), catch: toAwsError("s3:Upload(manifest)") })

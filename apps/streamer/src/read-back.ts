@@ -1,4 +1,3 @@
-import { once } from "node:events"
 import { PassThrough, type Readable } from "node:stream"
 import { createGunzip } from "node:zlib"
 import { GetObjectCommand } from "@aws-sdk/client-s3"
@@ -60,11 +59,27 @@ const getRange = (archive: StoredArchive, start: number, end: number) =>
     )
   )
 
+/**
+ * Resolves when the stream drains or closes, whichever comes first, and leaves no listener
+ * behind: a listener for the one that did not happen would stay until the stream closes, one
+ * more for every wait, on an archive read back in thousands of ranges.
+ */
+export const drainedOrClosed = (stream: PassThrough): Promise<void> =>
+  new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done)
+      stream.off("close", done)
+      resolve()
+    }
+    stream.on("drain", done)
+    stream.on("close", done)
+  })
+
 /** Writes with backpressure; false once the stream is gone (the decompressor stopped reading). */
 const write = (stream: PassThrough, bytes: Buffer) =>
   Effect.promise(async () => {
     if (stream.destroyed) return false
-    if (!stream.write(bytes)) await Promise.race([once(stream, "drain"), once(stream, "close")])
+    if (!stream.write(bytes)) await drainedOrClosed(stream)
     return !stream.destroyed
   })
 
