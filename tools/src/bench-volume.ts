@@ -10,9 +10,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import type { Effect, Layer, Scope } from "effect"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
+import { peakRss, runJson, zstdCli, type Measured } from "./bench-support"
 import { makeExt4Image } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
-import type { LocalStack } from "./stack"
+import { SERVICE_NODE_FLAGS, type LocalStack } from "./stack"
 
 const MiB = 1024 * 1024
 
@@ -39,6 +40,9 @@ export interface VolumeBench {
   readonly storedBytes: number
   readonly peakRssBytes: number
   readonly verified: string
+  /** The image file itself (real files, and the filesystem's metadata and free space) through the null sink, and through `zstd -3 -T0`. */
+  readonly imageNullSink: Measured
+  readonly imageZstd: { readonly seconds: number; readonly size: number }
 }
 
 /** Drops the page cache, so that the reference and the streamer both read the filesystem from the disk. */
@@ -67,20 +71,19 @@ const logSpan = (logFile: string, subject: string, from: string, to: string): nu
   return start === undefined || end === undefined ? undefined : (end - start) / 1000
 }
 
-/** A process's peak resident set so far (VmHWM). */
-const peakRss = (pid: number | undefined): number => {
-  if (pid === undefined) return 0
-  const kib = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]
-  return kib === undefined ? 0 : Number(kib) * 1024
-}
-
 export const benchVolumeMode = async (
   local: LocalStack,
   run: <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<LocalStack["clients"]> | Scope.Scope>) => Promise<A>,
-  dir: string,
-  /** The running streamer's log, whose lines time its tar and upload. */
-  streamerLog: string
+  options: {
+    readonly dir: string
+    /** The running streamer's log, whose lines time its tar and upload. */
+    readonly streamerLog: string
+    /** The bundled `archive-file`, for the null sink over the image, and its environment. */
+    readonly archiveFile: string
+    readonly env: Record<string, string>
+  }
 ): Promise<VolumeBench> => {
+  const { dir, streamerLog } = options
   const tree = benchTree()
   const image = join(dir, "real-files.ext4")
   const mountPoint = join(dir, "real-files-mount")
@@ -101,6 +104,9 @@ export const benchVolumeMode = async (
     spawnSync("umount", [mountPoint], { timeout: 60_000 })
     rmSync(mountPoint, { recursive: true, force: true })
   }
+  process.stdout.write(`streamer with a null sink over the image, then zstd -3 -T0 over it...\n`)
+  const imageNullSink = await runJson(process.execPath, [...SERVICE_NODE_FLAGS, options.archiveFile, "--source", image, "--sink", "null"], options.env)
+  const imageZstd = await zstdCli(image)
   process.stdout.write(`writing the image as an EBS snapshot...\n`)
   const snapshot = await run(putImageAsSnapshot(image, `backup-actions bench real files`))
   rmSync(image, { force: true })
@@ -128,7 +134,9 @@ export const benchVolumeMode = async (
       stepSeconds,
       storedBytes: outcome.bytesStored ?? 0,
       peakRssBytes,
-      verified: outcome.verified
+      verified: outcome.verified,
+      imageNullSink,
+      imageZstd
     }
   } finally {
     await local.stopService("streamer")

@@ -20,7 +20,7 @@
  * and the read-back's cost in seconds per GiB.
  * Sizes in GiB come from BENCH_SIZES_GIB (default "1,4").
  */
-import { execFileSync, spawn } from "node:child_process"
+import { execFileSync } from "node:child_process"
 import { availableParallelism } from "node:os"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -28,6 +28,7 @@ import { Effect, type Layer, type Scope } from "effect"
 import type { PolicyDocument } from "@backup-actions/config"
 import { localStateDir, workspaceRoot } from "@backup-actions/local"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
+import { peakRss, runJson, zstdCli, type Measured } from "./bench-support"
 import { benchVolumeMode, VOLUME_BENCH_VAULT } from "./bench-volume"
 import { writeDiskLikeInput } from "./disk-like-input"
 import { formatBytes, table } from "./report"
@@ -46,71 +47,12 @@ const sizes = (process.env["BENCH_SIZES_GIB"] ?? "1,4").split(",").map((value) =
 const BLOCKS_PER_CHUNK = 8
 const BLOCK_READS_IN_FLIGHT = BLOCKS_PER_CHUNK * Math.max(2, availableParallelism())
 
-/** A generous bound for the zstd CLI's run: it is a reference, and a hung one must not hang the bench. */
-const ZSTD_TIMEOUT_MS = 10 * 60 * 1000
-
 const VOLUME_ID = "vol-0be0c4000000000000"
 const policy: PolicyDocument = {
   rules: [
     { name: "ebs-volume", match: { resourceTypes: ["EBS"], vaults: [VOLUME_BENCH_VAULT] }, archive: { mode: "volume", compression: "zstd", deleteSourceAfterVerify: false } },
     { name: "ebs-direct", match: { resourceTypes: ["EBS"] }, archive: { mode: "direct", compression: "zstd", deleteSourceAfterVerify: false } }
   ]
-}
-
-interface Measured {
-  readonly size: number
-  readonly seconds: number
-  readonly maxRssBytes: number
-  /** The streamer's: the upload alone, then the read-back and its verdict. */
-  readonly uploadSeconds?: number
-  readonly readBackSeconds?: number
-  readonly verified?: string
-  /** The streamer's upload settings, which the S3 ceiling uses. */
-  readonly partSize?: number
-  readonly uploadConcurrency?: number
-  /** A ceiling's: the bytes it moved, and (GetSnapshotBlock) the size of the image they belong to. */
-  readonly bytes?: number
-  readonly imageBytes?: number
-  readonly blocks?: number
-}
-
-const runJson = (command: string, args: ReadonlyArray<string>, env: Record<string, string>): Promise<Measured> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"], cwd: workspaceRoot() })
-    let output = ""
-    child.stdout.on("data", (data: Buffer) => (output += data.toString()))
-    child.on("close", (code) => {
-      if (code !== 0) return reject(new Error(`${command} ${args.join(" ")} exited with ${code}`))
-      const last = output.trim().split("\n").pop() ?? "{}"
-      resolve(JSON.parse(last) as Measured)
-    })
-  })
-
-/** `zstd -3 -T0` over the input, timed, its output counted and dropped. */
-const zstdCli = (input: string): Promise<{ readonly seconds: number; readonly size: number }> =>
-  new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint()
-    const child = spawn("zstd", ["-3", "-T0", "-c", "-q", input], { stdio: ["ignore", "pipe", "inherit"] })
-    let size = 0
-    child.stdout.on("data", (data: Buffer) => (size += data.length))
-    const timer = setTimeout(() => child.kill("SIGKILL"), ZSTD_TIMEOUT_MS)
-    child.on("error", (error) => {
-      clearTimeout(timer)
-      reject(error)
-    })
-    child.on("close", (code, signal) => {
-      clearTimeout(timer)
-      if (code !== 0) return reject(new Error(`zstd -3 -T0 ended with ${code ?? signal ?? "?"}`))
-      resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, size })
-    })
-  })
-
-/** A process's peak resident set so far (VmHWM), before it is stopped. */
-const peakRss = (pid: number | undefined): number => {
-  if (pid === undefined) return 0
-  const status = readFileSync(`/proc/${pid}/status`, "utf8")
-  const kib = /VmHWM:\s+(\d+)\s+kB/.exec(status)?.[1]
-  return kib === undefined ? 0 : Number(kib) * 1024
 }
 
 /**
@@ -306,11 +248,24 @@ const main = async (): Promise<void> => {
       )
     }
     if (process.env["BENCH_VOLUME"] !== "0") {
-      const volume = await benchVolumeMode(local, run, dir, join(localStateDir(), "logs", "bench-streamer.log"))
+      const volume = await benchVolumeMode(local, run, { dir, streamerLog: join(localStateDir(), "logs", "bench-streamer.log"), archiveFile, env })
       const input = `real files (${volume.tree})`
       const rate = volume.fileBytes / MiB / volume.streamerSeconds
       const ofReference = volume.referenceSeconds / volume.streamerSeconds
+      const onImage = { speed: volume.imageZstd.seconds / volume.imageNullSink.seconds, size: volume.imageNullSink.size / volume.imageZstd.size }
       rows.push(
+        [
+          `ext4 image of ${volume.tree}`,
+          "streamer, null sink",
+          volume.imageNullSink.seconds.toFixed(1),
+          (volume.imageBytes / MiB / volume.imageNullSink.seconds).toFixed(1),
+          "-",
+          "-",
+          "-",
+          `${ratio(onImage.speed)}x speed, ${ratio(onImage.size)}x size`,
+          formatBytes(volume.imageNullSink.size),
+          formatBytes(volume.imageNullSink.maxRssBytes)
+        ],
         [input, "reference: tar | zstd -3 -T0 > /dev/null", volume.referenceSeconds.toFixed(1), (volume.fileBytes / MiB / volume.referenceSeconds).toFixed(1), "-", "-", "-", "-", "-", "-"],
         [
           input,
@@ -328,7 +283,7 @@ const main = async (): Promise<void> => {
       ceilings.push(
         `${input}: ${volume.entries} entries, ${formatBytes(volume.fileBytes)} in files, a ${formatBytes(volume.imageBytes)} volume; the streamer's tar, compression and upload (manifest made from the same stream) took ${volume.streamerSeconds.toFixed(1)} s, ${ratio(ofReference)} of the speed of tar | zstd -3 -T0 on the same filesystem (${volume.referenceSeconds.toFixed(1)} s, no upload); the whole step (volume restored, mounted, archived, read back) ${volume.stepSeconds.toFixed(1)} s`
       )
-      results.push({ input, variant: "volume mode", ...volume, ofReference })
+      results.push({ input, variant: "volume mode", ...volume, ofReference, nullSinkOnImage: { speedVsZstdCli: onImage.speed, sizeVsZstdCli: onImage.size } })
     }
   } finally {
     await local.stop()
