@@ -174,6 +174,17 @@ describe("a tar checked against its file manifest", () => {
     assert.include(problems[0], `${manifest[1]?.path}: in the archive where the manifest lists ${manifest[2]?.path}`)
   })
 
+  it("names an entry whose offset in the archive is not the one the manifest gives", () => {
+    // Prepare
+    const moved = manifest.map((entry) => (entry.path === "symlink" ? { ...entry, offset: (entry.offset ?? 0) + 512 } : entry))
+    const check = tarContentCheck(() => moved, undefined)
+    // Act
+    const problems = checkAll(check, tar, 1000)
+    // Assess
+    assert.strictEqual(problems.length, 1)
+    assert.match(problems[0] ?? "", /^symlink: starts at byte \d+ of the archive, the manifest says \d+$/)
+  })
+
   it("names a hard link the manifest lists as a file of its own", () => {
     // Prepare
     const unlinked = manifest.map((entry) => (entry.linkOf === undefined ? entry : { ...entry, linkOf: undefined }))

@@ -5,9 +5,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
+import { TarScanner } from "@backup-actions/archive"
 import type { ChunkSource } from "./archive-pipeline"
 import { CHUNK_BYTES } from "./ebs-direct-source"
-import { concatSources, rawMembersSource } from "./raw-members"
+import { concatSources, rawMemberOffsets, rawMembersSource } from "./raw-members"
 
 const scratch = mkdtempSync(join(tmpdir(), "raw-members-test-"))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
@@ -43,14 +44,16 @@ describe("raw disk ranges as tar members", () => {
       writeFileSync(join(tree, "after.txt"), "from GNU tar\n")
       const hashes = new Map<string, string>()
       let tarOpened = false
+      const ranges = [
+        { member: "p1.img", device: disk, offset: 4096, bytes: first.length },
+        { member: "lvm/vg/swap.img", device: disk, offset: 4096 + first.length, bytes: second.length }
+      ]
+      const attributes = { mode: 0o600, uid: 0, gid: 0, mtimeSeconds: 1_767_323_045 }
       // Act
       const source = yield* concatSources([
         rawMembersSource(
-          [
-            { member: "p1.img", device: disk, offset: 4096, bytes: first.length },
-            { member: "lvm/vg/swap.img", device: disk, offset: 4096 + first.length, bytes: second.length }
-          ],
-          { mode: 0o600, uid: 0, gid: 0, mtimeSeconds: 1_767_323_045 },
+          ranges,
+          attributes,
           2,
           (member, sha) => hashes.set(member, sha)
         ),
@@ -84,6 +87,12 @@ describe("raw disk ranges as tar members", () => {
       assert.isTrue(readFileSync(join(target, "p1.img")).equals(first))
       assert.isTrue(readFileSync(join(target, "lvm", "vg", "swap.img")).equals(second))
       assert.strictEqual(readFileSync(join(target, "after.txt"), "utf8"), "from GNU tar\n")
+      // Where the manifest says each member starts, and the tar after them, is where a scan finds it.
+      const found = new Map<string, number>()
+      const scanner = new TarScanner((entry) => found.set(entry.path, entry.headerOffset))
+      scanner.push(bytes)
+      const offsets = rawMemberOffsets(ranges, attributes)
+      assert.deepStrictEqual(Object.fromEntries(found), { ...Object.fromEntries(offsets.offsets), "after.txt": offsets.end })
     })
   )
 })

@@ -28,6 +28,20 @@ const job = (bytes: Buffer | undefined, inputBytes: number, release?: Effect.Eff
 })
 
 /**
+ * Where each raw member starts in the stream `rawMembersSource` writes (its header's offset),
+ * and where the stream ends, which is where the tar that follows it starts.
+ */
+export const rawMemberOffsets = (ranges: ReadonlyArray<RawRange>, attributes: RawMemberAttributes): { readonly offsets: ReadonlyMap<string, number>; readonly end: number } => {
+  const offsets = new Map<string, number>()
+  let at = 0
+  for (const range of ranges) {
+    offsets.set(range.member, at)
+    at += regularFileHeader({ path: range.member, size: range.bytes, ...attributes }).length + range.bytes + paddingAfter(range.bytes)
+  }
+  return { offsets, end: at }
+}
+
+/**
  * Disk ranges as tar members: for each, its header, its bytes read in order (in 4 MiB chunks
  * through a fixed ring of buffers, chunks of zeros passed as holes), and the padding to the
  * next block. The SHA-256 of each member's bytes is computed as they are read, in order, and

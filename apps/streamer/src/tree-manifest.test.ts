@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import { compareDirectoryWithManifest, type TreeEntry } from "@backup-actions/archive"
+import { TarScanner, compareDirectoryWithManifest, type TarEntry, type TreeEntry } from "@backup-actions/archive"
 import { treeManifestOfTar } from "./tree-manifest"
 import { TAR_ARGS } from "./volume"
 
@@ -71,6 +71,25 @@ describe("a file-level manifest made from the tar stream", () => {
     assert.strictEqual(byPath.get("dir/plain.txt")?.mtime, "2023-11-14T22:13:20.987Z")
     // The hard link's bytes count once: plain.txt, the long name, the unicode name, the sparse file's full size.
     assert.strictEqual(totals.fileBytes, "plain content\n".length + "long\n".length + "unicode\n".length + 16 * 1024 * 1024)
+  })
+
+  it("gives each entry's offset in the tar, where a reader of the tar alone finds that entry", async () => {
+    // Prepare
+    const made = await manifestOf(tar, 65536, "offsets.ndjson")
+    assert.isTrue(Exit.isSuccess(made))
+    if (!Exit.isSuccess(made)) return
+    // Act: scan the tar from each entry's offset until the first entry it reports
+    const firstFrom = (offset: number): TarEntry | undefined => {
+      let first: TarEntry | undefined
+      const scanner = new TarScanner((entry) => (first ??= entry))
+      for (let at = offset; first === undefined && at < tar.length; at += 4096) scanner.push(tar.subarray(at, at + 4096))
+      return first
+    }
+    // Assess
+    for (const entry of made.value.entries) {
+      assert.isDefined(entry.offset, entry.path)
+      assert.strictEqual(firstFrom(entry.offset ?? -1)?.path, entry.path)
+    }
   })
 
   it("is the same fed one byte at a time as fed whole", async () => {

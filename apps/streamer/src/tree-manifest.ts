@@ -31,10 +31,11 @@ export interface TreeManifest {
 
 /**
  * The manifest of a tar made with `--directory=root`: a hard link's size is its first path's,
- * which `lstat` finds under `root` (the tar holds a hard link's data once, at that path). The
+ * which `lstat` finds under `root` (the tar holds a hard link's data once, at that path). Each
+ * entry's offset counts from the archive's start, where the tar begins at `tarStart`. The
  * spool file is closed with the scope; the caller's scratch directory holds it.
  */
-export const treeManifestOfTar = (root: string, spoolFile: string) =>
+export const treeManifestOfTar = (root: string, spoolFile: string, tarStart = 0) =>
   Effect.gen(function* () {
     const spool = yield* Effect.acquireRelease(
       Effect.try({ try: () => openSync(spoolFile, "w"), catch: (error) => new SourceReadError({ source: spoolFile, reason: `cannot write the manifest's spool: ${String(error)}` }) }),
@@ -52,7 +53,7 @@ export const treeManifestOfTar = (root: string, spoolFile: string) =>
     }
     const linkedSize = (path: string): number => lstatSync(join(root, path)).size
     const scanner = new TarScanner((entry: TarEntry) => {
-      const line = `${JSON.stringify(manifestEntryOf(entry, linkedSize))}\n`
+      const line = `${JSON.stringify(manifestEntryOf(entry, linkedSize, tarStart))}\n`
       entries += 1
       if (entry.type === "file") fileBytes += entry.size
       batch.push(line)

@@ -16,7 +16,7 @@ import { writeManifest } from "./manifest"
 import { mountDisk, type MountedDisk } from "./mount"
 import { archiveStep, describeArchiveFailure, failedOutcome, verifiedOutcome, type ArchiveSubject } from "./outcome"
 import { compressedUpperBound, partSizeFor } from "./part-size"
-import { concatSources, rawMembersSource } from "./raw-members"
+import { concatSources, rawMemberOffsets, rawMembersSource } from "./raw-members"
 import { SCRATCH } from "./leftovers"
 import { SourceReadError, fileChunkSource, toolChunkSource } from "./stream-source"
 import { treeManifestOfTar } from "./tree-manifest"
@@ -107,7 +107,9 @@ const tarArchive = (subject: ArchiveSubject, step: Claim, previousUpload: Upload
     const bound = (yield* tarSizeBound(mounted.filesystems)) + rawBytes + mounted.rawRanges.length * TAR_BYTES_PER_ENTRY
     yield* Effect.logInfo(`archiving ${mounted.filesystems.length} filesystems and ${mounted.rawRanges.length} raw ranges (${rawBytes} bytes) of ${mounted.layout.volumes.length} volumes, at most ${bound} bytes of tar`)
     const spool = join(yield* manifestScratch(settings.workDir), "entries.ndjson")
-    const tree = yield* treeManifestOfTar(mounted.root, spool)
+    const rawAttributes = { mode: RAW_MEMBER_MODE, uid: 0, gid: 0, mtimeSeconds }
+    const rawLayout = rawMemberOffsets(mounted.rawRanges, rawAttributes)
+    const tree = yield* treeManifestOfTar(mounted.root, spool, rawLayout.end)
     const hashes = new Map<string, string>()
     const members = mounted.filesystems.map((filesystem) => filesystem.member).sort()
     const written = yield* archiveToS3({
@@ -121,7 +123,7 @@ const tarArchive = (subject: ArchiveSubject, step: Claim, previousUpload: Upload
         mounted.rawRanges.length === 0
           ? tarSource(mounted.root, members, tree.onRead)
           : concatSources<SourceReadError | CommandFailed, never>([
-              rawMembersSource(mounted.rawRanges, { mode: RAW_MEMBER_MODE, uid: 0, gid: 0, mtimeSeconds }, SOURCE_BUFFERS, (member, sha256) => hashes.set(member, sha256)),
+              rawMembersSource(mounted.rawRanges, rawAttributes, SOURCE_BUFFERS, (member, sha256) => hashes.set(member, sha256)),
               tarSource(mounted.root, members, tree.onRead)
             ])
     })
@@ -130,6 +132,7 @@ const tarArchive = (subject: ArchiveSubject, step: Claim, previousUpload: Upload
       const sha256 = hashes.get(range.member)
       return {
         path: range.member,
+        offset: rawLayout.offsets.get(range.member) ?? 0,
         type: "file",
         mode: manifestMode(RAW_MEMBER_MODE),
         uid: 0,

@@ -80,7 +80,9 @@ export const TreeEntry = Schema.Struct({
   mtime: Schema.String,
   sha256: Schema.optional(Schema.String),
   target: Schema.optional(Schema.String),
-  linkOf: Schema.optional(Schema.String)
+  linkOf: Schema.optional(Schema.String),
+  /** Where the entry's first header block is in the uncompressed archive (archives written since it was added). */
+  offset: Schema.optional(Schema.Number)
 })
 export type TreeEntry = typeof TreeEntry.Type
 

@@ -7,11 +7,14 @@ export const manifestMode = (mode: number): string => mode.toString(8).padStart(
 /**
  * The manifest line of an entry scanned from a tar. A hard link is listed as the file it is,
  * with `linkOf` naming the first path of the same file and, since the tar holds its data
- * only once, the size that `linkedSize` gives (the first path's).
+ * only once, the size that `linkedSize` gives (the first path's). `tarStart` is where the tar
+ * begins in the archive's uncompressed stream (after members written before it), so that
+ * `offset` is the entry's place in the whole archive.
  */
-export const manifestEntryOf = (entry: TarEntry, linkedSize: (path: string) => number): TreeEntry => {
+export const manifestEntryOf = (entry: TarEntry, linkedSize: (path: string) => number, tarStart = 0): TreeEntry => {
   const common = {
     path: entry.path,
+    offset: tarStart + entry.headerOffset,
     mode: manifestMode(entry.mode),
     uid: entry.uid,
     gid: entry.gid,

@@ -16,6 +16,11 @@ export interface TarEntry {
   readonly sha256?: string
   /** A symlink's target, or the path a hard link points at. */
   readonly linkTarget?: string
+  /**
+   * Where the entry starts in the tar: its first header block (a pax or GNU long-name header
+   * before its own), from which a reader of the tar alone finds the whole entry.
+   */
+  readonly headerOffset: number
 }
 
 /** The archive is not a tar this scanner can read; says where. */
@@ -149,6 +154,8 @@ export class TarScanner {
   private pax = new Map<string, string>()
   private longName: string | undefined
   private longLink: string | undefined
+  /** Where the headers of the entry being read began, once a pax or long-name header came first. */
+  private entryStart: number | undefined
 
   constructor(private readonly onEntry: (entry: TarEntry) => void) {}
 
@@ -278,6 +285,7 @@ export class TarScanner {
     if (stored !== checksumOf(block)) throw new TarFormatError(`the tar header at tar byte ${this.offset} has a bad checksum`)
     const flag = String.fromCharCode(block[156] ?? 0)
     const size = numeric(block, 124, 12)
+    if (flag === "x" || flag === "L" || flag === "K") this.entryStart ??= this.offset
     if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
       // Global pax records apply to every later entry; the streamer's tars have none that matter here.
       this.state = flag === "g" ? { kind: "skip", remaining: size + paddingOf(size) } : { kind: "meta", flag, remaining: size, chunks: [], padding: paddingOf(size) }
@@ -308,6 +316,8 @@ export class TarScanner {
             : flag === "5"
               ? "directory"
               : "other"
+    const headerOffset = this.entryStart ?? this.offset
+    this.entryStart = undefined
     const paxTime = pax.get("mtime")
     const mtimeMs = paxTime === undefined ? numeric(block, 136, 12) * 1000 : paxTimeMs(paxTime)
     const base = {
@@ -319,6 +329,7 @@ export class TarScanner {
       size: type === "file" ? realSize : 0,
       mtimeSeconds: Math.floor(mtimeMs / 1000),
       mtimeMs,
+      headerOffset,
       ...(type === "symlink" || type === "hardlink" ? { linkTarget: type === "hardlink" ? normalizeTarPath(linkTarget) : linkTarget } : {})
     }
     if (type !== "file") {

@@ -132,6 +132,9 @@ export class TarManifestCheck {
     const path = found.path
     if (expected === undefined) return this.problems.add(`${path}: in the archive but not in the manifest`)
     if (expected.path !== path) return this.problems.add(`${path}: in the archive where the manifest lists ${expected.path}`)
+    if (expected.offset !== undefined && expected.offset !== found.headerOffset) {
+      this.problems.add(`${path}: starts at byte ${found.headerOffset} of the archive, the manifest says ${expected.offset}`)
+    }
     if (found.type === "hardlink") {
       if (expected.linkOf !== found.linkTarget) {
         this.problems.add(`${path}: a hard link of ${found.linkTarget ?? ""}, the manifest says ${expected.linkOf === undefined ? "a file of its own" : `a hard link of ${expected.linkOf}`}`)
