@@ -3,7 +3,19 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Readable } from "node:stream"
 import { Console, Effect } from "effect"
-import { ProblemList, RawImageCheck, TarScanner, compareLayout, compareTarWithManifest, rawRanges, readLines, treeEntries, type ManifestHeader, type TarEntry } from "@backup-actions/archive"
+import {
+  ProblemList,
+  RawImageCheck,
+  TarManifestCheck,
+  TarScanner,
+  compareLayout,
+  compareTarWithManifest,
+  rawRanges,
+  readLines,
+  treeEntries,
+  type ManifestHeader,
+  type TarEntry
+} from "@backup-actions/archive"
 import { CompositeChecksum, describeArchiveObject, openArchiveStream, sameComposite, type ArchiveObject } from "./archive-object"
 import { CheckFailed, OperationFailed } from "./errors"
 import { fetchManifest } from "./manifest"
@@ -37,6 +49,14 @@ export const checksumProblems = (header: ManifestHeader, archive: ArchiveObject,
     : [`the archive's composite SHA-256 over its ${archive.partSizes.length} parts is ${computed}; the manifest says ${header.checksum.value}`]
 }
 
+/** Whether a file manifest's entries give their offsets (its first entry does). */
+const listsOffsets = (manifestFile: string): boolean => {
+  const entries = treeEntries(readLines(manifestFile))
+  const first = entries.next()
+  entries.return(undefined)
+  return first.done !== true && first.value.offset !== undefined
+}
+
 /** Streams the archive once: its checksum, and its content checked against the manifest. */
 const checkArchive = (location: S3Location, scratch: string) =>
   Effect.gen(function* () {
@@ -61,16 +81,28 @@ const checkArchive = (location: S3Location, scratch: string) =>
         return undefined
       }
       const entries = new Map<string, TarEntry>()
-      const scanner = new TarScanner((entry) => entries.set(entry.path, entry))
+      // A manifest that gives offsets lists the entries in the archive's order: each is compared as
+      // it is read, and none is kept. One without (written before offsets) is compared by path.
+      const inOrder = listsOffsets(manifestFile)
+      const ordered = new TarManifestCheck(() => treeEntries(readLines(manifestFile)), header.layout)
+      let scanned = 0
+      const scanner = new TarScanner((entry) => {
+        scanned += 1
+        if (inOrder) ordered.entry(entry)
+        else entries.set(entry.path, entry)
+      })
       const read = await readThrough(stream, header.compression, async (tar: Readable) => {
         for await (const chunk of tar) scanner.push(chunk as Buffer)
         scanner.end()
       })
       if (read.failure !== undefined) return read.failure
-      content.addAll(compareTarWithManifest(entries, treeEntries(readLines(manifestFile))))
-      content.addAll(compareLayout(header.layout, (member) => entries.get(member)))
+      if (inOrder) content.addAll(ordered.finish())
+      else {
+        content.addAll(compareTarWithManifest(entries, treeEntries(readLines(manifestFile))))
+        content.addAll(compareLayout(header.layout, (member) => entries.get(member)))
+      }
       const volumes = header.layout?.kind === "volumes" ? header.layout.volumes.filter((volume) => volume.archivedAs === "files" || volume.archivedAs === "raw").length : 0
-      summary = `${entries.size} tar entries${volumes === 0 ? "" : ` of ${volumes} partitions and logical volumes`}`
+      summary = `${scanned} tar entries${volumes === 0 ? "" : ` of ${volumes} partitions and logical volumes`}`
       return undefined
     }
     const failure = yield* Effect.tryPromise({

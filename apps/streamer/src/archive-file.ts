@@ -19,7 +19,7 @@ import { verifyArchive } from "./content-verification"
 import { CHUNK_BYTES } from "./ebs-direct-source"
 import { rawImageManifestHeader, writeManifest } from "./manifest"
 import { makeOrderedPool } from "./ordered-pool"
-import { compressedUpperBound, partSizeFor } from "./part-size"
+import { compressedUpperBound, partScheduleFor } from "./part-size"
 import { fileChunkSource } from "./stream-source"
 
 const { values } = parseArgs({
@@ -76,13 +76,13 @@ const step = { recoveryPointArn: `file:${source}`, action: `archive-file:${value
 const manifestKey = `${values.key ?? ""}.manifest.ndjson`
 
 /** The upload's settings, printed with the result: a benchmark's ceilings use the same ones. */
-const partSize = partSizeFor(compressedUpperBound(size))
+const partSchedule = partScheduleFor(compressedUpperBound(size))
 
 const toS3 = (claim: Claim, previousUpload: UploadProgress | undefined) => archiveToS3({
   step: claim,
   target: { bucket: values.bucket ?? "", key: values.key ?? "", contentType: "application/zstd" },
   compression,
-  partSize,
+  partSchedule,
   resumable: false,
   previousUpload,
   openSource: open
@@ -123,7 +123,7 @@ const claimThenArchive = Effect.gen(function* () {
   const result = yield* toS3(claim, record.upload)
   const uploadSeconds = Number(process.hrtime.bigint() - uploadStarted) / 1e9
   const checked = yield* readBack(result)
-  const outcome = { inputBytes: result.inputBytes, size: result.size, parts: result.parts, partSize, uploadConcurrency: DEFAULT_UPLOAD_CONCURRENCY, uploadSeconds, ...checked }
+  const outcome = { inputBytes: result.inputBytes, size: result.size, parts: result.parts, partSize: partSchedule.first, partSchedule, uploadConcurrency: DEFAULT_UPLOAD_CONCURRENCY, uploadSeconds, ...checked }
   yield* ledger.finish(claim, { status: checked.verified === "content" ? "succeeded" : "failed", outcome })
   return outcome
 })

@@ -14,7 +14,8 @@ import { ServiceSettings, type Policy } from "@backup-actions/config"
 import { LeaseLost, Ledger } from "@backup-actions/ledger"
 import { makeMemoryLedger } from "@backup-actions/ledger/testing"
 import { EMULATOR_REGION, startServiceHarness, type ServiceHarness } from "@backup-actions/local"
-import { archiveToS3, fragmentKey } from "./archive-pipeline"
+import { archiveToS3, fragmentKey, type ChunkJob, type ChunkSource } from "./archive-pipeline"
+import { compressChunk } from "./compress"
 import { archiveDirect } from "./direct"
 import { archiveDump, dumpKeys } from "./dump"
 import { exitedCleanly, run, STREAMING_TOOL } from "./exec"
@@ -236,6 +237,47 @@ describe("an upload that did not complete", () => {
       assert.deepStrictEqual(failed.uploads, [])
       assert.deepStrictEqual(failed.fragments, [])
     }).pipe(Effect.provide(streamerLayer()))
+  )
+})
+
+describe("a run of holes", () => {
+  it.live("is stored as one zero frame per chunk, cut across parts at a chunk boundary as single chunks would be", () =>
+    Effect.gen(function* () {
+      const ledger = yield* Ledger
+      const settings = yield* ServiceSettings
+      // Prepare: one chunk of random bytes, then a run of holes whose zero frames fill the rest of a part and part of another
+      const chunk = 4 * 1024 * 1024
+      const partSize = 5 * 1024 * 1024
+      const data = randomBytes(chunk)
+      const dataFrame = yield* compressChunk(data, "zstd")
+      const zeroFrame = yield* compressChunk(Buffer.alloc(chunk), "zstd")
+      const holes = Math.ceil((3 * 1024 * 1024) / zeroFrame.length)
+      const jobs: Array<ChunkJob<never>> = [
+        { inputBytes: chunk, produce: Effect.succeed({ bytes: Option.some(data), manifestLines: ["{\"block\":0}"] }) },
+        { inputBytes: chunk, chunks: holes, produce: Effect.succeed({ bytes: Option.none(), manifestLines: [] }) }
+      ]
+      const source: ChunkSource<never> = { pull: Effect.sync(() => Option.fromNullable(jobs.shift())) }
+      const key = "archives/ebs/snap-0holerun00000001/direct/disk.img.zst"
+      const { claim } = yield* ledger.claim({ recoveryPointArn: "arn:test:holerun", action: "archive:direct" }, { leaseMs: 60_000, maxAttempts: 3 })
+      // Act
+      const written = yield* archiveToS3({
+        step: claim,
+        target: { bucket: settings.artifactBucket, key, contentType: "application/zstd" },
+        compression: "zstd",
+        partSize,
+        uploadConcurrency: 1,
+        resumable: true,
+        previousUpload: undefined,
+        openSource: () => Effect.succeed(source)
+      })
+      // Assess: every chunk's frame is there; part 1 ends at the first chunk boundary past the part size
+      const journal = JSON.parse((yield* readObject(fragmentKey(key, 1))).split("\n")[0] ?? "{}") as { size: number; inputEnd: number }
+      assert.strictEqual(written.inputBytes, chunk * (1 + holes))
+      assert.strictEqual(written.size, dataFrame.length + holes * zeroFrame.length)
+      assert.strictEqual(written.parts, 2)
+      assert.strictEqual(journal.size, dataFrame.length + Math.ceil((partSize - dataFrame.length) / zeroFrame.length) * zeroFrame.length)
+      assert.strictEqual(journal.inputEnd, chunk * (1 + Math.ceil((partSize - dataFrame.length) / zeroFrame.length)))
+    }).pipe(Effect.provide(ledgerLosingTheStep(100)), Effect.provide(streamerLayer()))
   )
 })
 

@@ -7,6 +7,7 @@ import type { Claim, LeaseLost, UploadProgress } from "@backup-actions/ledger"
 import { Ledger } from "@backup-actions/ledger"
 import { COMPRESS_CONCURRENCY, compressChunk } from "./compress"
 import { makeOrderedPool } from "./ordered-pool"
+import { partSizeAt, scheduleId, uniformSchedule, type PartSchedule } from "./part-size"
 import {
   abortUpload,
   completeUpload,
@@ -21,6 +22,12 @@ import {
 /** One chunk of input: how many bytes it stands for, and the work that produces them. */
 export interface ChunkJob<E> {
   readonly inputBytes: number
+  /**
+   * Consecutive chunks of `inputBytes` this job stands for, 1 unless given: a run of holes
+   * (a sparse volume's unwritten blocks) is one job, whose `produce` gives None, and is stored
+   * as one zero frame per chunk, as if each had been a job of its own.
+   */
+  readonly chunks?: number
   /** The chunk's bytes, or None when they are all zeros (a hole in a sparse image). */
   readonly produce: Effect.Effect<{ readonly bytes: Option.Option<Buffer>; readonly manifestLines: ReadonlyArray<string> }, E>
   /** Gives the chunk's buffer back to its source once the chunk is compressed. */
@@ -41,12 +48,19 @@ export interface ArchiveProgress {
 /** Parts uploading at once unless a request says otherwise. */
 export const DEFAULT_UPLOAD_CONCURRENCY = 2
 
-export interface ArchiveRequest<E, R> {
+/**
+ * The sizes parts are cut at: a schedule by part number (parts held in memory stay small while
+ * the archive is small, whatever its bound), or one size for every part.
+ */
+export type PartSizing = { readonly partSchedule: PartSchedule; readonly partSize?: never } | { readonly partSize: number; readonly partSchedule?: never }
+
+export type ArchiveRequest<E, R> = ArchiveRequestFields<E, R> & PartSizing
+
+interface ArchiveRequestFields<E, R> {
   /** The claim on the step: every progress write is conditioned on it. */
   readonly step: Claim
   readonly target: UploadTarget
   readonly compression: Compression
-  readonly partSize: number
   /** Chunks compressing at once. */
   readonly compressConcurrency?: number
   /** Parts uploading at once. */
@@ -147,6 +161,8 @@ interface Frame {
   readonly frame: Buffer
   readonly inputBytes: number
   readonly manifestLines: ReadonlyArray<string>
+  /** How many times the frame follows itself (a run of holes): each time for `inputBytes` more. */
+  readonly repeat: number
 }
 
 interface PartDone {
@@ -157,16 +173,20 @@ interface PartDone {
 
 /**
  * Streams a chunk source to one S3 object as concatenated compressed frames:
- * chunks are produced and compressed concurrently, gathered into parts of `partSize`,
+ * chunks are produced and compressed concurrently, gathered into parts of the schedule's sizes,
  * uploaded with their SHA-256, and after each part the ledger records how far the upload
  * got, so that a worker that dies mid-way resumes the same upload from the last part.
- * Memory is bounded by the pools' capacities times the chunk and part sizes.
+ * Memory is bounded by the pools' capacities times the chunk and part sizes; with a growing
+ * schedule, the part size follows what was written rather than the input's bound.
  */
 export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
   Effect.gen(function* () {
     const ledger = yield* Ledger
     const s3 = yield* S3
-    const { step, target, partSize } = request
+    const { step, target } = request
+    const schedule = request.partSchedule ?? uniformSchedule(request.partSize)
+    // What the ledger records of the schedule, so that a resumed upload cuts its parts the same way.
+    const partSize = scheduleId(schedule)
     const uploadConcurrency = request.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY
 
     // An earlier attempt's upload that is not resumed is aborted and its fragments deleted: this
@@ -204,7 +224,9 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
       const resumable = Option.flatMap(Option.all([stored, journal]), ([parts, journaled]) => {
         const matches = journaled.every((entry, index) => {
           const held = parts[index]
-          return held !== undefined && held.partNumber === entry.partNumber && held.etag === entry.etag && held.size === entry.size
+          // Every part but the last was cut once it reached its scheduled size: a smaller one was cut by another schedule.
+          const cutBySchedule = entry.partNumber === journaled.length || entry.size >= partSizeAt(schedule, entry.partNumber)
+          return held !== undefined && held.partNumber === entry.partNumber && held.etag === entry.etag && held.size === entry.size && cutBySchedule
         })
         return matches ? Option.some({ uploadId: recorded.uploadId, parts: journaled, inputOffset: recorded.inputOffset }) : Option.none()
       })
@@ -245,12 +267,15 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
               const job = yield* source.pull
               if (Option.isNone(job)) break
               const { inputBytes, produce, release } = job.value
+              const repeat = job.value.chunks ?? 1
               yield* frames.submit(
                 Effect.flatMap(produce, ({ bytes, manifestLines }) =>
-                  Effect.map(
-                    Option.match(bytes, { onNone: () => zeroFrame(inputBytes), onSome: (chunk) => compressChunk(chunk, request.compression) }),
-                    (frame) => ({ frame, inputBytes, manifestLines })
-                  )
+                  Option.isSome(bytes) && repeat > 1
+                    ? Effect.dieMessage(`a job of ${repeat} chunks gave bytes: only a run of holes stands for several chunks`)
+                    : Effect.map(
+                        Option.match(bytes, { onNone: () => zeroFrame(inputBytes), onSome: (chunk) => compressChunk(chunk, request.compression) }),
+                        (frame): Frame => ({ frame, inputBytes, manifestLines, repeat })
+                      )
                 ).pipe(Effect.ensuring(release ?? Effect.void))
               )
             }
@@ -289,18 +314,22 @@ export const archiveToS3 = <E, R>(request: ArchiveRequest<E, R>) =>
             while (true) {
               const next = yield* frames.next
               if (Option.isNone(next)) break
-              buffers.push(next.value.frame)
-              hash.update(next.value.frame)
-              lines.push(...next.value.manifestLines)
-              size += next.value.frame.length
-              inputEnd += next.value.inputBytes
-              if (size >= partSize) {
-                yield* submitPart(partNumber, buffers, hash.digest("base64"), inputEnd, lines)
-                partNumber += 1
-                buffers = []
-                lines = []
-                size = 0
-                hash = createHash("sha256")
+              const { frame, inputBytes, manifestLines, repeat } = next.value
+              lines.push(...manifestLines)
+              // A run of holes may span parts: each of its frames is gathered as a chunk's own would be.
+              for (let time = 0; time < repeat; time += 1) {
+                buffers.push(frame)
+                hash.update(frame)
+                size += frame.length
+                inputEnd += inputBytes
+                if (size >= partSizeAt(schedule, partNumber)) {
+                  yield* submitPart(partNumber, buffers, hash.digest("base64"), inputEnd, lines)
+                  partNumber += 1
+                  buffers = []
+                  lines = []
+                  size = 0
+                  hash = createHash("sha256")
+                }
               }
             }
             if (size > 0 || partNumber === 1) yield* submitPart(partNumber, buffers, hash.digest("base64"), inputEnd, lines)

@@ -9,7 +9,7 @@ import { openEbsDirectSource, CHUNK_BYTES } from "./ebs-direct-source"
 import { archiveAction, archiveKeys } from "./keys"
 import { rawImageManifestHeader, writeManifest } from "./manifest"
 import { archiveStep, describeArchiveFailure, failedOutcome, verifiedOutcome, type ArchiveSubject } from "./outcome"
-import { compressedUpperBound, partSizeFor } from "./part-size"
+import { compressedUpperBound, partScheduleFor } from "./part-size"
 
 /**
  * The snapshot an image is read from, for the manifest's header: its size and encryption (the
@@ -93,7 +93,9 @@ export const archiveDirect = (subject: ArchiveSubject) =>
             step: claim,
             target,
             compression: subject.plan.compression,
-            partSize: partSizeFor(compressedUpperBound(layout.volumeBytes)),
+            // A sparse volume's archive is far smaller than its declared size: parts grow with what
+            // was written, so that memory does not follow the declared size.
+            partSchedule: partScheduleFor(compressedUpperBound(layout.volumeBytes)),
             resumable: true,
             previousUpload: record.upload,
             openSource: open,

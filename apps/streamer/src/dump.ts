@@ -27,7 +27,7 @@ import { runToCompletion, streamingToolLimits, type ToolTimedOut } from "./exec"
 import { writeManifest } from "./manifest"
 import { verifyStream, type ContentVerdict } from "./content-verification"
 import { deleteSourceIfAsked, failedDetail, storedArchive } from "./outcome"
-import { compressedUpperBound, partSizeFor } from "./part-size"
+import { compressedUpperBound, partScheduleFor } from "./part-size"
 import { toolChunkSource, type SourceReadError } from "./stream-source"
 
 type ArchiveDetail = DetailOf<typeof ArchiveCompleted>
@@ -274,7 +274,7 @@ export const archiveDump = (subject: DumpSubject) =>
               step: claim,
               target: { bucket: settings.artifactBucket, key, contentType: `application/sql+${subject.plan.compression}` },
               compression: subject.plan.compression,
-              partSize: partSizeFor(dumpUpperBound(database)),
+              partSchedule: partScheduleFor(dumpUpperBound(database)),
               // A dump is a stream: a resumed attempt starts it over (an earlier upload is aborted).
               resumable: false,
               previousUpload: index === 0 ? record.upload : undefined,

@@ -4,9 +4,10 @@ import { assert, describe, it } from "@effect/vitest"
 import { EBSClient, GetSnapshotBlockCommand, ListSnapshotBlocksCommand, type ChecksumAlgorithm } from "@aws-sdk/client-ebs"
 import { DescribeSnapshotsCommand, EC2Client } from "@aws-sdk/client-ec2"
 import { mockClient } from "aws-sdk-client-mock"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option, type Scope } from "effect"
 import { Ebs, Ec2 } from "@backup-actions/aws"
-import { BlockChecksumMismatch, BlockWithoutChecksum, EBS_BLOCK_SIZE, UnsupportedBlockLayout, openEbsDirectSource, readBlock } from "./ebs-direct-source"
+import type { ChunkSource } from "./archive-pipeline"
+import { BlockChecksumMismatch, BlockWithoutChecksum, EBS_BLOCK_SIZE, HOLE_RUN_CHUNKS, UnsupportedBlockLayout, openEbsDirectSource, readBlock } from "./ebs-direct-source"
 
 // The EBS direct APIs are mocked rather than emulated: the emulator cannot be made to answer a
 // block without its checksum, and these tests are about the exact shapes of those answers.
@@ -155,4 +156,93 @@ describe("opening a snapshot for direct reading", () => {
       })
     )
   }
+})
+
+/** Every job a source gives, in order: the chunks each stands for, and whether it read bytes. */
+const jobsOf = (open: (offset: number) => Effect.Effect<ChunkSource<unknown>, unknown, Ebs | Scope.Scope>, offset: number) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const source = yield* open(offset)
+      const jobs: Array<{ readonly chunks: number; readonly inputBytes: number; readonly data: boolean }> = []
+      while (true) {
+        const job = yield* source.pull
+        if (Option.isNone(job)) return jobs
+        const produced = yield* job.value.produce
+        jobs.push({ chunks: job.value.chunks ?? 1, inputBytes: job.value.inputBytes, data: Option.isSome(produced.bytes) })
+      }
+    })
+  )
+
+describe("reading a sparse snapshot", () => {
+  /** A 1 GiB snapshot (256 chunks of 8 blocks) listing block 0 on a first page and block 803 (chunk 100) on a second. */
+  const sparseSnapshot = () => {
+    const mocks = mockedClients()
+    const bytes = randomBytes(EBS_BLOCK_SIZE)
+    mocks.ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: SNAPSHOT_ID, State: "completed", VolumeSize: 1 }] })
+    // Answered as the SDK would, asynchronously: the listing is sent without an async wrapper.
+    mocks.ebs.on(ListSnapshotBlocksCommand).callsFake(async (input: { readonly NextToken?: string; readonly StartingBlockIndex?: number }) => {
+      const pages = [[{ BlockIndex: 0, BlockToken: "token-0" }], [{ BlockIndex: 803, BlockToken: "token-803" }]]
+      const listed = input.NextToken === "page-2" ? pages[1] : pages[0]
+      return await Promise.resolve({
+        VolumeSize: 1,
+        BlockSize: EBS_BLOCK_SIZE,
+        Blocks: (listed ?? []).filter((block) => block.BlockIndex >= (input.StartingBlockIndex ?? 0)),
+        ...(input.NextToken === "page-2" ? {} : { NextToken: "page-2" })
+      })
+    })
+    mocks.ebs.on(GetSnapshotBlockCommand).callsFake(() => ({ BlockData: blockData(bytes), DataLength: bytes.length, Checksum: sha256(bytes), ChecksumAlgorithm: "SHA256" }))
+    return mocks
+  }
+
+  it.effect("gives each run of holes as one job that stands for its chunks, up to the chunk of the next listed block", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const mocks = sparseSnapshot()
+      // Act
+      const { open } = yield* openEbsDirectSource(SNAPSHOT_ID).pipe(Effect.provide(mocks.layer))
+      const jobs = yield* jobsOf(open, 0).pipe(Effect.provide(mocks.layer))
+      // Assess: chunk 0, the holes of chunks 1-99, chunk 100, the holes to the end; 1 GiB in all
+      const chunk = 4 * 1024 * 1024
+      assert.deepStrictEqual(jobs, [
+        { chunks: 1, inputBytes: chunk, data: true },
+        { chunks: 99, inputBytes: chunk, data: false },
+        { chunks: 1, inputBytes: chunk, data: true },
+        { chunks: 155, inputBytes: chunk, data: false }
+      ])
+      assert.strictEqual(jobs.reduce((total, job) => total + job.chunks * job.inputBytes, 0), 1024 ** 3)
+    })
+  )
+
+  it.effect("starts a resumed read's first run of holes at the resume point", () =>
+    Effect.gen(function* () {
+      // Prepare
+      const mocks = sparseSnapshot()
+      // Act: resume at chunk 50
+      const { open } = yield* openEbsDirectSource(SNAPSHOT_ID).pipe(Effect.provide(mocks.layer))
+      const jobs = yield* jobsOf(open, 50 * 4 * 1024 * 1024).pipe(Effect.provide(mocks.layer))
+      // Assess
+      assert.deepStrictEqual(
+        jobs.map((job) => [job.chunks, job.data]),
+        [[50, false], [1, true], [155, false]]
+      )
+    })
+  )
+
+  it.effect("splits a long run of holes into runs of at most 64 GiB", () =>
+    Effect.gen(function* () {
+      // Prepare: a 160 GiB snapshot with no block written
+      const mocks = mockedClients()
+      mocks.ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: SNAPSHOT_ID, State: "completed", VolumeSize: 160 }] })
+      mocks.ebs.on(ListSnapshotBlocksCommand).resolves({ VolumeSize: 160, BlockSize: EBS_BLOCK_SIZE, Blocks: [] })
+      // Act
+      const { open } = yield* openEbsDirectSource(SNAPSHOT_ID).pipe(Effect.provide(mocks.layer))
+      const jobs = yield* jobsOf(open, 0).pipe(Effect.provide(mocks.layer))
+      // Assess
+      assert.deepStrictEqual(
+        jobs.map((job) => job.chunks),
+        [HOLE_RUN_CHUNKS, HOLE_RUN_CHUNKS, 160 * 256 - 2 * HOLE_RUN_CHUNKS]
+      )
+      assert.isTrue(jobs.every((job) => !job.data))
+    })
+  )
 })

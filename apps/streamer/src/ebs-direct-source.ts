@@ -9,6 +9,11 @@ import type { ChunkJob, ChunkSource } from "./archive-pipeline"
 export const EBS_BLOCK_SIZE = 512 * 1024
 /** Input chunk: one compressed frame each. Eight EBS blocks. */
 export const CHUNK_BYTES = 4 * 1024 * 1024
+/**
+ * The most chunks of holes one job stands for (64 GiB): a sparse volume's unwritten runs cost
+ * one job each rather than one per chunk, while gathering one run's frames stays short.
+ */
+export const HOLE_RUN_CHUNKS = 16_384
 
 export class BlockChecksumMismatch extends Schema.TaggedError<BlockChecksumMismatch>()("BlockChecksumMismatch", {
   snapshotId: Schema.String,
@@ -146,6 +151,12 @@ export const openEbsDirectSource = (snapshotId: string, options: { readonly bloc
           exhausted = nextToken === undefined
         })
         yield* fillPage
+        /** The index of the next listed block not yet taken, or undefined when there is none. */
+        const nextListed = Effect.gen(function* () {
+          while (page.length === 0 && !exhausted) yield* fillPage
+          return page[0]?.BlockIndex
+        })
+        const wholeChunks = Math.floor(volumeBytes / CHUNK_BYTES)
         const blocksBefore = (limit: number) =>
           Effect.gen(function* () {
             const taken: Array<Block> = []
@@ -163,6 +174,15 @@ export const openEbsDirectSource = (snapshotId: string, options: { readonly bloc
             const offset = index * CHUNK_BYTES
             const inputBytes = Math.min(CHUNK_BYTES, volumeBytes - offset)
             const blocks = yield* blocksBefore((index + 1) * blocksPerChunk)
+            if (blocks.length === 0 && inputBytes === CHUNK_BYTES) {
+              // A hole: it runs to the chunk of the next listed block, or to the last whole chunk.
+              const next = yield* nextListed
+              const end = Math.min(next === undefined ? wholeChunks : Math.floor(next / blocksPerChunk), wholeChunks, index + HOLE_RUN_CHUNKS)
+              const chunks = Math.max(1, end - index)
+              chunk = index + chunks
+              const hole: ChunkJob<EbsSourceError> = { inputBytes, chunks, produce: Effect.succeed({ bytes: Option.none(), manifestLines: [] }) }
+              return Option.some(hole)
+            }
             const job: ChunkJob<EbsSourceError> = {
               inputBytes,
               produce:

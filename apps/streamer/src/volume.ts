@@ -15,7 +15,7 @@ import { archiveAction, archiveKeys } from "./keys"
 import { writeManifest } from "./manifest"
 import { mountDisk, type MountedDisk } from "./mount"
 import { archiveStep, describeArchiveFailure, failedOutcome, verifiedOutcome, type ArchiveSubject } from "./outcome"
-import { compressedUpperBound, partSizeFor } from "./part-size"
+import { compressedUpperBound, partScheduleFor } from "./part-size"
 import { concatSources, rawMemberOffsets, rawMembersSource } from "./raw-members"
 import { SCRATCH } from "./leftovers"
 import { SourceReadError, fileChunkSource, toolChunkSource } from "./stream-source"
@@ -116,7 +116,7 @@ const tarArchive = (subject: ArchiveSubject, step: Claim, previousUpload: Upload
       step,
       target: { bucket: settings.artifactBucket, key: keys.archive, contentType: "application/x-tar" + (subject.plan.compression === "zstd" ? "+zstd" : "+gzip") },
       compression: subject.plan.compression,
-      partSize: partSizeFor(compressedUpperBound(bound + CHUNK_BYTES)),
+      partSchedule: partScheduleFor(compressedUpperBound(bound + CHUNK_BYTES)),
       resumable: false,
       previousUpload,
       openSource: () =>
@@ -190,7 +190,7 @@ const rawArchive = (subject: ArchiveSubject, step: Claim, previousUpload: Upload
       step,
       target: { bucket: settings.artifactBucket, key: keys.archive, contentType: contentTypeOf(subject.plan.compression) },
       compression: subject.plan.compression,
-      partSize: partSizeFor(compressedUpperBound(size)),
+      partSchedule: partScheduleFor(compressedUpperBound(size)),
       resumable: false,
       previousUpload,
       openSource: () => fileChunkSource(device, size, { detectHoles: true, buffers: SOURCE_BUFFERS })
