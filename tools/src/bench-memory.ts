@@ -23,6 +23,7 @@ import { DynamoDb, Ebs, S3, awsCall } from "@backup-actions/aws"
 import type { PolicyDocument } from "@backup-actions/config"
 import { localStateDir } from "@backup-actions/local"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
+import { logLineTimes } from "./bench-support"
 import { formatBytes } from "./report"
 import { startLocalStack, type LocalStack } from "./stack"
 
@@ -85,12 +86,7 @@ const rssOf = (pid: number | undefined): { readonly peak: number; readonly now: 
 }
 
 /** When the streamer's log first has a line with `needle`, from its timestamp. */
-const loggedAt = (logFile: string, needle: string): number | undefined => {
-  if (!existsSync(logFile)) return undefined
-  const line = readFileSync(logFile, "utf8").split("\n").find((candidate) => candidate.includes(needle))
-  const stamp = line === undefined ? undefined : /timestamp=(\S+)/.exec(line)?.[1]
-  return stamp === undefined ? undefined : Date.parse(stamp)
-}
+const loggedAt = (logFile: string, needle: string): number | undefined => logLineTimes(logFile, "")(needle)
 
 /** The streamer's decompressor of the read-back (a `zstd -d` child), if one runs: its pid. */
 const readBackTool = (streamerPid: number | undefined): number | undefined => {

@@ -1,6 +1,6 @@
 /** What the bench's rows share: running a measuring child, the zstd CLI as a reference, a process's peak memory. */
 import { spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { workspaceRoot } from "@backup-actions/local"
 
 /** A generous bound for the zstd CLI's run: it is a reference, and a hung one must not hang the bench. */
@@ -62,3 +62,16 @@ export const peakRss = (pid: number | undefined): number => {
   return kib === undefined ? 0 : Number(kib) * 1024
 }
 
+
+/**
+ * When a service first logged a line containing `needle` (ms since the epoch), among the lines
+ * of its log that contain `subject`; undefined when there is no such line.
+ */
+export const logLineTimes = (logFile: string, subject: string): ((needle: string) => number | undefined) => {
+  const lines = existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").filter((line) => line.includes(subject)) : []
+  return (needle) => {
+    const line = lines.find((candidate) => candidate.includes(needle))
+    const stamp = line === undefined ? undefined : /timestamp=(\S+)/.exec(line)?.[1]
+    return stamp === undefined ? undefined : Date.parse(stamp)
+  }
+}

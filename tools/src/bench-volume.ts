@@ -6,11 +6,11 @@
  * same filesystem, measured in the same run.
  */
 import { execFileSync, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
+import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import type { Effect, Layer, Scope } from "effect"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
-import { peakRss, runJson, zstdCli, type Measured } from "./bench-support"
+import { logLineTimes, peakRss, runJson, zstdCli, type Measured } from "./bench-support"
 import { makeExt4Image } from "./seed"
 import { putImageAsSnapshot } from "./snapshot-writer"
 import { SERVICE_NODE_FLAGS, type LocalStack } from "./stack"
@@ -59,13 +59,7 @@ const timed = (command: string, args: ReadonlyArray<string>): number => {
 
 /** Seconds between the first log lines about `subject` that contain each needle. */
 const logSpan = (logFile: string, subject: string, from: string, to: string): number | undefined => {
-  if (!existsSync(logFile)) return undefined
-  const lines = readFileSync(logFile, "utf8").split("\n").filter((line) => line.includes(subject))
-  const at = (needle: string): number | undefined => {
-    const line = lines.find((candidate) => candidate.includes(needle))
-    const stamp = line === undefined ? undefined : /timestamp=(\S+)/.exec(line)?.[1]
-    return stamp === undefined ? undefined : Date.parse(stamp)
-  }
+  const at = logLineTimes(logFile, subject)
   const start = at(from)
   const end = at(to)
   return start === undefined || end === undefined ? undefined : (end - start) / 1000

@@ -22,13 +22,13 @@
  */
 import { execFileSync } from "node:child_process"
 import { availableParallelism } from "node:os"
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, type Layer, type Scope } from "effect"
 import type { PolicyDocument } from "@backup-actions/config"
 import { localStateDir, workspaceRoot } from "@backup-actions/local"
 import { sendRecoveryPointCompleted, snapshotArn, waitForStep } from "./backup-events"
-import { peakRss, runJson, zstdCli, type Measured } from "./bench-support"
+import { logLineTimes, peakRss, runJson, zstdCli, type Measured } from "./bench-support"
 import { benchVolumeMode, VOLUME_BENCH_VAULT } from "./bench-volume"
 import { writeDiskLikeInput } from "./disk-like-input"
 import { formatBytes, table } from "./report"
@@ -61,12 +61,7 @@ const policy: PolicyDocument = {
  * directly", "<snapshot>: 100% read" (the last part recorded) and "content verified".
  */
 const directPhases = (logFile: string, snapshotId: string): { readonly uploadSeconds: number; readonly readBackSeconds: number } | undefined => {
-  if (!existsSync(logFile)) return undefined
-  const at = (needle: string): number | undefined => {
-    const line = readFileSync(logFile, "utf8").split("\n").find((candidate) => candidate.includes(needle))
-    const stamp = line === undefined ? undefined : /timestamp=(\S+)/.exec(line)?.[1]
-    return stamp === undefined ? undefined : Date.parse(stamp)
-  }
+  const at = logLineTimes(logFile, snapshotId)
   const started = at(`archiving ${snapshotId} directly`)
   const read = at(`${snapshotId}: 100% read`)
   const verified = at(`/${snapshotId}/direct/disk.img.zst: content verified`)
